@@ -1,0 +1,43 @@
+# licdata -- PGXS build, plus the project's own test and demo targets.
+#
+#   make && make install      build and install into the PostgreSQL that pg_config names
+#   make test                 every test (pg_regress, isolation, TAP, clients), each suite reported
+#   make demo                 a private throwaway cluster running both licensed-access cases
+#
+# PGXS's own "make check" is a silent no-op for extensions; use "make test".
+
+EXTENSION    = licdata
+EXTVERSION   = 1.0
+MODULE_big   = licdata
+OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+DATA_built   = licdata--$(EXTVERSION).sql
+PG_CONFIG   ?= pg_config
+PG_CPPFLAGS  = -I$(srcdir)/src
+PG_CFLAGS    = -Wall -Werror
+SHLIB_LINK   = -lcrypto -lsodium
+EXTRA_CLEAN  = licdata--$(EXTVERSION).sql tools/licdata-sign results regression.diffs regression.out \
+               output_iso tmp_check log
+# Debian's server build has LLVM; skip bitcode so clang is not needed.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+srcdir ?= .
+
+# The install script is assembled from schema/NN_*.sql in order.
+licdata--$(EXTVERSION).sql: $(sort $(wildcard schema/*.sql))
+	( printf '%s\n' '\echo Use "CREATE EXTENSION licdata" to load this file. \quit'; \
+	  for f in $^; do printf '\n-- %s\n' "$$f"; cat "$$f"; done ) > $@
+
+$(OBJS): $(wildcard src/*.h)
+
+.PHONY: test demo deps
+test:
+	bash test/run-tests.sh
+
+demo:
+	bash test/demo/run-demo.sh
+
+deps:
+	bash test/lib/deps.sh

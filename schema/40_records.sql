@@ -1,0 +1,265 @@
+/*
+ * 40_records.sql -- usage (billing) and audit records, and what reads them.
+ *
+ * Rows arrive only through licdata._flush_record, called by the background
+ * worker for each journal record; a trigger refuses every other write, even
+ * an operator's.  Each journal record has a unique reference, so a replay
+ * after a crash inserts nothing twice.  audit_log is a SHA-256 hash chain:
+ * each row's hash covers its content and the previous row's hash.
+ */
+
+CREATE TABLE licdata.usage (
+	id					bigserial PRIMARY KEY,
+	at					timestamptz NOT NULL,
+	ended_at			timestamptz,
+	licence_id			bigint,
+	licensee			regrole,
+	dataset				regclass,
+	session_user_name	name,
+	role_name			name,
+	purpose				text,
+	consent_ref			text,
+	query_id			bigint,
+	statement			text,
+	statement_is_hash	boolean NOT NULL DEFAULT false,
+	rows				bigint NOT NULL,
+	rows_delivered		bigint NOT NULL,
+	rows_in_functions	bigint NOT NULL,
+	rows_aggregated		bigint NOT NULL,
+	duration_ms			double precision,
+	outcome				text NOT NULL CHECK (outcome IN ('ok', 'error', 'cancelled')),
+	sqlstate			text,
+	mode				text NOT NULL DEFAULT 'rows',
+	amount				numeric NOT NULL,
+	journal_ref			text NOT NULL,
+	UNIQUE (journal_ref, licence_id, dataset)
+);
+CREATE INDEX usage_licensee_at ON licdata.usage (licensee, at);
+CREATE INDEX usage_licence_at ON licdata.usage (licence_id, at);
+COMMENT ON TABLE licdata.usage IS 'Billing: one row per licence used by each licensee statement';
+COMMENT ON COLUMN licdata.usage.rows IS 'Rows billed: the larger of rows_delivered and rows_in_functions';
+
+CREATE TABLE licdata.audit_log (
+	seq					bigint PRIMARY KEY,
+	at					timestamptz NOT NULL,
+	role_name			name,
+	session_user_name	name,
+	licensee			regrole,
+	licensee_name		text,
+	kind				text NOT NULL CHECK (kind IN ('licensee', 'operator')),
+	purpose				text,
+	consent_ref			text,
+	datasets			regclass[],
+	dataset_names		text[],
+	licence_ids			bigint[],
+	decision			text NOT NULL CHECK (decision IN ('allow', 'deny')),
+	sqlstate			text,
+	statement			text,
+	rows				bigint,
+	journal_ref			text NOT NULL UNIQUE,
+	prev_hash			bytea NOT NULL,
+	hash				bytea NOT NULL
+);
+CREATE INDEX audit_log_at ON licdata.audit_log (at);
+COMMENT ON TABLE licdata.audit_log IS 'Audit trail: one row per statement that reached a dataset, allowed or denied; SHA-256 hash chain';
+
+SELECT pg_catalog.pg_extension_config_dump('licdata.usage', '');
+SELECT pg_catalog.pg_extension_config_dump('licdata.usage_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('licdata.audit_log', '');
+
+CREATE FUNCTION licdata._records_guard() RETURNS trigger
+	LANGUAGE C AS 'MODULE_PATHNAME', 'licdata_records_guard';
+CREATE TRIGGER records_guard BEFORE INSERT OR UPDATE OR DELETE ON licdata.usage
+	FOR EACH ROW EXECUTE FUNCTION licdata._records_guard();
+CREATE TRIGGER records_guard_truncate BEFORE TRUNCATE ON licdata.usage
+	FOR EACH STATEMENT EXECUTE FUNCTION licdata._records_guard();
+CREATE TRIGGER records_guard BEFORE INSERT OR UPDATE OR DELETE ON licdata.audit_log
+	FOR EACH ROW EXECUTE FUNCTION licdata._records_guard();
+CREATE TRIGGER records_guard_truncate BEFORE TRUNCATE ON licdata.audit_log
+	FOR EACH STATEMENT EXECUTE FUNCTION licdata._records_guard();
+
+GRANT SELECT ON licdata.usage, licdata.audit_log TO licdata_operator, licdata_auditor;
+
+-- The bytes an audit row's hash covers (with the previous hash in front).
+CREATE FUNCTION licdata._audit_bytes(a licdata.audit_log) RETURNS bytea
+	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT a.prev_hash || convert_to(concat_ws('|',
+		a.seq::text,
+		to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+		quote_nullable(a.role_name::text), quote_nullable(a.session_user_name::text),
+		quote_nullable(a.licensee_name), a.kind, quote_nullable(a.purpose),
+		quote_nullable(a.consent_ref), quote_nullable(a.dataset_names::text),
+		quote_nullable(a.licence_ids::text), a.decision, quote_nullable(a.sqlstate),
+		quote_nullable(a.statement), quote_nullable(a.rows::text), a.journal_ref), 'UTF8')
+$$;
+
+/*
+ * Move one journal record (as jsonb, see src/worker.c) into the tables.
+ * Does nothing when the record was moved before.
+ */
+CREATE FUNCTION licdata._flush_record(r jsonb) RETURNS void
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ref text := r->>'ref';
+	kind int := (r->>'kind')::int;
+	billed bigint := greatest((r->>'rows')::bigint, (r->>'nested_rows')::bigint);
+	u jsonb;
+	last record;
+	a licdata.audit_log;
+	ds_oids regclass[] := '{}';
+	ds_names text[] := '{}';
+	lic_ids bigint[] := '{}';
+	lic_name text;
+BEGIN
+	IF EXISTS (SELECT FROM licdata.audit_log x WHERE x.journal_ref = ref) THEN
+		RETURN;
+	END IF;
+	IF (r->>'licensee')::oid <> 0 THEN
+		SELECT rolname INTO lic_name FROM pg_roles WHERE oid = (r->>'licensee')::oid;
+		lic_name := coalesce(lic_name, (r->>'licensee'));
+	END IF;
+	FOR u IN SELECT * FROM jsonb_array_elements(r->'uses') LOOP
+		IF (u->>'dataset')::oid <> 0 THEN
+			ds_oids := ds_oids || (u->>'dataset')::oid::regclass;
+			ds_names := ds_names || coalesce((SELECT n.nspname || '.' || c.relname FROM pg_class c
+												JOIN pg_namespace n ON n.oid = c.relnamespace
+											   WHERE c.oid = (u->>'dataset')::oid), u->>'dataset');
+		END IF;
+		IF (u->>'licence_id')::bigint <> 0 THEN
+			lic_ids := lic_ids || (u->>'licence_id')::bigint;
+		END IF;
+		IF kind = 1 THEN
+			INSERT INTO licdata.usage (at, ended_at, licence_id, licensee, dataset, session_user_name,
+					role_name, purpose, consent_ref, query_id, statement, statement_is_hash, rows,
+					rows_delivered, rows_in_functions, rows_aggregated, duration_ms, outcome, sqlstate,
+					mode, amount, journal_ref)
+			VALUES ((r->>'started_at')::timestamptz, (r->>'ended_at')::timestamptz,
+					(u->>'licence_id')::bigint, (r->>'licensee')::oid::regrole,
+					(u->>'dataset')::oid::regclass, r->>'session_user_name', r->>'role_name',
+					r->>'purpose', r->>'consent_ref', (r->>'query_id')::bigint, r->>'statement',
+					(r->>'statement_is_hash')::int = 1, billed, (r->>'rows')::bigint,
+					(r->>'nested_rows')::bigint, (r->>'rows_aggregated')::bigint,
+					(r->>'duration_ms')::double precision, r->>'outcome', r->>'sqlstate',
+					CASE WHEN (u->>'aggregate')::boolean THEN 'aggregate' ELSE 'rows' END,
+					(u->>'price_per_query')::numeric + billed * (u->>'price_per_row')::numeric, ref)
+			ON CONFLICT DO NOTHING;
+		END IF;
+	END LOOP;
+
+	SELECT x.seq, x.hash INTO last FROM licdata.audit_log x ORDER BY x.seq DESC LIMIT 1;
+	a.seq := coalesce(last.seq, 0) + 1;
+	a.prev_hash := coalesce(last.hash, '\x'::bytea);
+	a.at := (r->>'started_at')::timestamptz;
+	a.role_name := r->>'role_name';
+	a.session_user_name := r->>'session_user_name';
+	a.licensee := CASE WHEN (r->>'licensee')::oid <> 0 THEN (r->>'licensee')::oid::regrole END;
+	a.licensee_name := lic_name;
+	a.kind := CASE WHEN kind = 3 THEN 'operator' ELSE 'licensee' END;
+	a.purpose := r->>'purpose';
+	a.consent_ref := r->>'consent_ref';
+	a.datasets := ds_oids;
+	a.dataset_names := ds_names;
+	a.licence_ids := lic_ids;
+	a.decision := CASE WHEN kind = 2 THEN 'deny' ELSE 'allow' END;
+	a.sqlstate := r->>'sqlstate';
+	a.statement := r->>'statement';
+	a.rows := CASE WHEN kind = 2 THEN 0 ELSE billed END;
+	a.journal_ref := ref;
+	a.hash := sha256(licdata._audit_bytes(a));
+	INSERT INTO licdata.audit_log SELECT a.*;
+END
+$$;
+REVOKE ALL ON FUNCTION licdata._flush_record(jsonb) FROM PUBLIC;
+
+CREATE FUNCTION licdata.flush(timeout_seconds double precision DEFAULT 30) RETURNS boolean
+	LANGUAGE C AS 'MODULE_PATHNAME', 'licdata_flush';
+COMMENT ON FUNCTION licdata.flush(double precision) IS
+	'Wakes the background worker and waits until every record closed before the call is in licdata.usage and licdata.audit_log';
+
+/*
+ * Walks the hash chain in seq order; reports the first row whose hash, link
+ * or position does not match (an altered, removed or inserted row).
+ */
+CREATE FUNCTION licdata.verify_audit()
+	RETURNS TABLE (ok boolean, records_checked bigint, first_bad_seq bigint)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	a licdata.audit_log;
+	prev bytea := NULL;
+	expect bigint := NULL;
+	n bigint := 0;
+BEGIN
+	FOR a IN SELECT * FROM licdata.audit_log ORDER BY seq LOOP
+		n := n + 1;
+		IF (expect IS NOT NULL AND a.seq <> expect)
+		   OR (prev IS NOT NULL AND a.prev_hash <> prev)
+		   OR (prev IS NULL AND a.seq = 1 AND a.prev_hash <> '\x'::bytea)
+		   OR a.hash <> sha256(licdata._audit_bytes(a)) THEN
+			RETURN QUERY SELECT false, n, a.seq;
+			RETURN;
+		END IF;
+		prev := a.hash;
+		expect := a.seq + 1;
+	END LOOP;
+	RETURN QUERY SELECT true, n, NULL::bigint;
+END
+$$;
+REVOKE ALL ON FUNCTION licdata.verify_audit() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata.verify_audit() TO licdata_operator, licdata_auditor;
+
+CREATE FUNCTION licdata.invoice(licensee regrole, period_start timestamptz, period_end timestamptz)
+	RETURNS TABLE (licence_id bigint, dataset regclass, purpose text, queries bigint, rows bigint, amount numeric)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM licdata._not_null(licensee, 'licensee');
+	PERFORM licdata._not_null(period_start, 'period_start');
+	PERFORM licdata._not_null(period_end, 'period_end');
+	IF period_end <= period_start THEN
+		RAISE EXCEPTION 'period_end must be after period_start'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a period such as now() - interval ''1 month'' to now().';
+	END IF;
+	RETURN QUERY
+		SELECT u.licence_id, u.dataset, u.purpose, count(*)::bigint, sum(u.rows)::bigint, sum(u.amount)
+		  FROM licdata.usage u
+		 WHERE u.licensee = invoice.licensee AND u.at >= period_start AND u.at < period_end
+		 GROUP BY u.licence_id, u.dataset, u.purpose
+		 ORDER BY u.licence_id, u.purpose;
+END
+$$;
+REVOKE ALL ON FUNCTION licdata.invoice(regrole, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata.invoice(regrole, timestamptz, timestamptz) TO licdata_operator, licdata_auditor;
+
+CREATE FUNCTION licdata._set_records_writable(boolean) RETURNS boolean
+	LANGUAGE C AS 'MODULE_PATHNAME', 'licdata_set_records_writable';
+REVOKE ALL ON FUNCTION licdata._set_records_writable(boolean) FROM PUBLIC;
+
+/*
+ * Retention: delete usage and audit records older than a point in time.
+ * The audit chain stays verifiable from its new first row (whose prev_hash
+ * is then the anchor); say so when handing the trail to an auditor.
+ */
+CREATE FUNCTION licdata.purge_records(older_than timestamptz)
+	RETURNS TABLE (usage_deleted bigint, audit_deleted bigint)
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	u bigint;
+	a bigint;
+BEGIN
+	PERFORM licdata._not_null(older_than, 'older_than');
+	IF older_than > now() - interval '1 day' THEN
+		RAISE EXCEPTION 'records younger than one day cannot be purged'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a point in time at least one day ago.';
+	END IF;
+	PERFORM licdata._set_records_writable(true);
+	DELETE FROM licdata.usage WHERE at < older_than;
+	GET DIAGNOSTICS u = ROW_COUNT;
+	DELETE FROM licdata.audit_log WHERE at < older_than;
+	GET DIAGNOSTICS a = ROW_COUNT;
+	PERFORM licdata._set_records_writable(false);
+	RETURN QUERY SELECT u, a;
+END
+$$;
+REVOKE ALL ON FUNCTION licdata.purge_records(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata.purge_records(timestamptz) TO licdata_operator;

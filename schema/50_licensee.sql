@@ -1,0 +1,45 @@
+/*
+ * 50_licensee.sql -- what a licensee sees of licdata: its own licences and
+ * usage, the group gate of aggregate licences, and licdata.token.
+ */
+
+CREATE FUNCTION licdata._my_licensee() RETURNS regrole
+	LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'licdata_my_licensee';
+
+CREATE FUNCTION licdata._quota_used(licence_id bigint, OUT queries bigint, OUT rows bigint)
+	LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'licdata_quota_used';
+
+-- The group threshold of aggregate-only licences (inserted by the rewrite).
+CREATE FUNCTION licdata._agg_gate(rows bigint, min_group_size integer) RETURNS boolean
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_agg_gate';
+
+CREATE VIEW licdata.my_licences WITH (security_barrier) AS
+	SELECT l.id, l.dataset, d.description, l.purposes, l.columns, l.row_filter, l.mode,
+		   l.min_group_size, l.valid_from, l.valid_until, l.status,
+		   (l.status = 'active' AND l.valid_from <= now()
+			AND (l.valid_until IS NULL OR l.valid_until > now())) AS usable_now,
+		   l.require_consent_ref, l.max_rows_per_query,
+		   l.max_rows_per_day, l.max_rows_per_day - q.rows AS rows_left_today,
+		   l.max_queries_per_day, l.max_queries_per_day - q.queries AS queries_left_today,
+		   coalesce(l.price_per_query, d.price_per_query) AS price_per_query,
+		   coalesce(l.price_per_row, d.price_per_row) AS price_per_row
+	  FROM licdata.licences l
+	  JOIN licdata.datasets d ON d.dataset = l.dataset
+	  CROSS JOIN LATERAL licdata._quota_used(l.id) q
+	 WHERE l.licensee = licdata._my_licensee();
+COMMENT ON VIEW licdata.my_licences IS 'The caller''s licences: datasets, purposes, columns, validity, quotas left today';
+
+CREATE VIEW licdata.my_usage WITH (security_barrier) AS
+	SELECT u.id, u.at, u.licence_id, u.dataset, u.session_user_name, u.purpose, u.consent_ref,
+		   u.query_id, u.statement, u.rows, u.rows_delivered, u.rows_aggregated, u.duration_ms,
+		   u.outcome, u.sqlstate, u.amount
+	  FROM licdata.usage u
+	 WHERE u.licensee = licdata._my_licensee();
+COMMENT ON VIEW licdata.my_usage IS 'The caller''s own usage rows';
+
+GRANT SELECT ON licdata.my_licences, licdata.my_usage TO PUBLIC;
+
+CREATE FUNCTION licdata.token(dataset regclass, column_name name, value text) RETURNS text
+	LANGUAGE C STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_token';
+COMMENT ON FUNCTION licdata.token(regclass, name, text) IS
+	'This licensee''s masked form of a value it already holds, to look it up in a masked column';

@@ -1,0 +1,700 @@
+/*-------------------------------------------------------------------------
+ *
+ * expr.c
+ *	  Parse and check the two kinds of expression the operator gives
+ *	  licdata: a licence's row filter and a column's mask.
+ *
+ * A row filter is parsed as exactly one SQL expression (the grammar's
+ * PL/pgSQL expression mode, then every clause but one target is refused),
+ * so "true; DROP TABLE x" or "true) OR (1=1" are syntax errors, never SQL.
+ * It is analysed against the dataset alone, with search_path pinned to
+ * pg_catalog, and must be boolean, non-volatile, free of subqueries and
+ * aggregates, reference only the dataset's own user columns, and call only
+ * functions of pg_catalog.
+ *
+ * A mask is never SQL text: the call to the masking function is built as a
+ * parse tree (function name, column reference, constants), then analysed
+ * against the dataset the same way, and cast back to the column's type.
+ *
+ * Both return a node tree whose Vars have varno 1 (the dataset).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "mb/pg_wchar.h"
+#include "parser/parse_func.h"
+#include "utils/regproc.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_coerce.h"
+#include "parser/parse_collate.h"
+#include "parser/parse_expr.h"
+#include "parser/parse_relation.h"
+#include "parser/parser.h"
+#include "rewrite/rewriteManip.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "licdata.h"
+
+/* What a node tree may call: functions of pg_catalog and licdata only. */
+static bool
+check_funcs_walker(Node *node, void *context)
+{
+	Oid			funcid = InvalidOid;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncExpr))
+		funcid = ((FuncExpr *) node)->funcid;
+	else if (IsA(node, OpExpr) || IsA(node, DistinctExpr) || IsA(node, NullIfExpr))
+		funcid = get_opcode(((OpExpr *) node)->opno);
+	else if (IsA(node, ScalarArrayOpExpr))
+		funcid = get_opcode(((ScalarArrayOpExpr *) node)->opno);
+	if (OidIsValid(funcid))
+	{
+		Oid			nsp = get_func_namespace(funcid);
+
+		if (nsp != PG_CATALOG_NAMESPACE && nsp != get_namespace_oid(LICDATA_SCHEMA, true))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("row filter may only call built-in functions and operators"),
+					 errdetail("It calls %s, which is defined in schema \"%s\".",
+							   format_procedure(funcid), get_namespace_name(nsp)),
+					 errhint("Write the filter with built-in functions only.")));
+	}
+	return expression_tree_walker(node, check_funcs_walker, context);
+}
+
+static bool
+check_vars_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *v = (Var *) node;
+
+		if (v->varlevelsup != 0 || v->varno != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("row filter may only reference the dataset's own columns")));
+		if (v->varattno <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("row filter may only reference the dataset's own user columns"),
+					 errdetail("Whole-row references and system columns are not allowed."),
+					 errhint("Name the columns the filter depends on.")));
+	}
+	return expression_tree_walker(node, check_vars_walker, context);
+}
+
+/*
+ * Analyse a raw expression against relation relid alone, with search_path
+ * pinned to pg_catalog.  The result has varno 1.
+ */
+static Node *
+analyse_for_rel(Oid relid, Node *raw, const char *what, Oid want_type)
+{
+	ParseState *pstate;
+	Relation	rel;
+	ParseNamespaceItem *nsitem;
+	Node	   *expr;
+	int			save_nestlevel;
+
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
+	pstate = make_parsestate(NULL);
+	rel = relation_open(relid, AccessShareLock);
+	nsitem = addRangeTableEntryForRelation(pstate, rel, AccessShareLock, NULL, false, false);
+	addNSItemToQuery(pstate, nsitem, false, true, true);
+	expr = transformExpr(pstate, raw, EXPR_KIND_POLICY);
+	if (want_type == BOOLOID)
+		expr = coerce_to_boolean(pstate, expr, what);
+	assign_expr_collations(pstate, expr);
+	relation_close(rel, NoLock);
+	free_parsestate(pstate);
+
+	AtEOXact_GUC(true, save_nestlevel);
+	return expr;
+}
+
+/*
+ * Parse and check a licence's row filter for relation relid (the dataset
+ * or a table inheriting from it).  Errors describe what is wrong.
+ */
+Node *
+licdata_parse_row_filter(Oid relid, const char *filter, bool for_check)
+{
+	List	   *parsed;
+	RawStmt    *raw;
+	SelectStmt *sel;
+	ResTarget  *rt;
+	Node	   *expr;
+
+	if (filter == NULL || filter[0] == '\0' || strspn(filter, " \t\r\n") == strlen(filter))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("row filter must not be empty"),
+				 errhint("Pass NULL to license every row, or a boolean expression over the dataset's columns.")));
+
+	parsed = raw_parser(filter, RAW_PARSE_PLPGSQL_EXPR);
+	if (list_length(parsed) != 1)
+		goto not_one_expr;
+	raw = linitial_node(RawStmt, parsed);
+	if (!IsA(raw->stmt, SelectStmt))
+		goto not_one_expr;
+	sel = (SelectStmt *) raw->stmt;
+	if (list_length(sel->targetList) != 1 || sel->fromClause || sel->whereClause ||
+		sel->groupClause || sel->havingClause || sel->windowClause || sel->distinctClause ||
+		sel->sortClause || sel->limitCount || sel->limitOffset || sel->lockingClause ||
+		sel->withClause || sel->intoClause || sel->valuesLists || sel->op != SETOP_NONE)
+		goto not_one_expr;
+	rt = linitial_node(ResTarget, sel->targetList);
+	if (rt->name != NULL || rt->indirection != NIL || IsA(rt->val, A_Star) ||
+		(IsA(rt->val, ColumnRef) && IsA(llast(((ColumnRef *) rt->val)->fields), A_Star)))
+		goto not_one_expr;
+
+	expr = analyse_for_rel(relid, rt->val, "row_filter", BOOLOID);
+
+	if (checkExprHasSubLink(expr))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("row filter must not contain a subquery"),
+				 errdetail("A row filter is evaluated on the dataset's own row alone."),
+				 errhint("Express the condition over the dataset's columns.")));
+	if (contain_volatile_functions(expr))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("row filter must not call volatile functions"),
+				 errdetail("The rows a licence covers must not change from one evaluation to the next."),
+				 errhint("Use immutable or stable functions only.")));
+	check_vars_walker(expr, NULL);
+	check_funcs_walker(expr, NULL);
+	return expr;
+
+not_one_expr:
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("row filter must be a single boolean expression"),
+			 errdetail("The filter is an expression over the dataset's columns, such as region = '110000', not a query or several statements."),
+			 errhint("Remove FROM, WHERE, AS, semicolons and other clauses from the filter.")));
+	return NULL;				/* keep compiler quiet */
+}
+
+/* ---- masks ---- */
+
+typedef enum MaskTypeClass
+{
+	MT_TEXT,
+	MT_DATE,
+	MT_NUM,
+	MT_ANY
+} MaskTypeClass;
+
+typedef struct MaskMethod
+{
+	const char *name;
+	MaskTypeClass types;
+	const char *types_desc;
+} MaskMethod;
+
+static const MaskMethod mask_methods[] = {
+	{"redact", MT_ANY, "any type"},
+	{"partial", MT_TEXT, "text, varchar and char"},
+	{"email", MT_TEXT, "text, varchar and char"},
+	{"cn_mobile", MT_TEXT, "text, varchar and char"},
+	{"cn_id", MT_TEXT, "text, varchar and char"},
+	{"cn_name", MT_TEXT, "text, varchar and char"},
+	{"pseudonym", MT_TEXT, "text, varchar and char"},
+	{"fpe", MT_TEXT, "text, varchar and char"},
+	{"date_trunc", MT_DATE, "date, timestamp and timestamptz"},
+	{"bucket", MT_NUM, "smallint, integer, bigint, numeric, real and double precision"},
+	{"noise", MT_NUM, "integer, bigint, numeric and double precision"},
+	{"function", MT_ANY, "any type the function takes and returns"},
+	{NULL, MT_ANY, NULL}
+};
+
+static const MaskMethod *
+find_method(const char *method)
+{
+	for (const MaskMethod *m = mask_methods; m->name; m++)
+	{
+		if (strcmp(m->name, method) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+bool
+licdata_mask_method_known(const char *method)
+{
+	return find_method(method) != NULL;
+}
+
+static bool
+type_fits(MaskTypeClass cls, Oid typid, const char *method)
+{
+	typid = getBaseType(typid);
+	switch (cls)
+	{
+		case MT_TEXT:
+			return typid == TEXTOID || typid == VARCHAROID || typid == BPCHAROID;
+		case MT_DATE:
+			return typid == DATEOID || typid == TIMESTAMPOID || typid == TIMESTAMPTZOID;
+		case MT_NUM:
+			if (strcmp(method, "noise") == 0)
+				return typid == INT4OID || typid == INT8OID || typid == NUMERICOID || typid == FLOAT8OID;
+			return typid == INT2OID || typid == INT4OID || typid == INT8OID ||
+				typid == NUMERICOID || typid == FLOAT4OID || typid == FLOAT8OID;
+		case MT_ANY:
+			return true;
+	}
+	return false;
+}
+
+/* ---- tiny raw-tree builders ---- */
+
+static Node *
+raw_int(int v)
+{
+	A_Const    *c = makeNode(A_Const);
+
+	c->val.ival.type = T_Integer;
+	c->val.ival.ival = v;
+	c->location = -1;
+	return (Node *) c;
+}
+
+static Node *
+raw_str(const char *s)
+{
+	A_Const    *c = makeNode(A_Const);
+
+	c->val.sval.type = T_String;
+	c->val.sval.sval = pstrdup(s);
+	c->location = -1;
+	return (Node *) c;
+}
+
+static Node *
+raw_null(void)
+{
+	A_Const    *c = makeNode(A_Const);
+
+	c->isnull = true;
+	c->location = -1;
+	return (Node *) c;
+}
+
+static Node *
+raw_cast(Node *arg, TypeName *tn)
+{
+	TypeCast   *tc = makeNode(TypeCast);
+
+	tc->arg = arg;
+	tc->typeName = tn;
+	tc->location = -1;
+	return (Node *) tc;
+}
+
+static Node *
+raw_col(const char *name)
+{
+	ColumnRef  *cr = makeNode(ColumnRef);
+
+	cr->fields = list_make1(makeString(pstrdup(name)));
+	cr->location = -1;
+	return (Node *) cr;
+}
+
+static Node *
+raw_call(const char *fname, List *args)
+{
+	return (Node *) makeFuncCall(list_make2(makeString(LICDATA_SCHEMA), makeString(pstrdup(fname))),
+								 args, COERCE_EXPLICIT_CALL, -1);
+}
+
+/* ---- jsonb params ---- */
+
+typedef struct MaskParams
+{
+	Jsonb	   *jb;
+	const char *method;
+} MaskParams;
+
+static void
+bad_param(const MaskParams *p, const char *msg, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid params for mask method \"%s\": %s", p->method, msg),
+			 errhint("%s", hint)));
+}
+
+static JsonbValue *
+get_param(const MaskParams *p, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(&p->jb->root, JB_FOBJECT, &k);
+}
+
+/* Refuse keys the method does not know: a typo must not go unnoticed. */
+static void
+check_keys(const MaskParams *p, const char *const *allowed)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			depth = 0;
+
+	if (!JB_ROOT_IS_OBJECT(p->jb) || JB_ROOT_IS_SCALAR(p->jb))
+		bad_param(p, "params must be a JSON object", "Pass an object such as '{}' or '{\"keep_first\": 1}'.");
+	it = JsonbIteratorInit(&p->jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	{
+		if (tok == WJB_BEGIN_OBJECT || tok == WJB_BEGIN_ARRAY)
+			depth++;
+		else if (tok == WJB_END_OBJECT || tok == WJB_END_ARRAY)
+			depth--;
+		else if (tok == WJB_KEY && depth == 1)
+		{
+			bool		ok = false;
+			char	   *key = pnstrdup(v.val.string.val, v.val.string.len);
+
+			for (const char *const *a = allowed; *a; a++)
+			{
+				if (strcmp(*a, key) == 0)
+					ok = true;
+			}
+			if (!ok)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unknown parameter \"%s\" for mask method \"%s\"", key, p->method),
+						 errhint("See the README's table of masking methods for each method's parameters.")));
+		}
+	}
+}
+
+static int
+int_param(const MaskParams *p, const char *key, int dflt, int min, int max)
+{
+	JsonbValue *v = get_param(p, key);
+	Datum		d;
+	int64		n;
+
+	if (v == NULL)
+		return dflt;
+	if (v->type != jbvNumeric)
+		bad_param(p, psprintf("\"%s\" must be a number", key),
+				  psprintf("Pass an integer from %d to %d.", min, max));
+	d = DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric));
+	n = DatumGetInt64(d);
+	if (n < min || n > max)
+		bad_param(p, psprintf("\"%s\" is out of range", key),
+				  psprintf("Pass an integer from %d to %d.", min, max));
+	return (int) n;
+}
+
+static char *
+str_param(const MaskParams *p, const char *key, const char *dflt)
+{
+	JsonbValue *v = get_param(p, key);
+
+	if (v == NULL)
+		return dflt ? pstrdup(dflt) : NULL;
+	if (v->type != jbvString)
+		bad_param(p, psprintf("\"%s\" must be a string", key), "Pass a JSON string.");
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* A scalar JSON value as text (for constants cast to the column type). */
+static char *
+scalar_param_text(const MaskParams *p, const char *key, bool *present, bool *isnull)
+{
+	JsonbValue *v = get_param(p, key);
+
+	*present = (v != NULL);
+	*isnull = false;
+	if (v == NULL)
+		return NULL;
+	switch (v->type)
+	{
+		case jbvNull:
+			*isnull = true;
+			return NULL;
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		default:
+			bad_param(p, psprintf("\"%s\" must be a scalar", key), "Pass a string, number or boolean.");
+	}
+	return NULL;
+}
+
+/*
+ * Build the masking expression for column attnum of relation relid:
+ * method applied to the column, cast back to the column's type.
+ */
+Node *
+licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
+						const char *params_json, bool for_check)
+{
+	const MaskMethod *mm = find_method(method);
+	MaskParams	p;
+	HeapTuple	atttup;
+	Form_pg_attribute att;
+	char	   *colname;
+	Oid			typid;
+	int32		typmod;
+	TypeName   *coltype;
+	TypeName   *texttype = makeTypeNameFromOid(TEXTOID, -1);
+	Node	   *raw = NULL;
+	Node	   *expr;
+
+	if (mm == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown mask method \"%s\"", method),
+				 errhint("Use one of redact, partial, email, cn_mobile, cn_id, cn_name, pseudonym, fpe, date_trunc, bucket, noise, function.")));
+
+	p.method = method;
+	p.jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(params_json)));
+
+	atttup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
+	if (!HeapTupleIsValid(atttup))
+		elog(ERROR, "cache lookup failed for attribute %d of relation %u", attnum, relid);
+	att = (Form_pg_attribute) GETSTRUCT(atttup);
+	colname = pstrdup(NameStr(att->attname));
+	typid = att->atttypid;
+	typmod = att->atttypmod;
+	ReleaseSysCache(atttup);
+	coltype = makeTypeNameFromOid(typid, typmod);
+
+	if (!type_fits(mm->types, typid, method))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("mask method \"%s\" does not fit column \"%s\" of type %s",
+						method, colname, format_type_with_typemod(typid, typmod)),
+				 errdetail("Method \"%s\" applies to %s.", method, mm->types_desc),
+				 errhint("Choose a method for the column's type; see the README's table of masking methods.")));
+
+	if (strcmp(method, "redact") == 0)
+	{
+		static const char *const keys[] = {"with", NULL};
+		bool		present,
+					isnull;
+		char	   *with;
+
+		check_keys(&p, keys);
+		with = scalar_param_text(&p, "with", &present, &isnull);
+		raw = raw_cast((present && !isnull) ? raw_str(with) : raw_null(), coltype);
+	}
+	else if (strcmp(method, "partial") == 0)
+	{
+		static const char *const keys[] = {"keep_first", "keep_last", "pad", NULL};
+		int			kf,
+					kl;
+		char	   *pad;
+
+		check_keys(&p, keys);
+		kf = int_param(&p, "keep_first", 1, 0, 1000);
+		kl = int_param(&p, "keep_last", 1, 0, 1000);
+		pad = str_param(&p, "pad", "*");
+		if (pg_mbstrlen(pad) != 1)
+			bad_param(&p, "\"pad\" must be one character", "Pass a single character such as \"*\".");
+		raw = raw_call("mask_partial", list_make4(raw_cast(raw_col(colname), texttype),
+												  raw_int(kf), raw_int(kl), raw_str(pad)));
+		raw = raw_cast(raw, coltype);
+	}
+	else if (strcmp(method, "email") == 0 || strcmp(method, "cn_mobile") == 0 ||
+			 strcmp(method, "cn_id") == 0 || strcmp(method, "cn_name") == 0)
+	{
+		static const char *const keys[] = {NULL};
+
+		check_keys(&p, keys);
+		raw = raw_call(psprintf("mask_%s", method),
+					   list_make1(raw_cast(raw_col(colname), texttype)));
+		raw = raw_cast(raw, coltype);
+	}
+	else if (strcmp(method, "pseudonym") == 0)
+	{
+		static const char *const keys[] = {"length", NULL};
+		int			len;
+		int			maxlen = typmod > (int32) VARHDRSZ ? typmod - VARHDRSZ : 64;
+
+		check_keys(&p, keys);
+		len = int_param(&p, "length", 16, 8, 64);
+		if (len > maxlen)
+			bad_param(&p, psprintf("a pseudonym of %d characters does not fit column \"%s\" of type %s",
+								   len, colname, format_type_with_typemod(typid, typmod)),
+					  psprintf("Pass \"length\" of at most %d.", maxlen));
+		raw = raw_call("mask_pseudonym", list_make2(raw_cast(raw_col(colname), texttype), raw_int(len)));
+		raw = raw_cast(raw, coltype);
+	}
+	else if (strcmp(method, "fpe") == 0)
+	{
+		static const char *const keys[] = {"alphabet", NULL};
+		char	   *alphabet;
+
+		check_keys(&p, keys);
+		alphabet = str_param(&p, "alphabet", "0123456789");
+		if (pg_mbstrlen(alphabet) < 2 || pg_mbstrlen(alphabet) != (int) strlen(alphabet))
+			bad_param(&p, "\"alphabet\" must have at least two ASCII characters",
+					  "Pass for example \"0123456789\" or \"0123456789X\".");
+		for (const char *a = alphabet; *a; a++)
+		{
+			if (strchr(a + 1, *a))
+				bad_param(&p, "\"alphabet\" must not repeat a character",
+						  "Name each character once.");
+		}
+		raw = raw_call("mask_fpe", list_make2(raw_cast(raw_col(colname), texttype), raw_str(alphabet)));
+		raw = raw_cast(raw, coltype);
+	}
+	else if (strcmp(method, "date_trunc") == 0)
+	{
+		static const char *const keys[] = {"unit", NULL};
+		static const char *const units[] = {"year", "quarter", "month", "week", "day", "hour", NULL};
+		char	   *unit;
+		bool		ok = false;
+
+		check_keys(&p, keys);
+		unit = str_param(&p, "unit", "month");
+		for (const char *const *u = units; *u; u++)
+		{
+			if (strcmp(*u, unit) == 0)
+				ok = true;
+		}
+		if (!ok)
+			bad_param(&p, "unknown \"unit\"", "Use year, quarter, month, week, day or hour.");
+		raw = raw_call("mask_date_trunc", list_make2(raw_col(colname), raw_str(unit)));
+		raw = raw_cast(raw, coltype);
+	}
+	else if (strcmp(method, "bucket") == 0)
+	{
+		static const char *const keys[] = {"width", NULL};
+		bool		present,
+					isnull;
+		char	   *width;
+		TypeName   *basetype = makeTypeNameFromOid(getBaseType(typid), -1);
+
+		check_keys(&p, keys);
+		width = scalar_param_text(&p, "width", &present, &isnull);
+		if (!present || isnull)
+			bad_param(&p, "\"width\" is required", "Pass a positive bucket width, e.g. {\"width\": 1000}.");
+		if (get_param(&p, "width")->type != jbvNumeric)
+			bad_param(&p, "\"width\" must be a number", "Pass a positive bucket width, e.g. {\"width\": 1000}.");
+		if (DatumGetBool(DirectFunctionCall2(numeric_le,
+											 NumericGetDatum(get_param(&p, "width")->val.numeric),
+											 DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))))
+			bad_param(&p, "\"width\" must be positive", "Pass a positive bucket width, e.g. {\"width\": 1000}.");
+		raw = raw_call("mask_bucket", list_make2(raw_cast(raw_col(colname), basetype),
+												 raw_cast(raw_str(width), basetype)));
+		raw = raw_cast(raw, coltype);
+	}
+	else if (strcmp(method, "noise") == 0)
+	{
+		static const char *const keys[] = {"relative", "absolute", NULL};
+		JsonbValue *rel = get_param(&p, "relative");
+		JsonbValue *abs = get_param(&p, "absolute");
+		JsonbValue *given;
+		TypeName   *f8 = makeTypeNameFromOid(FLOAT8OID, -1);
+		TypeName   *basetype = makeTypeNameFromOid(getBaseType(typid), -1);
+		char	   *amount;
+
+		check_keys(&p, keys);
+		if ((rel == NULL) == (abs == NULL))
+			bad_param(&p, "give exactly one of \"relative\" and \"absolute\"",
+					  "Pass e.g. {\"relative\": 0.05} for up to 5 % noise, or {\"absolute\": 100}.");
+		given = rel ? rel : abs;
+		if (given->type != jbvNumeric ||
+			DatumGetBool(DirectFunctionCall2(numeric_le, NumericGetDatum(given->val.numeric),
+											 DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))))
+			bad_param(&p, "the noise amount must be a positive number",
+					  "Pass e.g. {\"relative\": 0.05} or {\"absolute\": 100}.");
+		if (rel && DatumGetBool(DirectFunctionCall2(numeric_gt, NumericGetDatum(given->val.numeric),
+													DirectFunctionCall1(int4_numeric, Int32GetDatum(10)))))
+			bad_param(&p, "\"relative\" must be at most 10", "Pass a fraction such as 0.05.");
+		amount = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(given->val.numeric)));
+		raw = raw_call("mask_noise",
+					   list_make3(raw_cast(raw_col(colname), basetype),
+								  rel ? raw_cast(raw_str(amount), f8) : raw_cast(raw_null(), f8),
+								  abs ? raw_cast(raw_str(amount), f8) : raw_cast(raw_null(), f8)));
+		raw = raw_cast(raw, coltype);
+	}
+	else if (strcmp(method, "function") == 0)
+	{
+		static const char *const keys[] = {"name", NULL};
+		char	   *fname;
+		List	   *names;
+		Oid			argtype = getBaseType(typid);
+		Oid			fnoid;
+		HeapTuple	proctup;
+		Form_pg_proc proc;
+
+		check_keys(&p, keys);
+		fname = str_param(&p, "name", NULL);
+		if (fname == NULL)
+			bad_param(&p, "\"name\" is required", "Pass the schema-qualified function name, e.g. {\"name\": \"ops.mask_salary\"}.");
+		names = stringToQualifiedNameList(fname);
+		if (list_length(names) < 2)
+			bad_param(&p, "\"name\" must be schema-qualified",
+					  "Pass the function as schema.function, e.g. {\"name\": \"ops.mask_salary\"}.");
+		fnoid = LookupFuncName(names, 1, &argtype, true);
+		if (!OidIsValid(fnoid) && argtype != typid)
+			fnoid = LookupFuncName(names, 1, &typid, true);
+		if (!OidIsValid(fnoid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("function %s(%s) does not exist", fname, format_type_be(typid)),
+					 errhint("Create a function of one argument of the column's type that returns the same type.")));
+		proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fnoid));
+		if (!HeapTupleIsValid(proctup))
+			elog(ERROR, "cache lookup failed for function %u", fnoid);
+		proc = (Form_pg_proc) GETSTRUCT(proctup);
+		if (proc->proretset || proc->prokind != PROKIND_FUNCTION ||
+			getBaseType(proc->prorettype) != getBaseType(typid) ||
+			proc->provolatile == PROVOLATILE_VOLATILE)
+		{
+			ReleaseSysCache(proctup);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("function %s cannot mask column \"%s\"", fname, colname),
+					 errdetail("A masking function returns one value of the column's type (%s) and is immutable or stable.",
+							   format_type_be(typid)),
+					 errhint("Declare it RETURNS %s IMMUTABLE (or STABLE), not as a set-returning or volatile function.",
+							 format_type_be(typid))));
+		}
+		ReleaseSysCache(proctup);
+		raw = (Node *) makeFuncCall(names, list_make1(raw_col(colname)), COERCE_EXPLICIT_CALL, -1);
+		raw = raw_cast(raw, coltype);
+	}
+
+	expr = analyse_for_rel(relid, raw, method, InvalidOid);
+	if (exprType(expr) != typid)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("mask method \"%s\" does not keep the type of column \"%s\"", method, colname),
+				 errhint("Choose a method for the column's type.")));
+	return expr;
+}

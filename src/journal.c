@@ -1,0 +1,290 @@
+/*-------------------------------------------------------------------------
+ *
+ * journal.c
+ *	  The metering journal: each backend appends its statement records to
+ *	  a file of its own under pg_licdata/journal, mapped into memory.
+ *
+ * Why a mapped file: a store into a MAP_SHARED mapping is in the kernel's
+ * page cache at once, so it survives the backend being killed (SIGKILL)
+ * and the server crashing, without a system call per record; the row
+ * counter of a running statement is updated in place, so even a statement
+ * killed mid-stream leaves the count of rows it had sent.  With
+ * licdata.journal_sync = on, each record is msync'ed before the statement
+ * returns, so it also survives power loss.
+ *
+ * Files are fully allocated (posix_fallocate) when created, so a full disk
+ * is reported when a file cannot be made -- and the statement is refused --
+ * never as SIGBUS while writing into a hole.
+ *
+ * File layout: a JournalFileHeader, then records back to back.  A record
+ * is written with state JR_WRITING, its CRC computed over the immutable
+ * part, then published by setting JR_OPEN (statement running) and later
+ * JR_CLOSED (final).  The header's 'used' is advanced after a record is
+ * fully written.  The background worker reads files with read(), which
+ * sees the same page cache.
+ *
+ * A file belongs to one backend of one shared-memory incarnation.  When the
+ * backend exits normally it marks its file closed; a file of an older
+ * incarnation belongs to a backend that died in a crash.  Either way the
+ * worker may delete the file once it has moved all its records.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "port/pg_crc32c.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "errcodes.h"
+#include "licdata.h"
+#include "meter.h"
+#include "shmem.h"
+
+#define JOURNAL_FILE_SIZE	(4 * 1024 * 1024)
+
+typedef struct JournalFile
+{
+	char		path[MAXPGPATH];
+	int			fd;
+	char	   *base;
+	size_t		size;
+	bool		full;			/* no more records will be added */
+	int			open_records;
+} JournalFile;
+
+static JournalFile *cur = NULL;
+static List *retired = NIL;		/* full files with records still open */
+static bool exit_registered = false;
+
+const char *
+licdata_journal_dir(void)
+{
+	return LICDATA_DIR "/journal";
+}
+
+uint32
+licdata_journal_crc(const JournalRecord *rec)
+{
+	pg_crc32c	crc;
+	size_t		off = offsetof(JournalRecord, immutable);
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, ((const char *) rec) + off,
+				offsetof(JournalRecord, statement) - off + rec->statement_len);
+	FIN_CRC32C(crc);
+	return crc;
+}
+
+static void
+journal_error(const char *what, const char *path)
+{
+	int			save = errno;
+
+	errno = save;
+	ereport(ERROR,
+			(errcode(ERRCODE_LD_METERING_FAILED),
+			 errmsg("could not record metering, so the query is refused"),
+			 errdetail("Could not %s journal file \"%s\": %m.", what, path),
+			 errhint("Ask the operator to free space in or fix the permissions of the data directory's %s directory.",
+					 licdata_journal_dir())));
+}
+
+static void
+file_mark_closed(JournalFile *f)
+{
+	JournalFileHeader *h = (JournalFileHeader *) f->base;
+
+	pg_write_barrier();
+	h->closed = 1;
+	if (licdata_journal_sync)
+		(void) msync(f->base, BLCKSZ, MS_SYNC);
+	(void) munmap(f->base, f->size);
+	close(f->fd);
+	f->base = NULL;
+	f->fd = -1;
+}
+
+static void
+journal_exit(int code, Datum arg)
+{
+	ListCell   *lc;
+
+	/* Open records were closed by the transaction abort before this. */
+	if (cur)
+	{
+		file_mark_closed(cur);
+		cur = NULL;
+	}
+	foreach(lc, retired)
+	{
+		JournalFile *f = lfirst(lc);
+
+		if (f->base)
+			file_mark_closed(f);
+	}
+	retired = NIL;
+}
+
+static JournalFile *
+journal_new_file(size_t need)
+{
+	JournalFile *f = MemoryContextAllocZero(TopMemoryContext, sizeof(JournalFile));
+	JournalFileHeader *h;
+	uint64		seq = pg_atomic_fetch_add_u64(&licdata_shared->journal_file_seq, 1);
+	int			rc;
+
+	f->size = Max((size_t) JOURNAL_FILE_SIZE, TYPEALIGN(BLCKSZ, need + sizeof(JournalFileHeader)));
+	snprintf(f->path, sizeof(f->path), "%s/%016llx-%08x-%08llx.jnl",
+			 licdata_journal_dir(), (unsigned long long) licdata_shared->incarnation,
+			 (unsigned int) MyProcPid, (unsigned long long) seq);
+	(void) MakePGDirectory(LICDATA_DIR);
+	(void) MakePGDirectory(licdata_journal_dir());
+	f->fd = open(f->path, O_RDWR | O_CREAT | O_EXCL | PG_BINARY, S_IRUSR | S_IWUSR);
+	if (f->fd < 0)
+		journal_error("create", f->path);
+	rc = posix_fallocate(f->fd, 0, f->size);
+	if (rc != 0)
+	{
+		errno = rc;
+		close(f->fd);
+		unlink(f->path);
+		journal_error("allocate space for", f->path);
+	}
+	f->base = mmap(NULL, f->size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+	if (f->base == MAP_FAILED)
+	{
+		close(f->fd);
+		unlink(f->path);
+		f->base = NULL;
+		journal_error("map", f->path);
+	}
+	h = (JournalFileHeader *) f->base;
+	h->magic = JF_MAGIC;
+	h->version = 1;
+	h->incarnation = licdata_shared->incarnation;
+	h->pid = MyProcPid;
+	h->created_at = GetCurrentTimestamp();
+	h->closed = 0;
+	h->used = sizeof(JournalFileHeader);
+	if (licdata_journal_sync)
+	{
+		if (fsync(f->fd) != 0)
+			journal_error("sync", f->path);
+		fsync_fname(licdata_journal_dir(), true);
+	}
+	if (!exit_registered)
+	{
+		on_proc_exit(journal_exit, (Datum) 0);
+		exit_registered = true;
+	}
+	return f;
+}
+
+static JournalFile *
+file_of(JournalRecord *rec)
+{
+	ListCell   *lc;
+
+	if (cur && (char *) rec >= cur->base && (char *) rec < cur->base + cur->size)
+		return cur;
+	foreach(lc, retired)
+	{
+		JournalFile *f = lfirst(lc);
+
+		if (f->base && (char *) rec >= f->base && (char *) rec < f->base + f->size)
+			return f;
+	}
+	return NULL;
+}
+
+/*
+ * Append a record: hdr's fields, then the statement text.  Returns the
+ * record in the mapping, state JR_OPEN.  Raises LD009 when it cannot.
+ */
+JournalRecord *
+licdata_journal_append(const JournalRecord *hdr, const char *stmt, uint32 stmt_len)
+{
+	size_t		len = MAXALIGN(offsetof(JournalRecord, statement) + stmt_len);
+	JournalFileHeader *h;
+	JournalRecord *rec;
+
+	if (cur && ((JournalFileHeader *) cur->base)->used + len > cur->size)
+	{
+		cur->full = true;
+		if (cur->open_records == 0)
+			file_mark_closed(cur);
+		else
+			retired = lappend(retired, cur);
+		cur = NULL;
+	}
+	if (cur == NULL)
+		cur = journal_new_file(len);
+
+	h = (JournalFileHeader *) cur->base;
+	rec = (JournalRecord *) (cur->base + h->used);
+	memcpy(rec, hdr, offsetof(JournalRecord, statement));
+	memcpy(rec->statement, stmt, stmt_len);
+	rec->magic = JR_MAGIC;
+	rec->length = len;
+	rec->statement_len = stmt_len;
+	rec->state = JR_WRITING;
+	rec->crc = licdata_journal_crc(rec);
+	pg_write_barrier();
+	rec->state = JR_OPEN;
+	pg_write_barrier();
+	h->used += len;
+	cur->open_records++;
+	if (licdata_journal_sync)
+		licdata_journal_sync_record(rec);
+	return rec;
+}
+
+void
+licdata_journal_sync_record(JournalRecord *rec)
+{
+	JournalFile *f = file_of(rec);
+	uintptr_t	start;
+	uintptr_t	end;
+	long		page = sysconf(_SC_PAGESIZE);
+
+	if (f == NULL)
+		return;
+	start = TYPEALIGN_DOWN(page, (uintptr_t) f->base);	/* header too */
+	end = (uintptr_t) rec + rec->length;
+	if (msync((void *) start, end - start, MS_SYNC) != 0)
+		journal_error("sync", f->path);
+}
+
+/* Mark a record final (its mutable fields set by the caller). */
+void
+licdata_journal_close_record(JournalRecord *rec)
+{
+	JournalFile *f = file_of(rec);
+
+	pg_write_barrier();
+	rec->state = JR_CLOSED;
+	if (f == NULL)
+		return;
+	if (licdata_journal_sync)
+	{
+		uintptr_t	page = (uintptr_t) sysconf(_SC_PAGESIZE);
+		uintptr_t	start = TYPEALIGN_DOWN(page, (uintptr_t) rec);
+
+		(void) msync((void *) start, (uintptr_t) rec + rec->length - start, MS_SYNC);
+	}
+	f->open_records--;
+	if (f->full && f->open_records == 0)
+	{
+		retired = list_delete_ptr(retired, f);
+		file_mark_closed(f);
+	}
+}

@@ -1,0 +1,126 @@
+/*-------------------------------------------------------------------------
+ *
+ * meter.h
+ *	  Per-statement accounting (meter.c) over the durable journal
+ *	  (journal.c), flushed into tables by the background worker (worker.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LICDATA_METER_H
+#define LICDATA_METER_H
+
+#include "executor/execdesc.h"
+#include "licdata.h"
+
+#define LICDATA_MAX_USES 32
+
+/* Outcomes as stored. */
+#define OUTCOME_OK			'o'
+#define OUTCOME_ERROR		'e'
+#define OUTCOME_CANCELLED	'c'
+
+/* Record kinds. */
+#define KIND_LICENSEE		1	/* a licensee statement: usage + audit allow */
+#define KIND_DENIAL			2	/* a refused licensee statement: audit deny */
+#define KIND_OPERATOR		3	/* an operator read of a dataset: audit only */
+
+typedef struct JournalUse
+{
+	int64		licence_id;		/* 0 when none (operator access, denial) */
+	Oid			dataset;
+	uint32		flags;			/* 1 = aggregate licence */
+	char		price_per_query[24];	/* numeric as text, at query time */
+	char		price_per_row[24];
+} JournalUse;
+
+/*
+ * One statement's record as it lies in the journal.  The fixed part up to
+ * 'immutable' may change while the statement runs (rows, uses, outcome);
+ * everything from 'immutable' on is written once and covered by the CRC.
+ */
+typedef struct JournalRecord
+{
+	uint32		magic;
+	uint32		length;			/* whole record, MAXALIGNed */
+	uint32		crc;			/* CRC-32C of the immutable part */
+	volatile uint32 state;		/* JR_WRITING, JR_OPEN, JR_CLOSED */
+	/* mutable while open */
+	volatile int64 rows;		/* delivered to the client */
+	volatile int64 nested_rows; /* produced by licensed statements in functions */
+	volatile int64 rows_aggregated;
+	int64		ended_at;		/* TimestampTz */
+	double		duration_ms;
+	char		outcome;
+	char		sqlstate[6];
+	char		pad1;
+	uint32		nuses;
+	uint32		pad2;
+	JournalUse	uses[LICDATA_MAX_USES];
+	/* immutable */
+	uint32		immutable;		/* marks the start of the CRC'd part */
+	uint32		kind;
+	int64		started_at;
+	uint64		query_id;
+	Oid			licensee;
+	Oid			pad3;
+	char		role_name[NAMEDATALEN];
+	char		session_user_name[NAMEDATALEN];
+	char		purpose[NAMEDATALEN];
+	char		consent_ref[208];
+	char		deny_sqlstate[6];
+	char		statement_is_hash;
+	char		pad4;
+	uint32		statement_len;
+	char		statement[FLEXIBLE_ARRAY_MEMBER];
+} JournalRecord;
+
+/* The header at the start of each journal file. */
+typedef struct JournalFileHeader
+{
+	uint32		magic;
+	uint32		version;
+	uint64		incarnation;	/* LicdataShared->incarnation of the writer */
+	int32		pid;
+	uint32		pad;
+	int64		created_at;
+	volatile uint32 closed;		/* writer exited: no more records, all final */
+	volatile uint32 used;		/* bytes in use, header included */
+	char		pad2[24];
+} JournalFileHeader;
+
+#define JF_MAGIC	0x464A444C	/* "LDJF" */
+#define JR_MAGIC	0x524A444C	/* "LDJR" */
+#define JR_WRITING	0
+#define JR_OPEN		1
+#define JR_CLOSED	2
+
+/* journal.c */
+extern JournalRecord *licdata_journal_append(const JournalRecord *hdr, const char *stmt,
+											 uint32 stmt_len);
+extern void licdata_journal_sync_record(JournalRecord *rec);
+extern void licdata_journal_close_record(JournalRecord *rec);
+extern void licdata_journal_backend_exit(void);
+extern uint32 licdata_journal_crc(const JournalRecord *rec);
+extern const char *licdata_journal_dir(void);
+
+/* meter.c */
+extern void licdata_meter_init(void);
+extern void licdata_meter_denial(LicdataDataset *ds, const LicdataDecision *d, int64 licence_id);
+extern void licdata_meter_executor_start(QueryDesc *qd, int eflags, int depth);
+extern void licdata_meter_executor_end(QueryDesc *qd);
+extern DestReceiver *licdata_meter_wrap_dest(QueryDesc *qd, DestReceiver *orig);
+extern void licdata_meter_unwrap_dest(QueryDesc *qd, DestReceiver *wrapper);
+extern bool licdata_meter_owner_active(void);
+extern void licdata_meter_lookup(LicdataDataset *ds, const LicdataLicence *lic);
+extern void *licdata_meter_block_begin(void);
+extern void licdata_meter_block_end(void *block);
+
+/* hooks.c: the plan's record of the terms it was built under */
+extern bool licdata_plan_fingerprint_matches(PlannedStmt *ps, LicdataDataset *ds,
+											 const LicdataLicence *lic);
+
+/* worker.c */
+extern void licdata_worker_register(void);
+extern void licdata_worker_wake(void);
+
+#endif							/* LICDATA_METER_H */

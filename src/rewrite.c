@@ -1,0 +1,362 @@
+/*-------------------------------------------------------------------------
+ *
+ * rewrite.c
+ *	  Serve every published table a licensee's query reaches through the
+ *	  licence that allows it.
+ *
+ * Runs in the planner hook, on the query after the rewriter: views are
+ * expanded, CTEs, subqueries and sublinks are all in the tree, row-level
+ * security quals are attached.  SQL set-returning functions that the
+ * planner would inline later are kept from inlining (hooks.c), so they are
+ * planned, and rewritten, on their own.
+ *
+ * Each range-table entry that reads a published table (or a table that
+ * inherits from one) is replaced, in place, by a subquery
+ *
+ *		SELECT <col 1 or its mask or NULL>, ..., <col n ...> FROM <table>
+ *
+ * whose one range-table entry
+ *	- reads the table as licdata_reader (the licensee needs no GRANT; the
+ *	  executor hook refuses any published table reached otherwise),
+ *	- carries the licence's row filter as a security qual, after the quals
+ *	  row-level security already put there, so the planner evaluates it
+ *	  before any leaky function of the licensee's query sees a row
+ *	  (security-barrier ordering, exactly as for RLS policies), and
+ *	- keeps TABLESAMPLE and inheritance.
+ * The subquery is not a security barrier itself, so the planner pulls it
+ * up: the licensee's quals on unmasked columns still use indexes, and
+ * every use of a masked column above -- WHERE, JOIN, GROUP BY, ORDER BY,
+ * window functions, casts in error messages -- sees only the masked value.
+ * Columns outside the licence are refused if the query reads them (LD003)
+ * and are NULL otherwise; a whole-row reference reads every column.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "catalog/heap.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteManip.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "errcodes.h"
+#include "licdata.h"
+#include "rewrite.h"
+
+/* Parsed row filters and masks, per relation, dropped with the policy. */
+typedef struct ExprCacheEntry
+{
+	int64		licence_id;		/* for row filters; 0 for masks */
+	const LicdataMask *mask;	/* for masks */
+	Oid			relid;
+	AttrNumber	attnum;
+	Node	   *expr;
+} ExprCacheEntry;
+
+static MemoryContext expr_cxt = NULL;
+static List *expr_cache = NIL;
+static uint64 expr_generation = 0;
+
+static Node *
+cached_expr(int64 licence_id, const LicdataMask *mask, Oid relid, AttrNumber attnum,
+			const char *filter)
+{
+	ListCell   *lc;
+	ExprCacheEntry *e;
+	MemoryContext old;
+	Node	   *expr;
+
+	if (expr_cxt == NULL)
+		expr_cxt = AllocSetContextCreate(CacheMemoryContext, "licdata expression cache",
+										 ALLOCSET_SMALL_SIZES);
+	if (expr_generation != licdata_policy_generation)
+	{
+		MemoryContextReset(expr_cxt);
+		expr_cache = NIL;
+		expr_generation = licdata_policy_generation;
+	}
+	foreach(lc, expr_cache)
+	{
+		e = lfirst(lc);
+		if (e->licence_id == licence_id && e->mask == mask && e->relid == relid &&
+			e->attnum == attnum)
+			return copyObject(e->expr);
+	}
+	if (mask)
+		expr = licdata_build_mask_expr(relid, attnum, mask->method, mask->params, false);
+	else
+		expr = licdata_parse_row_filter(relid, filter, false);
+
+	old = MemoryContextSwitchTo(expr_cxt);
+	e = palloc0(sizeof(ExprCacheEntry));
+	e->licence_id = licence_id;
+	e->mask = mask;
+	e->relid = relid;
+	e->attnum = attnum;
+	e->expr = copyObject(expr);
+	expr_cache = lappend(expr_cache, e);
+	MemoryContextSwitchTo(old);
+	return expr;
+}
+
+static bool
+licence_covers(const LicdataLicence *lic, const char *colname)
+{
+	ListCell   *lc;
+
+	if (lic->columns == NIL)
+		return true;
+	foreach(lc, lic->columns)
+	{
+		if (strcmp((const char *) lfirst(lc), colname) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+refuse_column(LicdataRewrite *ctx, LicdataDataset *ds, const LicdataLicence *lic,
+			  const char *colname, bool whole_row)
+{
+	LicdataDecision d;
+
+	memset(&d, 0, sizeof(d));
+	d.sqlerrcode = ERRCODE_LD_COLUMN_NOT_LICENSED;
+	if (whole_row)
+		d.message = psprintf("whole-row reference to dataset %s reads column \"%s\", which licence %lld does not cover",
+							 ds->name, colname, (long long) lic->id);
+	else
+		d.message = psprintf("column \"%s\" of dataset %s is outside licence %lld",
+							 colname, ds->name, (long long) lic->id);
+	d.detail = pstrdup("The licence covers only some of the dataset's columns.");
+	d.hint = pstrdup("Select only licensed columns (see licdata.my_licences), or ask the operator to extend the licence.");
+	licdata_rewrite_refuse(ctx, ds, &d);
+}
+
+/*
+ * Replace range-table entry rti of query q (a published table) by the
+ * licensed subquery described in the file header.
+ */
+static void
+wrap_rte(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds, LicdataRewrite *ctx)
+{
+	LicdataDecision d;
+	LicdataLicence *lic;
+	Relation	rel;
+	TupleDesc	tupdesc;
+	RangeTblEntry *inner;
+	Query	   *sub;
+	List	   *tlist = NIL;
+	List	   *quals;
+	Bitmapset  *cols;
+	int			x;
+	bool		whole_row = false;
+	char	   *bad_col = NULL;
+	bool		bad_whole = false;
+
+	/* Licences never allow writing or locking a dataset. */
+	if ((int) rti == q->resultRelation ||
+		(rte->requiredPerms & ~(AclMode) ACL_SELECT) != 0 ||
+		get_parse_rowmark(q, rti) != NULL)
+	{
+		d.sqlerrcode = ERRCODE_INSUFFICIENT_PRIVILEGE;
+		d.message = psprintf("licensees cannot modify or lock dataset %s", ds->name);
+		d.detail = pstrdup("A licence allows reading a dataset, never writing it or locking its rows.");
+		d.hint = pstrdup("Copy what you are licensed to read into a table of your own.");
+		d.licence = NULL;
+		licdata_rewrite_refuse(ctx, ds, &d);
+	}
+
+	licdata_decide(ds, ctx->who, ctx->purpose, ctx->consent_ref, ctx->now, &d);
+	if (d.sqlerrcode != 0)
+		licdata_rewrite_refuse(ctx, ds, &d);
+	lic = d.licence;
+
+	rel = relation_open(rte->relid, NoLock);
+	tupdesc = RelationGetDescr(rel);
+
+	/* Columns the query reads: system columns are never licensed. */
+	cols = rte->selectedCols;
+	x = -1;
+	while ((x = bms_next_member(cols, x)) >= 0)
+	{
+		AttrNumber	attno = x + FirstLowInvalidHeapAttributeNumber;
+
+		if (attno == InvalidAttrNumber)
+			whole_row = true;
+		else if (attno < 0)
+		{
+			const FormData_pg_attribute *sys = SystemAttributeDefinition(attno);
+
+			bad_col = pstrdup(NameStr(sys->attname));
+			break;
+		}
+		else if (!licence_covers(lic, NameStr(TupleDescAttr(tupdesc, attno - 1)->attname)))
+		{
+			bad_col = pstrdup(NameStr(TupleDescAttr(tupdesc, attno - 1)->attname));
+			break;
+		}
+	}
+	if (bad_col == NULL && whole_row)
+	{
+		for (int i = 0; i < tupdesc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+			if (!att->attisdropped && !licence_covers(lic, NameStr(att->attname)))
+			{
+				bad_col = pstrdup(NameStr(att->attname));
+				bad_whole = true;
+				break;
+			}
+		}
+	}
+	if (bad_col)
+	{
+		relation_close(rel, NoLock);
+		refuse_column(ctx, ds, lic, bad_col, bad_whole);
+	}
+
+	/* The subquery's target list: one entry per attribute, in order. */
+	for (int i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		AttrNumber	attno = i + 1;
+		Expr	   *e;
+		char	   *name = pstrdup(NameStr(att->attname));
+
+		if (att->attisdropped)
+			e = (Expr *) makeNullConst(INT4OID, -1, InvalidOid);
+		else if (!licence_covers(lic, name))
+			e = (Expr *) makeNullConst(att->atttypid, att->atttypmod, att->attcollation);
+		else
+		{
+			const LicdataMask *m = licdata_mask_for(ds, lic, ctx->purpose, name);
+
+			if (m)
+				e = (Expr *) cached_expr(0, m, rte->relid, attno, NULL);
+			else
+				e = (Expr *) makeVar(1, attno, att->atttypid, att->atttypmod, att->attcollation, 0);
+		}
+		tlist = lappend(tlist, makeTargetEntry(e, attno, name, false));
+	}
+	relation_close(rel, NoLock);
+
+	/* The inner range-table entry: the table itself, read as licdata_reader. */
+	inner = copyObject(rte);
+	inner->checkAsUser = ctx->reader_role;
+	inner->requiredPerms = ACL_SELECT;
+	inner->insertedCols = NULL;
+	inner->updatedCols = NULL;
+	inner->extraUpdatedCols = NULL;
+	inner->lateral = false;
+	inner->alias = NULL;
+	quals = (List *) copyObject(rte->securityQuals);
+	ChangeVarNodes((Node *) quals, rti, 1, 0);
+	if (lic->row_filter)
+		quals = lappend(quals, cached_expr(lic->id, NULL, rte->relid, 0, lic->row_filter));
+	inner->securityQuals = quals;
+
+	sub = makeNode(Query);
+	sub->commandType = CMD_SELECT;
+	sub->querySource = QSRC_ORIGINAL;
+	sub->canSetTag = true;
+	sub->rtable = list_make1(inner);
+	{
+		RangeTblRef *rtr = makeNode(RangeTblRef);
+
+		rtr->rtindex = 1;
+		sub->jointree = makeFromExpr(list_make1(rtr), NULL);
+	}
+	sub->targetList = tlist;
+	sub->hasRowSecurity = (quals != NIL);
+
+	if (lic->aggregate_mode)
+		licdata_aggregate_wrap(q, rti, sub, lic, ds, ctx);
+
+	/* Turn the outer entry into the subquery, keeping its alias and names. */
+	rte->rtekind = RTE_SUBQUERY;
+	rte->subquery = sub;
+	rte->security_barrier = false;
+	rte->relid = InvalidOid;
+	rte->relkind = 0;
+	rte->rellockmode = 0;
+	rte->tablesample = NULL;
+	rte->inh = false;
+	rte->requiredPerms = 0;
+	rte->checkAsUser = InvalidOid;
+	rte->selectedCols = NULL;
+	rte->insertedCols = NULL;
+	rte->updatedCols = NULL;
+	rte->extraUpdatedCols = NULL;
+	rte->securityQuals = NIL;
+	q->hasRowSecurity = q->hasRowSecurity || sub->hasRowSecurity;
+
+	licdata_rewrite_note_use(ctx, ds, lic);
+}
+
+static void rewrite_query(Query *q, LicdataRewrite *ctx);
+
+static bool
+rewrite_walker(Node *node, LicdataRewrite *ctx)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		rewrite_query((Query *) node, ctx);
+		return false;
+	}
+	return expression_tree_walker(node, rewrite_walker, (void *) ctx);
+}
+
+static void
+rewrite_query(Query *q, LicdataRewrite *ctx)
+{
+	ListCell   *lc;
+	Index		rti = 0;
+
+	check_stack_depth();
+	/* Inner queries first, so the subqueries made here are not revisited. */
+	query_tree_walker(q, rewrite_walker, (void *) ctx, 0);
+
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+		LicdataDataset *ds;
+
+		rti++;
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		ds = licdata_dataset_for_rel(rte->relid);
+		if (ds == NULL)
+			continue;
+		/* Already served through a licence (idempotent on replanning). */
+		if (rte->checkAsUser == ctx->reader_role)
+			continue;
+		ctx->level = q;
+		wrap_rte(q, rti, rte, ds, ctx);
+	}
+	if (ctx->aggregate_levels != NIL)
+		licdata_aggregate_finish_level(q, ctx);
+}
+
+/*
+ * Rewrite a licensee's query in place.  Returns true when it reads at least
+ * one dataset.  Refusals are raised through licdata_rewrite_refuse.
+ */
+bool
+licdata_rewrite(Query *parse, LicdataRewrite *ctx)
+{
+	rewrite_query(parse, ctx);
+	return ctx->uses != NIL;
+}

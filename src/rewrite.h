@@ -1,0 +1,48 @@
+/*-------------------------------------------------------------------------
+ *
+ * rewrite.h
+ *	  The licensee query rewrite (rewrite.c) and the aggregate-only checks
+ *	  it calls (aggregate.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LICDATA_REWRITE_H
+#define LICDATA_REWRITE_H
+
+#include "licdata.h"
+
+/* One licence a statement uses, on one dataset. */
+typedef struct LicdataUse
+{
+	Oid			dataset;
+	int64		licence_id;
+	bool		aggregate;
+} LicdataUse;
+
+typedef struct LicdataRewrite
+{
+	const LicdataLicensee *who;
+	const char *purpose;
+	const char *consent_ref;
+	TimestampTz now;
+	Oid			reader_role;
+	List	   *uses;			/* of LicdataUse * */
+	Query	   *level;			/* the query level being rewritten */
+	List	   *aggregate_levels;	/* of AggregateLevel * (aggregate.c) */
+} LicdataRewrite;
+
+extern bool licdata_rewrite(Query *parse, LicdataRewrite *ctx);
+extern void licdata_rewrite_refuse(LicdataRewrite *ctx, LicdataDataset *ds,
+								   const LicdataDecision *d) pg_attribute_noreturn();
+extern void licdata_rewrite_note_use(LicdataRewrite *ctx, LicdataDataset *ds,
+									 const LicdataLicence *lic);
+
+/* aggregate.c */
+extern void licdata_aggregate_wrap(Query *q, Index rti, Query *sub, const LicdataLicence *lic,
+								   LicdataDataset *ds, LicdataRewrite *ctx);
+extern void licdata_aggregate_finish_level(Query *q, LicdataRewrite *ctx);
+extern void licdata_aggregate_reset_stats(void);
+extern int64 licdata_aggregate_suppressed;
+extern int64 licdata_aggregate_rows;
+
+#endif							/* LICDATA_REWRITE_H */

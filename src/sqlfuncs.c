@@ -1,0 +1,257 @@
+/*-------------------------------------------------------------------------
+ *
+ * sqlfuncs.c
+ *	  Small SQL-callable helpers behind the operator API and the record
+ *	  tables: the preload check, the row-security guard, catalog change
+ *	  notification, validation of row filters and masks, the write guard of
+ *	  the record tables, flushing, and the caller's licensee.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "errcodes.h"
+#include "licdata.h"
+#include "meter.h"
+#include "shmem.h"
+
+/* Set only by the background worker and the retention function. */
+bool		licdata_records_writable = false;
+
+static void
+not_preloaded(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_LD_NOT_READY),
+			 errmsg("licdata is not loaded through shared_preload_libraries"),
+			 errdetail("Without its hooks, licences, masks and metering would not be enforced, so published data is not served."),
+			 errhint("Add licdata to shared_preload_libraries in postgresql.conf (shared_preload_libraries = 'licdata') and restart the server.")));
+}
+
+PG_FUNCTION_INFO_V1(licdata_assert_preloaded);
+Datum
+licdata_assert_preloaded(PG_FUNCTION_ARGS)
+{
+	if (!licdata_preloaded)
+		not_preloaded();
+	if (strcmp(get_database_name(MyDatabaseId), licdata_database) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_CATALOG_NAME),
+				 errmsg("licdata can only be created in database \"%s\"", licdata_database),
+				 errdetail("Its background worker keeps usage and audit records in the database named by licdata.database."),
+				 errhint("Create the extension in \"%s\", or set licdata.database = '%s' in postgresql.conf and restart.",
+						 licdata_database, get_database_name(MyDatabaseId))));
+	PG_RETURN_VOID();
+}
+
+/*
+ * licdata.guard(): the row-security policy on published tables.  True when
+ * licdata is preloaded; an error otherwise, so that without the library
+ * nobody but a superuser reads a published table.
+ */
+PG_FUNCTION_INFO_V1(licdata_guard);
+Datum
+licdata_guard(PG_FUNCTION_ARGS)
+{
+	if (!licdata_preloaded)
+		not_preloaded();
+	PG_RETURN_BOOL(true);
+}
+
+/* Statement trigger on the catalog tables: tell every backend. */
+PG_FUNCTION_INFO_V1(licdata_catalog_changed);
+Datum
+licdata_catalog_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "licdata_catalog_changed: not called as a trigger");
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(td->tg_relation));
+	PG_RETURN_POINTER(NULL);
+}
+
+PG_FUNCTION_INFO_V1(licdata_check_row_filter);
+Datum
+licdata_check_row_filter(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	char	   *filter;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("dataset and row filter must not be null")));
+	relid = PG_GETARG_OID(0);
+	filter = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	(void) licdata_parse_row_filter(relid, filter, true);
+	PG_RETURN_TEXT_P(cstring_to_text(filter));
+}
+
+PG_FUNCTION_INFO_V1(licdata_check_mask);
+Datum
+licdata_check_mask(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	char	   *col;
+	AttrNumber	attnum;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("dataset, column, method and params must not be null")));
+	relid = PG_GETARG_OID(0);
+	col = NameStr(*PG_GETARG_NAME(1));
+	attnum = get_attnum(relid, col);
+	if (attnum <= 0)
+		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+						errmsg("column \"%s\" does not exist", col)));
+	(void) licdata_build_mask_expr(relid, attnum, text_to_cstring(PG_GETARG_TEXT_PP(2)),
+								   text_to_cstring(PG_GETARG_TEXT_PP(3)), true);
+	PG_RETURN_TEXT_P(cstring_to_text("ok"));
+}
+
+/* The licensee a role acts for (itself or through membership), or NULL. */
+PG_FUNCTION_INFO_V1(licdata_is_licensee_member);
+Datum
+licdata_is_licensee_member(PG_FUNCTION_ARGS)
+{
+	Oid			role = PG_GETARG_OID(0);
+	const LicdataLicensee *l;
+
+	if (licdata_catalog() == NULL)
+		PG_RETURN_NULL();
+	l = licdata_licensee_for_role(role);
+	if (l)
+		PG_RETURN_OID(l->roleid);
+	l = licdata_licensee_acted_by(role);
+	if (l == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_OID(l->roleid);
+}
+
+/* The licensee the caller acts for, or NULL. */
+PG_FUNCTION_INFO_V1(licdata_my_licensee);
+Datum
+licdata_my_licensee(PG_FUNCTION_ARGS)
+{
+	const LicdataLicensee *l;
+
+	if (licdata_catalog() == NULL)
+		PG_RETURN_NULL();
+	l = licdata_acting_licensee();
+	if (l == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_OID(l->roleid);
+}
+
+/* Trigger on the record tables: only licdata itself writes them. */
+PG_FUNCTION_INFO_V1(licdata_records_guard);
+Datum
+licdata_records_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "licdata_records_guard: not called as a trigger");
+	if (!licdata_records_writable)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s is written only by licdata", RelationGetRelationName(td->tg_relation)),
+				 errdetail("Usage and audit records are moved from the journal by licdata's background worker and are never changed."),
+				 errhint("Use licdata.purge_records to apply a retention period.")));
+	if (TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		PG_RETURN_POINTER(TRIGGER_FIRED_BY_DELETE(td->tg_event) ? td->tg_trigtuple :
+						  (TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple));
+	PG_RETURN_POINTER(NULL);
+}
+
+PG_FUNCTION_INFO_V1(licdata_set_records_writable);
+Datum
+licdata_set_records_writable(PG_FUNCTION_ARGS)
+{
+	bool		old = licdata_records_writable;
+
+	if (!licdata_role_is_operator(GetUserId()))
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						errmsg("only operators may apply a retention period")));
+	licdata_records_writable = PG_GETARG_BOOL(0);
+	PG_RETURN_BOOL(old);
+}
+
+/*
+ * licdata.flush(timeout): wake the background worker and wait until it has
+ * finished a full pass that started after this call, so every record closed
+ * before the call is in the tables.  Returns false on timeout.
+ */
+PG_FUNCTION_INFO_V1(licdata_flush);
+Datum
+licdata_flush(PG_FUNCTION_ARGS)
+{
+	double		timeout_s = PG_ARGISNULL(0) ? 30.0 : PG_GETARG_FLOAT8(0);
+	uint64		start = pg_atomic_read_u64(&licdata_shared->passes);
+	long		waited = 0;
+
+	if (!licdata_preloaded)
+		not_preloaded();
+	while (pg_atomic_read_u64(&licdata_shared->passes) < start + 2)
+	{
+		Latch	   *l = licdata_shared->worker_latch;
+
+		if (l && pg_atomic_read_u32(&licdata_shared->worker_pid) != 0)
+			SetLatch(l);
+		CHECK_FOR_INTERRUPTS();
+		if (waited >= (long) (timeout_s * 1000))
+			PG_RETURN_BOOL(false);
+		pg_usleep(5000L);
+		waited += 5;
+	}
+	PG_RETURN_BOOL(true);
+}
+
+/* Today's use of a licence's day quotas: (queries, rows). */
+PG_FUNCTION_INFO_V1(licdata_quota_used);
+Datum
+licdata_quota_used(PG_FUNCTION_ARGS)
+{
+	int64		id = PG_GETARG_INT64(0);
+	LicdataQuotaEntry *e;
+	int32		today = (int32) (GetCurrentTimestamp() / USECS_PER_DAY);
+	int64		q = 0,
+				r = 0;
+	TupleDesc	td;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (licdata_preloaded && licdata_quota_hash)
+	{
+		LWLockAcquire(licdata_shared->quota_lock, LW_SHARED);
+		e = hash_search(licdata_quota_hash, &id, HASH_FIND, NULL);
+		if (e && e->day == today)
+		{
+			q = e->queries;
+			r = e->rows;
+		}
+		LWLockRelease(licdata_shared->quota_lock);
+	}
+	values[0] = Int64GetDatum(q);
+	values[1] = Int64GetDatum(r);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(td), values, nulls)));
+}

@@ -1,0 +1,166 @@
+/*-------------------------------------------------------------------------
+ *
+ * token.c
+ *	  licdata.token(dataset, column, value): the caller's masked form of a
+ *	  value it already holds, so that a licensee can find, say, its own
+ *	  applicant in a pseudonymised column without ever seeing other values:
+ *
+ *		WHERE id_number = licdata.token('pd.people', 'id_number', '1101...')
+ *
+ *	It applies exactly the mask the licensee's query would see for that
+ *	column under its licence and declared purpose, is decided like a query
+ *	(purpose, validity, consent, column scope: LD001-LD007, denials
+ *	audited), and is metered with the statement that calls it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/executor.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "errcodes.h"
+#include "licdata.h"
+#include "meter.h"
+
+typedef struct VarToConst
+{
+	AttrNumber	attnum;
+	Const	   *value;
+} VarToConst;
+
+static Node *
+var_to_const(Node *node, VarToConst *ctx)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Var) && ((Var *) node)->varattno == ctx->attnum)
+		return (Node *) copyObject(ctx->value);
+	return expression_tree_mutator(node, var_to_const, (void *) ctx);
+}
+
+PG_FUNCTION_INFO_V1(licdata_token);
+Datum
+licdata_token(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	char	   *col;
+	const LicdataLicensee *who;
+	LicdataDataset *ds;
+	AttrNumber	attnum;
+	LicdataDecision d;
+	const LicdataMask *m;
+	Oid			typid,
+				typinput,
+				typioparam,
+				typoutput;
+	int32		typmod;
+	Oid			collid;
+	Const	   *c;
+	Node	   *expr;
+	VarToConst	ctx;
+	ExprState  *es;
+	ExprContext *econtext;
+	Datum		result;
+	bool		isnull;
+	bool		isvarlena;
+	ListCell   *lc;
+	bool		covered;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("dataset and column_name must not be null"),
+				 errhint("Call licdata.token('schema.table', 'column', 'value').")));
+	if (PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	relid = PG_GETARG_OID(0);
+	col = NameStr(*PG_GETARG_NAME(1));
+
+	if (licdata_catalog() == NULL)
+		ereport(ERROR, (errcode(ERRCODE_LD_NOT_READY),
+						errmsg("licdata is not set up in this database")));
+	who = licdata_acting_licensee();
+	if (who == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("licdata.token can only be called by a licensee"),
+				 errdetail("Operators read raw values and need no tokens."),
+				 errhint("Use licdata.mask_pseudonym(value, length, licensee) to compute a licensee's token.")));
+	ds = licdata_dataset_for_rel(relid);
+	if (ds == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("relation with OID %u is not a published dataset", relid),
+				 errhint("See licdata.my_licences for the datasets you are licensed for.")));
+	attnum = get_attnum(relid, col);
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of dataset %s does not exist", col, ds->name),
+				 errhint("Name a column of the dataset.")));
+
+	licdata_decide(ds, who, licdata_purpose, licdata_consent_ref, GetCurrentTimestamp(), &d);
+	if (d.sqlerrcode != 0)
+	{
+		licdata_meter_denial(ds, &d, 0);
+		licdata_raise_decision(&d);
+	}
+	covered = (d.licence->columns == NIL);
+	foreach(lc, d.licence->columns)
+	{
+		if (strcmp(lfirst(lc), col) == 0)
+			covered = true;
+	}
+	if (!covered)
+	{
+		LicdataDecision cd;
+
+		memset(&cd, 0, sizeof(cd));
+		cd.sqlerrcode = ERRCODE_LD_COLUMN_NOT_LICENSED;
+		cd.message = psprintf("column \"%s\" of dataset %s is outside licence %lld",
+							  col, ds->name, (long long) d.licence->id);
+		cd.detail = pstrdup("The licence covers only some of the dataset's columns.");
+		cd.hint = pstrdup("Ask for tokens of licensed columns only (see licdata.my_licences).");
+		licdata_meter_denial(ds, &cd, d.licence->id);
+		licdata_raise_decision(&cd);
+	}
+	licdata_meter_lookup(ds, d.licence);
+
+	m = licdata_mask_for(ds, d.licence, licdata_purpose, col);
+	if (m == NULL)
+		PG_RETURN_DATUM(PG_GETARG_DATUM(2));	/* unmasked column: the value itself */
+
+	get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
+	getTypeInputInfo(typid, &typinput, &typioparam);
+	c = makeConst(typid, typmod, collid, get_typlen(typid),
+				  OidInputFunctionCall(typinput, text_to_cstring(PG_GETARG_TEXT_PP(2)),
+									   typioparam, typmod),
+				  false, get_typbyval(typid));
+	expr = licdata_build_mask_expr(relid, attnum, m->method, m->params, false);
+	ctx.attnum = attnum;
+	ctx.value = c;
+	expr = var_to_const(expr, &ctx);
+
+	econtext = CreateStandaloneExprContext();
+	es = ExecInitExpr((Expr *) expr, NULL);
+	result = ExecEvalExprSwitchContext(es, econtext, &isnull);
+	if (isnull)
+	{
+		FreeExprContext(econtext, true);
+		PG_RETURN_NULL();
+	}
+	getTypeOutputInfo(typid, &typoutput, &isvarlena);
+	{
+		char	   *out = OidOutputFunctionCall(typoutput, result);
+
+		FreeExprContext(econtext, true);
+		PG_RETURN_TEXT_P(cstring_to_text(out));
+	}
+}
