@@ -26,6 +26,7 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_language.h"
@@ -218,9 +219,15 @@ licdata_rewrite_refuse(LicdataRewrite *ctx, LicdataDataset *ds, const LicdataDec
 static void
 licdata_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
-	if (acting() != NULL)
+	/*
+	 * Parallel workers run a part of the leader's plan: the leader meters
+	 * it, and the plan a worker receives carries no tags.
+	 */
+	bool		meter = !IsParallelWorker() && !licdata_policy_loading;
+
+	if (meter && acting() != NULL)
 		AcceptInvalidationMessages();
-	if (!licdata_policy_loading && IsTransactionState() && licdata_catalog() != NULL)
+	if (meter && IsTransactionState() && licdata_catalog() != NULL)
 		licdata_meter_executor_start(queryDesc, eflags, depth);
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
@@ -233,7 +240,8 @@ licdata_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 					bool execute_once)
 {
 	DestReceiver *orig = queryDesc->dest;
-	DestReceiver *wrapper = licdata_policy_loading ? NULL : licdata_meter_wrap_dest(queryDesc, orig);
+	DestReceiver *wrapper = (licdata_policy_loading || IsParallelWorker()) ? NULL :
+		licdata_meter_wrap_dest(queryDesc, orig);
 
 	if (wrapper)
 		queryDesc->dest = wrapper;
@@ -275,7 +283,7 @@ licdata_ExecutorFinish(QueryDesc *queryDesc)
 static void
 licdata_ExecutorEnd(QueryDesc *queryDesc)
 {
-	if (!licdata_policy_loading)
+	if (!licdata_policy_loading && !IsParallelWorker())
 		licdata_meter_executor_end(queryDesc);
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(queryDesc);
