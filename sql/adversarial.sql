@@ -2,7 +2,9 @@
 -- outside its licence, or raw values of masked columns.  Every attempt
 -- below must fail or show only licensed, masked data.  The out-of-scope
 -- markers: region 'sh' rows, the salary column, raw id numbers '1101...'.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS licdata;
+RESET client_min_messages;
 SELECT setval('licdata.licences_id_seq', 2000, false);
 CREATE SCHEMA adv;
 CREATE TABLE adv.people (id integer PRIMARY KEY, id_number varchar(18), name text, region text, salary numeric(10,2));

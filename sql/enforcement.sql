@@ -2,7 +2,9 @@
 -- published table is served through the licence for the declared purpose:
 -- only licensed rows, only licensed columns, masked values.  Errors of
 -- class LD before any row is read.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS licdata;
+RESET client_min_messages;
 SELECT setval('licdata.licences_id_seq', 1000, false);
 CREATE SCHEMA enf;
 CREATE TABLE enf.people (
