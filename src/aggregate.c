@@ -18,14 +18,15 @@
  *	   are refused.  Their arguments are plain columns (or *), with no FILTER
  *	   and no ORDER BY: sum(CASE WHEN id = 42 THEN salary END) would isolate
  *	   one entity inside a large group.
- *	3. Every expression evaluated per input row or per group before the
- *	   threshold -- WHERE, JOIN ON, GROUP BY, HAVING -- that involves the
- *	   dataset calls only leakproof functions and operators, so neither
+ *	3. Every expression evaluated per input row -- WHERE, JOIN ON, GROUP
+ *	   BY -- that involves the dataset calls only leakproof functions and
+ *	   operators (and numeric comparisons, which cannot fail), so neither
  *	   errors (1/0) nor side effects (a function that RAISEs its argument)
  *	   can leak a row; subqueries there may not refer to the dataset.
  *	4. A gate licdata._agg_gate(count(DISTINCT <row id>), min_group_size)
- *	   is put first in HAVING: groups with fewer distinct dataset rows are
- *	   suppressed.  The gate counts suppressed groups (reported with a
+ *	   decides HAVING first (CASE WHEN gate THEN <licensee's HAVING> ELSE
+ *	   false): groups with fewer distinct dataset rows are suppressed, and
+ *	   the licensee's HAVING never sees their aggregates.  The gate counts suppressed groups (reported with a
  *	   NOTICE at the end of the statement) and the dataset rows aggregated
  *	   (recorded with the usage).
  * The output of such a level is aggregates of large groups, so whatever
@@ -230,6 +231,28 @@ refers_to(Query *q, Node *node, Index rti)
 	return false;
 }
 
+/*
+ * Functions PostgreSQL does not mark leakproof but that cannot fail or have
+ * side effects for any input: numeric comparisons (statistics filter on
+ * amounts, e.g. revenue >= a reporting threshold).
+ */
+static bool
+never_fails(Oid funcid)
+{
+	switch (funcid)
+	{
+		case F_NUMERIC_EQ:
+		case F_NUMERIC_NE:
+		case F_NUMERIC_LT:
+		case F_NUMERIC_LE:
+		case F_NUMERIC_GT:
+		case F_NUMERIC_GE:
+			return true;
+		default:
+			return false;
+	}
+}
+
 typedef struct LeakCheck
 {
 	Oid			bad_func;
@@ -266,7 +289,7 @@ leak_walker(Node *node, LeakCheck *lc)
 		lc->has_sublink = true;
 		return true;
 	}
-	if (OidIsValid(funcid) && !get_func_leakproof(funcid))
+	if (OidIsValid(funcid) && !get_func_leakproof(funcid) && !never_fails(funcid))
 	{
 		lc->bad_func = funcid;
 		return true;
@@ -507,7 +530,6 @@ licdata_aggregate_finish_level(Query *q, LicdataRewrite *ctx)
 				get_sortgroupref_clause_noerr(te->ressortgroupref, q->groupClause) != NULL)
 				check_leakproof(ctx, t, q, (Node *) te->expr, "GROUP BY clause");
 		}
-		check_leakproof(ctx, t, q, q->havingQual, "HAVING clause");
 
 		gate = makeFuncExpr(gate_function(), BOOLOID,
 							list_make2(make_count_distinct(t),
@@ -517,10 +539,33 @@ licdata_aggregate_finish_level(Query *q, LicdataRewrite *ctx)
 		gates = lappend(gates, gate);
 	}
 
-	/* The gates go first in HAVING, before anything of the licensee's. */
-	if (q->havingQual)
-		gates = lappend(gates, q->havingQual);
-	q->havingQual = (Node *) (list_length(gates) == 1 ? linitial(gates) : makeBoolExpr(AND_EXPR, gates, -1));
+	/*
+	 * The gates decide first: the licensee's own HAVING is evaluated only for
+	 * groups that passed them (a CASE fixes the order, which an AND would
+	 * not), so it never sees the aggregates of a suppressed group.
+	 */
+	{
+		Node	   *gate = (Node *) (list_length(gates) == 1 ? linitial(gates) :
+									 makeBoolExpr(AND_EXPR, gates, -1));
+
+		if (q->havingQual)
+		{
+			CaseExpr   *ce = makeNode(CaseExpr);
+			CaseWhen   *cw = makeNode(CaseWhen);
+
+			cw->expr = (Expr *) gate;
+			cw->result = (Expr *) q->havingQual;
+			cw->location = -1;
+			ce->casetype = BOOLOID;
+			ce->casecollid = InvalidOid;
+			ce->arg = NULL;
+			ce->args = list_make1(cw);
+			ce->defresult = (Expr *) makeBoolConst(false, false);
+			ce->location = -1;
+			gate = (Node *) ce;
+		}
+		q->havingQual = gate;
+	}
 	q->hasAggs = true;
 }
 

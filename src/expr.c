@@ -38,6 +38,8 @@
 #include "parser/parse_expr.h"
 #include "parser/parse_relation.h"
 #include "parser/parser.h"
+#include "parser/scanner.h"
+#include "common/keywords.h"
 #include "rewrite/rewriteManip.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -50,29 +52,55 @@
 
 /* What a node tree may call: functions of pg_catalog and licdata only. */
 static bool
+builtin_schema(Oid nsp)
+{
+	return nsp == PG_CATALOG_NAMESPACE || nsp == get_namespace_oid(LICDATA_SCHEMA, true);
+}
+
+static bool
+check_func_builtin(Oid funcid, void *context)
+{
+	Oid			nsp = get_func_namespace(funcid);
+
+	if (!builtin_schema(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("row filter may only call built-in functions and operators"),
+				 errdetail("It calls %s, which is defined in schema \"%s\".",
+						   format_procedure(funcid), get_namespace_name(nsp)),
+				 errhint("Write the filter with built-in functions only.")));
+	return false;
+}
+
+/*
+ * Every function a node would run: calls, operators (also in row
+ * comparisons and IS DISTINCT FROM), type I/O of casts (check_functions_in_node);
+ * and the constraints of a domain a value is cast to, which may call
+ * anything.
+ */
+static bool
 check_funcs_walker(Node *node, void *context)
 {
-	Oid			funcid = InvalidOid;
-
 	if (node == NULL)
 		return false;
-	if (IsA(node, FuncExpr))
-		funcid = ((FuncExpr *) node)->funcid;
-	else if (IsA(node, OpExpr) || IsA(node, DistinctExpr) || IsA(node, NullIfExpr))
-		funcid = get_opcode(((OpExpr *) node)->opno);
-	else if (IsA(node, ScalarArrayOpExpr))
-		funcid = get_opcode(((ScalarArrayOpExpr *) node)->opno);
-	if (OidIsValid(funcid))
+	(void) check_functions_in_node(node, check_func_builtin, context);
+	if (IsA(node, CoerceToDomain))
 	{
-		Oid			nsp = get_func_namespace(funcid);
+		Oid			domain = ((CoerceToDomain *) node)->resulttype;
+		HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(domain));
+		Oid			nsp;
 
-		if (nsp != PG_CATALOG_NAMESPACE && nsp != get_namespace_oid(LICDATA_SCHEMA, true))
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for type %u", domain);
+		nsp = ((Form_pg_type) GETSTRUCT(tup))->typnamespace;
+		ReleaseSysCache(tup);
+		if (!builtin_schema(nsp))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("row filter may only call built-in functions and operators"),
-					 errdetail("It calls %s, which is defined in schema \"%s\".",
-							   format_procedure(funcid), get_namespace_name(nsp)),
-					 errhint("Write the filter with built-in functions only.")));
+					 errdetail("It casts to domain %s, whose constraints may call any function.",
+							   format_type_be_qualified(domain)),
+					 errhint("Write the filter with built-in types and functions only.")));
 	}
 	return expression_tree_walker(node, check_funcs_walker, context);
 }
@@ -105,7 +133,7 @@ check_vars_walker(Node *node, void *context)
  * pinned to pg_catalog.  The result has varno 1.
  */
 static Node *
-analyse_for_rel(Oid relid, Node *raw, const char *what, Oid want_type)
+analyse_for_rel(Oid relid, Node *raw, const char *what, Oid want_type, const char *sourcetext)
 {
 	ParseState *pstate;
 	Relation	rel;
@@ -118,6 +146,7 @@ analyse_for_rel(Oid relid, Node *raw, const char *what, Oid want_type)
 							 GUC_ACTION_SAVE, true, 0, false);
 
 	pstate = make_parsestate(NULL);
+	pstate->p_sourcetext = sourcetext;	/* for error positions, or NULL */
 	rel = relation_open(relid, AccessShareLock);
 	nsitem = addRangeTableEntryForRelation(pstate, rel, AccessShareLock, NULL, false, false);
 	addNSItemToQuery(pstate, nsitem, false, true, true);
@@ -133,6 +162,87 @@ analyse_for_rel(Oid relid, Node *raw, const char *what, Oid want_type)
 }
 
 /*
+ * Errors while parsing or analysing a row filter: a position points into
+ * the filter (shown as the internal query), not into the statement that
+ * passed it; other errors name the filter.
+ */
+static void
+row_filter_error_callback(void *arg)
+{
+	const char *filter = (const char *) arg;
+	int			pos = geterrposition();
+
+	if (getinternalerrposition() > 0)
+		return;					/* already points into the filter */
+	if (pos > 0)
+	{
+		errposition(0);
+		internalerrposition(pos);
+		internalerrquery(filter);
+	}
+	else
+		errcontext("row filter: %s", filter);
+}
+
+/* Does the filter scan without error up to (not including) byte len? */
+static bool
+scans_cleanly(const char *filter, int len)
+{
+	char	   *prefix = pnstrdup(filter, len);
+	MemoryContext cxt = CurrentMemoryContext;
+	ErrorContextCallback *save_context = error_context_stack;
+	bool		ok = true;
+
+	/* Only the scanner runs here: nothing but memory to clean up on error. */
+	error_context_stack = NULL;
+	PG_TRY();
+	{
+		core_yy_extra_type yyextra;
+		core_yyscan_t scanner = scanner_init(prefix, &yyextra, &ScanKeywords, ScanKeywordTokens);
+		core_YYSTYPE lval;
+		YYLTYPE		loc;
+
+		while (core_yylex(&lval, &loc, scanner) != 0)
+			;
+		scanner_finish(scanner);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+	error_context_stack = save_context;
+	return ok;
+}
+
+/*
+ * A comment in a row filter is refused: the filter is shown to operators,
+ * auditors and the licensee as the licence's terms, and a comment would
+ * show something that is not enforced (or hide part of what is).  "--" or
+ * "slash-star" starts a comment where the text before it scans as complete
+ * tokens (inside a string or quoted name the prefix is unterminated).
+ */
+static void
+refuse_comments(const char *filter)
+{
+	for (const char *c = filter; *c; c++)
+	{
+		if (!((c[0] == '-' && c[1] == '-') || (c[0] == '/' && c[1] == '*')))
+			continue;
+		if (scans_cleanly(filter, c - filter))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("row filter must not contain comments"),
+					 errdetail("The filter is kept and shown as the licence's terms; a comment would show text that is not enforced."),
+					 errhint("Remove the comment, or record the note in the dataset's description."),
+					 internalerrposition(c - filter + 1),
+					 internalerrquery(filter)));
+	}
+}
+
+/*
  * Parse and check a licence's row filter for relation relid (the dataset
  * or a table inheriting from it).  Errors describe what is wrong.
  */
@@ -144,6 +254,7 @@ licdata_parse_row_filter(Oid relid, const char *filter, bool for_check)
 	SelectStmt *sel;
 	ResTarget  *rt;
 	Node	   *expr;
+	ErrorContextCallback errcb;
 
 	if (filter == NULL || filter[0] == '\0' || strspn(filter, " \t\r\n") == strlen(filter))
 		ereport(ERROR,
@@ -151,7 +262,14 @@ licdata_parse_row_filter(Oid relid, const char *filter, bool for_check)
 				 errmsg("row filter must not be empty"),
 				 errhint("Pass NULL to license every row, or a boolean expression over the dataset's columns.")));
 
+	errcb.callback = row_filter_error_callback;
+	errcb.arg = (void *) filter;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
 	parsed = raw_parser(filter, RAW_PARSE_PLPGSQL_EXPR);
+	if (for_check)
+		refuse_comments(filter);
 	if (list_length(parsed) != 1)
 		goto not_one_expr;
 	raw = linitial_node(RawStmt, parsed);
@@ -168,7 +286,7 @@ licdata_parse_row_filter(Oid relid, const char *filter, bool for_check)
 		(IsA(rt->val, ColumnRef) && IsA(llast(((ColumnRef *) rt->val)->fields), A_Star)))
 		goto not_one_expr;
 
-	expr = analyse_for_rel(relid, rt->val, "row_filter", BOOLOID);
+	expr = analyse_for_rel(relid, rt->val, "row_filter", BOOLOID, filter);
 
 	if (checkExprHasSubLink(expr))
 		ereport(ERROR,
@@ -184,6 +302,7 @@ licdata_parse_row_filter(Oid relid, const char *filter, bool for_check)
 				 errhint("Use immutable or stable functions only.")));
 	check_vars_walker(expr, NULL);
 	check_funcs_walker(expr, NULL);
+	error_context_stack = errcb.previous;
 	return expr;
 
 not_one_expr:
@@ -393,24 +512,39 @@ check_keys(const MaskParams *p, const char *const *allowed)
 	}
 }
 
+/* Is a JSON number a whole number from min to max? */
+static bool
+numeric_is_whole(Numeric num)
+{
+	Datum		trunc = DirectFunctionCall2(numeric_trunc, NumericGetDatum(num), Int32GetDatum(0));
+
+	return DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(num), trunc));
+}
+
+static bool
+numeric_in_range(Numeric num, int64 min, int64 max)
+{
+	Datum		lo = DirectFunctionCall1(int8_numeric, Int64GetDatum(min));
+	Datum		hi = DirectFunctionCall1(int8_numeric, Int64GetDatum(max));
+
+	return !DatumGetBool(DirectFunctionCall2(numeric_lt, NumericGetDatum(num), lo)) &&
+		!DatumGetBool(DirectFunctionCall2(numeric_gt, NumericGetDatum(num), hi));
+}
+
 static int
 int_param(const MaskParams *p, const char *key, int dflt, int min, int max)
 {
 	JsonbValue *v = get_param(p, key);
-	Datum		d;
-	int64		n;
 
 	if (v == NULL)
 		return dflt;
-	if (v->type != jbvNumeric)
-		bad_param(p, psprintf("\"%s\" must be a number", key),
+	if (v->type != jbvNumeric || !numeric_is_whole(v->val.numeric))
+		bad_param(p, psprintf("\"%s\" must be a whole number", key),
 				  psprintf("Pass an integer from %d to %d.", min, max));
-	d = DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric));
-	n = DatumGetInt64(d);
-	if (n < min || n > max)
+	if (!numeric_in_range(v->val.numeric, min, max))
 		bad_param(p, psprintf("\"%s\" is out of range", key),
 				  psprintf("Pass an integer from %d to %d.", min, max));
-	return (int) n;
+	return DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(v->val.numeric)));
 }
 
 static char *
@@ -608,6 +742,19 @@ licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
 											 NumericGetDatum(get_param(&p, "width")->val.numeric),
 											 DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))))
 			bad_param(&p, "\"width\" must be positive", "Pass a positive bucket width, e.g. {\"width\": 1000}.");
+		{
+			/* An integer column's bucket width must be a whole number of its type. */
+			Oid			base = getBaseType(typid);
+			int64		maxw = base == INT2OID ? PG_INT16_MAX :
+				base == INT4OID ? PG_INT32_MAX :
+				base == INT8OID ? PG_INT64_MAX : 0;
+
+			if (maxw > 0 && (!numeric_is_whole(get_param(&p, "width")->val.numeric) ||
+							 !numeric_in_range(get_param(&p, "width")->val.numeric, 1, maxw)))
+				bad_param(&p, psprintf("\"width\" must be a whole number from 1 to " INT64_FORMAT " for column \"%s\" of type %s",
+									   maxw, colname, format_type_be(typid)),
+						  "Pass a whole bucket width that fits the column's type, e.g. {\"width\": 1000}.");
+		}
 		raw = raw_call("mask_bucket", list_make2(raw_cast(raw_col(colname), basetype),
 												 raw_cast(raw_str(width), basetype)));
 		raw = raw_cast(raw, coltype);
@@ -690,7 +837,7 @@ licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
 		raw = raw_cast(raw, coltype);
 	}
 
-	expr = analyse_for_rel(relid, raw, method, InvalidOid);
+	expr = analyse_for_rel(relid, raw, method, InvalidOid, NULL);
 	if (exprType(expr) != typid)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),

@@ -24,10 +24,18 @@
  *	  read-only (sodium_mprotect_readonly) except while it is written.  The
  *	  postmaster never loads the key: each backend reads the file itself on
  *	  first use, so no key is inherited through fork.
- *	- For keyed hashing, the vault also caches the BLAKE2b state after the
- *	  key block, so a pseudonym costs one compression for short values; the
- *	  per-call copy of that state lives in a second guarded buffer.
- *	- Both buffers are wiped and freed at backend exit (sodium_free wipes).
+ *	- Keyed hashing is BLAKE2b in its keyed mode (RFC 7693 section 3.3:
+ *	  the key, zero-padded to a 128-byte block, is the first block), with a
+ *	  40-byte digest: the same function as libsodium's crypto_generichash
+ *	  with a 32-byte key.  The vault caches the chaining value after the
+ *	  key block, so a value of up to 128 bytes costs one compression instead
+ *	  of two (libsodium keeps the key block buffered and cannot do this);
+ *	  this is the precomputation HMAC implementations do with ipad/opad.
+ *	  Each backend checks the result against crypto_generichash once before
+ *	  first use (blake2b_self_test).
+ *	- The vault is wiped and freed at backend exit (sodium_free wipes); the
+ *	  per-call working state of the compression function is wiped after
+ *	  each call.
  *	- Rotation writes the new file (temporary file, fsync, rename, fsync of
  *	  the directory) and only then bumps licdata_shared->key_generation.  A
  *	  backend reads the generation before it reads the file, so it can at
@@ -65,6 +73,10 @@ StaticAssertDecl(LICDATA_KEY_BYTES >= crypto_kdf_BYTES_MIN &&
 				 "derived keys have a length libsodium's KDF supports");
 StaticAssertDecl(LICDATA_KEYED_HASH_BYTES <= crypto_generichash_BYTES_MAX,
 				 "keyed hash length within BLAKE2b's");
+StaticAssertDecl(LICDATA_KEY_BYTES <= crypto_generichash_KEYBYTES_MAX,
+				 "derived keys are valid BLAKE2b keys");
+
+#define BLAKE2B_BLOCK		128
 
 /* KDF context (exactly crypto_kdf_CONTEXTBYTES = 8 characters) per use. */
 static const char *const key_contexts[LICDATA_KEY_NUM_USES] = {
@@ -75,7 +87,7 @@ static const char *const key_contexts[LICDATA_KEY_NUM_USES] = {
 
 typedef struct KeyCacheEntry
 {
-	crypto_generichash_state hash_state;	/* BLAKE2b after the key block */
+	uint64		blake_h[8];		/* BLAKE2b chaining value after the key block */
 	uint8		key[LICDATA_KEY_BYTES];
 	int64		key_id;
 	int			use;
@@ -90,7 +102,6 @@ typedef struct KeyVault
 } KeyVault;
 
 static KeyVault *vault = NULL;
-static crypto_generichash_state *hash_scratch = NULL;
 
 /* Bookkeeping (not secret) kept outside the vault. */
 static bool master_loaded = false;
@@ -98,6 +109,177 @@ static uint64 loaded_generation = 0;
 static uint64 local_epoch = 0;
 static int	last_hit = 0;
 static int	next_victim = 0;
+
+/* ----------------------------------------------------------------
+ * BLAKE2b (RFC 7693), keyed mode, with the key block precomputed
+ * ----------------------------------------------------------------
+ */
+
+static const uint64 blake2b_iv[8] = {
+	UINT64CONST(0x6a09e667f3bcc908), UINT64CONST(0xbb67ae8584caa73b),
+	UINT64CONST(0x3c6ef372fe94f82b), UINT64CONST(0xa54ff53a5f1d36f1),
+	UINT64CONST(0x510e527fade682d1), UINT64CONST(0x9b05688c2b3e6c1f),
+	UINT64CONST(0x1f83d9abfb41bd6b), UINT64CONST(0x5be0cd19137e2179)
+};
+
+static const uint8 blake2b_sigma[12][16] = {
+	{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+	{14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+	{11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
+	{7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+	{9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
+	{2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+	{12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
+	{13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+	{6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
+	{10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+	{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+	{14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3}
+};
+
+#define ROTR64(x, n)	(((x) >> (n)) | ((x) << (64 - (n))))
+
+#define BLAKE2B_G(a, b, c, d, x, y) \
+	do { \
+		a = a + b + (x); \
+		d = ROTR64(d ^ a, 32); \
+		c = c + d; \
+		b = ROTR64(b ^ c, 24); \
+		a = a + b + (y); \
+		d = ROTR64(d ^ a, 16); \
+		c = c + d; \
+		b = ROTR64(b ^ c, 63); \
+	} while (0)
+
+static inline uint64
+load64_le(const uint8 *p)
+{
+	return (uint64) p[0] | ((uint64) p[1] << 8) | ((uint64) p[2] << 16) |
+		((uint64) p[3] << 24) | ((uint64) p[4] << 32) | ((uint64) p[5] << 40) |
+		((uint64) p[6] << 48) | ((uint64) p[7] << 56);
+}
+
+/*
+ * The compression function F: h is updated with one 128-byte block, t the
+ * number of bytes hashed so far including this block, last for the final
+ * block.  Wipes its working state.
+ */
+static void
+blake2b_compress(uint64 h[8], const uint8 block[BLAKE2B_BLOCK], uint64 t, bool last)
+{
+	uint64		m[16];
+	uint64		v[16];
+	int			i;
+
+	for (i = 0; i < 16; i++)
+		m[i] = load64_le(block + 8 * i);
+	for (i = 0; i < 8; i++)
+	{
+		v[i] = h[i];
+		v[i + 8] = blake2b_iv[i];
+	}
+	v[12] ^= t;					/* t < 2^64: the high word of the counter is 0 */
+	if (last)
+		v[14] = ~v[14];
+	for (i = 0; i < 12; i++)
+	{
+		const uint8 *s = blake2b_sigma[i];
+
+		BLAKE2B_G(v[0], v[4], v[8], v[12], m[s[0]], m[s[1]]);
+		BLAKE2B_G(v[1], v[5], v[9], v[13], m[s[2]], m[s[3]]);
+		BLAKE2B_G(v[2], v[6], v[10], v[14], m[s[4]], m[s[5]]);
+		BLAKE2B_G(v[3], v[7], v[11], v[15], m[s[6]], m[s[7]]);
+		BLAKE2B_G(v[0], v[5], v[10], v[15], m[s[8]], m[s[9]]);
+		BLAKE2B_G(v[1], v[6], v[11], v[12], m[s[10]], m[s[11]]);
+		BLAKE2B_G(v[2], v[7], v[8], v[13], m[s[12]], m[s[13]]);
+		BLAKE2B_G(v[3], v[4], v[9], v[14], m[s[14]], m[s[15]]);
+	}
+	for (i = 0; i < 8; i++)
+		h[i] ^= v[i] ^ v[i + 8];
+	sodium_memzero(v, sizeof(v));
+	sodium_memzero(m, sizeof(m));
+}
+
+/*
+ * Chaining value of keyed BLAKE2b (digest LICDATA_KEYED_HASH_BYTES, key
+ * LICDATA_KEY_BYTES) after the key block, which is not the last block.
+ */
+static void
+blake2b_key_block(uint64 h[8], const uint8 key[LICDATA_KEY_BYTES])
+{
+	uint8		block[BLAKE2B_BLOCK];
+
+	memcpy(h, blake2b_iv, sizeof(blake2b_iv));
+	/* parameter block: digest length, key length, fanout 1, depth 1 */
+	h[0] ^= UINT64CONST(0x01010000) | (LICDATA_KEY_BYTES << 8) | LICDATA_KEYED_HASH_BYTES;
+	memset(block, 0, sizeof(block));
+	memcpy(block, key, LICDATA_KEY_BYTES);
+	blake2b_compress(h, block, BLAKE2B_BLOCK, false);
+	sodium_memzero(block, sizeof(block));
+}
+
+/*
+ * Finish keyed BLAKE2b of a non-empty message from the chaining value after
+ * the key block (h_key, not changed).  Writes LICDATA_KEYED_HASH_BYTES.
+ */
+static void
+blake2b_keyed_finish(const uint64 h_key[8], const uint8 *in, size_t inlen,
+					 uint8 out[LICDATA_KEYED_HASH_BYTES])
+{
+	uint64		h[8];
+	uint8		last[BLAKE2B_BLOCK];
+	uint64		t = BLAKE2B_BLOCK;
+	int			i;
+
+	Assert(inlen > 0);
+	memcpy(h, h_key, sizeof(h));
+	while (inlen > BLAKE2B_BLOCK)
+	{
+		t += BLAKE2B_BLOCK;
+		blake2b_compress(h, in, t, false);
+		in += BLAKE2B_BLOCK;
+		inlen -= BLAKE2B_BLOCK;
+	}
+	memset(last, 0, sizeof(last));
+	memcpy(last, in, inlen);
+	t += inlen;
+	blake2b_compress(h, last, t, true);
+	for (i = 0; i < LICDATA_KEYED_HASH_BYTES; i++)
+		out[i] = (uint8) (h[i / 8] >> (8 * (i % 8)));
+	sodium_memzero(h, sizeof(h));
+	sodium_memzero(last, sizeof(last));
+}
+
+/*
+ * Check blake2b_keyed_finish against libsodium's crypto_generichash over
+ * lengths around the block boundaries, with a fixed public test key.
+ */
+static bool
+blake2b_self_test(void)
+{
+	static const int lengths[] = {1, 18, 127, 128, 129, 255, 256, 257, 1000};
+	uint8		key[LICDATA_KEY_BYTES];
+	uint8		msg[1000];
+	uint8		ours[LICDATA_KEYED_HASH_BYTES];
+	uint8		theirs[LICDATA_KEYED_HASH_BYTES];
+	uint64		h[8];
+	bool		ok = true;
+
+	for (int i = 0; i < (int) sizeof(key); i++)
+		key[i] = (uint8) i;
+	for (int i = 0; i < (int) sizeof(msg); i++)
+		msg[i] = (uint8) (i * 7 + 3);
+	blake2b_key_block(h, key);
+	for (int i = 0; i < lengthof(lengths); i++)
+	{
+		blake2b_keyed_finish(h, msg, lengths[i], ours);
+		if (crypto_generichash(theirs, sizeof(theirs), msg, lengths[i],
+							   key, sizeof(key)) != 0 ||
+			memcmp(ours, theirs, sizeof(ours)) != 0)
+			ok = false;
+	}
+	return ok;
+}
 
 /*
  * Initialise libsodium; safe to call more than once.
@@ -296,32 +478,25 @@ keys_at_exit(int code, Datum arg)
 	if (vault != NULL)
 		sodium_free(vault);
 	vault = NULL;
-	if (hash_scratch != NULL)
-		sodium_free(hash_scratch);
-	hash_scratch = NULL;
 	master_loaded = false;
 }
 
-/* Allocate the vault and the hash scratch buffer on first use. */
+/* Allocate the vault on first use, after checking the keyed hash. */
 static void
 keys_alloc(void)
 {
 	keys_sodium_init();
+	if (!blake2b_self_test())
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("licdata keyed hash self-test failed"),
+				 errdetail("The BLAKE2b implementation disagrees with libsodium's.")));
 	vault = sodium_malloc(sizeof(KeyVault));
-	hash_scratch = sodium_malloc(sizeof(crypto_generichash_state));
-	if (vault == NULL || hash_scratch == NULL)
-	{
-		if (vault != NULL)
-			sodium_free(vault);
-		if (hash_scratch != NULL)
-			sodium_free(hash_scratch);
-		vault = NULL;
-		hash_scratch = NULL;
+	if (vault == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory"),
 				 errdetail("Could not allocate protected memory for licdata's keys.")));
-	}
 	memset(vault, 0, sizeof(KeyVault));
 	sodium_mprotect_readonly(vault);
 	on_proc_exit(keys_at_exit, (Datum) 0);
@@ -452,11 +627,10 @@ keys_entry(int64 key_id, LicdataKeyUse use)
 	sodium_mprotect_readwrite(vault);
 	sodium_memzero(e, sizeof(KeyCacheEntry));
 	ok = crypto_kdf_derive_from_key(e->key, LICDATA_KEY_BYTES, (uint64) key_id,
-									key_contexts[use], vault->master) == 0 &&
-		crypto_generichash_init(&e->hash_state, e->key, LICDATA_KEY_BYTES,
-								LICDATA_KEYED_HASH_BYTES) == 0;
+									key_contexts[use], vault->master) == 0;
 	if (ok)
 	{
+		blake2b_key_block(e->blake_h, e->key);
 		e->key_id = key_id;
 		e->use = (int) use;
 		e->valid = true;
@@ -479,6 +653,10 @@ licdata_licensee_key(int64 key_id, LicdataKeyUse use)
 	return keys_entry(key_id, use)->key;
 }
 
+/*
+ * Keyed BLAKE2b-320 of in[0..inlen), truncated to outlen bytes.  An empty
+ * input, whose last block is the key block itself, goes to libsodium.
+ */
 void
 licdata_keyed_hash(int64 key_id, LicdataKeyUse use, const void *in, size_t inlen,
 				   uint8 *out, size_t outlen)
@@ -487,15 +665,13 @@ licdata_keyed_hash(int64 key_id, LicdataKeyUse use, const void *in, size_t inlen
 	uint8		digest[LICDATA_KEYED_HASH_BYTES];
 
 	Assert(outlen >= 1 && outlen <= LICDATA_KEYED_HASH_BYTES);
-	memcpy(hash_scratch, &e->hash_state, sizeof(crypto_generichash_state));
-	if (crypto_generichash_update(hash_scratch, in, inlen) != 0 ||
-		crypto_generichash_final(hash_scratch, digest, LICDATA_KEYED_HASH_BYTES) != 0)
-	{
-		sodium_memzero(hash_scratch, sizeof(crypto_generichash_state));
+	if (likely(inlen > 0))
+		blake2b_keyed_finish(e->blake_h, in, inlen, digest);
+	else if (crypto_generichash(digest, sizeof(digest), NULL, 0,
+								e->key, LICDATA_KEY_BYTES) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not compute a keyed hash")));
-	}
 	memcpy(out, digest, outlen);
 }
 
