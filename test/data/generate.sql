@@ -16,6 +16,13 @@
 \endif
 SET client_min_messages = warning;
 SET client_encoding = 'UTF8';
+DO $$
+BEGIN
+  IF current_setting('server_encoding') NOT IN ('UTF8', 'SQL_ASCII') THEN
+    RAISE EXCEPTION 'test/data/generate.sql needs a UTF8 database (this one is %)',
+      current_setting('server_encoding');
+  END IF;
+END $$;
 
 BEGIN;
 -- memory for the bulk load (transaction-local; temp_buffers only if no temp table was used yet)
