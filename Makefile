@@ -32,6 +32,16 @@ licdata--$(EXTVERSION).sql: $(sort $(wildcard schema/*.sql))
 
 $(OBJS): $(wildcard src/*.h)
 
+# The authority's offline signing tool (libsodium only), installed next to
+# the PostgreSQL programs.
+all: tools/licdata-sign
+tools/licdata-sign: tools/licdata-sign.c
+	$(CC) -O2 -Wall -Werror -o $@ $< -lsodium
+install: install-sign
+.PHONY: install-sign
+install-sign: tools/licdata-sign
+	$(INSTALL_PROGRAM) tools/licdata-sign '$(DESTDIR)$(bindir)/licdata-sign'
+
 .PHONY: test demo deps
 test:
 	bash test/run-tests.sh
