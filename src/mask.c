@@ -63,8 +63,8 @@
  */
 #include "postgres.h"
 
-#include <math.h>
 #include <float.h>
+#include <math.h>
 
 #include "access/htup_details.h"
 #include "catalog/pg_proc.h"
@@ -124,28 +124,47 @@ PG_FUNCTION_INFO_V1(licdata_rotate_master_key);
 #define PSEUDONYM_MAX_LENGTH	64
 
 /*
- * Chinese compound surnames (复姓), simplified and traditional forms,
- * longest first.  From the Hundred Family Surnames (百家姓) and common
- * Manchu and Xianbei clan names.  A name starting with one of these, and
- * longer than it, keeps the whole compound surname.
+ * Chinese compound surnames (复姓), simplified and traditional forms, from
+ * the Hundred Family Surnames (百家姓) and common Manchu and Xianbei clan
+ * names.  A name starting with one of these, and longer than it, keeps the
+ * whole compound surname; the longest match wins.
  */
-static const char *const compound_surnames[] = {
-	/* four characters */
-	"爱新觉罗", "愛新覺羅", "叶赫那拉", "葉赫那拉", "钮祜禄", "鈕祜祿",
+#define SURNAME(s)	{s, sizeof(s) - 1}
+
+static const struct
+{
+	const char *name;		/* UTF-8 */
+	int			bytes;
+}			compound_surnames[] = {
+	/* three and four characters */
+	SURNAME("爱新觉罗"), SURNAME("愛新覺羅"), SURNAME("叶赫那拉"), SURNAME("葉赫那拉"), SURNAME("钮祜禄"),
+	SURNAME("鈕祜祿"),
 	/* two characters, simplified */
-	"欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容",
-	"长孙", "宇文", "司徒", "令狐", "夏侯", "轩辕", "端木", "独孤", "南宫",
-	"西门", "百里", "呼延", "闻人", "澹台", "公冶", "太史", "申屠", "钟离",
-	"赫连", "拓跋", "第五", "万俟", "宗政", "濮阳", "公羊", "太叔", "仲孙",
-	"鲜于", "司空", "闾丘", "子车", "亓官", "司寇", "巫马", "公西", "颛孙",
-	"壤驷", "公良", "漆雕", "乐正", "宰父", "谷梁", "夹谷", "段干", "东郭",
-	"南门", "羊舌", "微生", "梁丘", "左丘", "东门", "公伯", "公祖", "第一",
-	"即墨", "达奚", "褚师", "单于", "完颜", "耶律", "淳于", "长鱼", "胡母",
+	SURNAME("欧阳"), SURNAME("司马"), SURNAME("诸葛"), SURNAME("上官"), SURNAME("东方"),
+	SURNAME("皇甫"), SURNAME("尉迟"), SURNAME("公孙"), SURNAME("慕容"), SURNAME("长孙"),
+	SURNAME("宇文"), SURNAME("司徒"), SURNAME("令狐"), SURNAME("夏侯"), SURNAME("轩辕"),
+	SURNAME("端木"), SURNAME("独孤"), SURNAME("南宫"), SURNAME("西门"), SURNAME("百里"),
+	SURNAME("呼延"), SURNAME("闻人"), SURNAME("澹台"), SURNAME("公冶"), SURNAME("太史"),
+	SURNAME("申屠"), SURNAME("钟离"), SURNAME("赫连"), SURNAME("拓跋"), SURNAME("第五"),
+	SURNAME("万俟"), SURNAME("宗政"), SURNAME("濮阳"), SURNAME("公羊"), SURNAME("太叔"),
+	SURNAME("仲孙"), SURNAME("鲜于"), SURNAME("司空"), SURNAME("闾丘"), SURNAME("子车"),
+	SURNAME("亓官"), SURNAME("司寇"), SURNAME("巫马"), SURNAME("公西"), SURNAME("颛孙"),
+	SURNAME("壤驷"), SURNAME("公良"), SURNAME("漆雕"), SURNAME("乐正"), SURNAME("宰父"),
+	SURNAME("谷梁"), SURNAME("夹谷"), SURNAME("段干"), SURNAME("东郭"), SURNAME("南门"),
+	SURNAME("羊舌"), SURNAME("微生"), SURNAME("梁丘"), SURNAME("左丘"), SURNAME("东门"),
+	SURNAME("公伯"), SURNAME("公祖"), SURNAME("第一"), SURNAME("即墨"), SURNAME("达奚"),
+	SURNAME("褚师"), SURNAME("单于"), SURNAME("完颜"), SURNAME("耶律"), SURNAME("淳于"),
+	SURNAME("长鱼"), SURNAME("胡母"),
 	/* two characters, traditional where they differ */
-	"歐陽", "司馬", "諸葛", "東方", "尉遲", "公孫", "長孫", "軒轅", "獨孤",
-	"南宮", "西門", "聞人", "澹臺", "鍾離", "赫連", "萬俟", "鮮於", "閭丘",
-	"顓孫", "壤駟", "樂正", "穀梁", "夾谷", "東郭", "單於", "東門",
+	SURNAME("歐陽"), SURNAME("司馬"), SURNAME("諸葛"), SURNAME("東方"), SURNAME("尉遲"),
+	SURNAME("公孫"), SURNAME("長孫"), SURNAME("軒轅"), SURNAME("獨孤"), SURNAME("南宮"),
+	SURNAME("西門"), SURNAME("聞人"), SURNAME("澹臺"), SURNAME("鍾離"), SURNAME("赫連"),
+	SURNAME("萬俟"), SURNAME("鮮于"), SURNAME("閭丘"), SURNAME("顓孫"), SURNAME("壤駟"),
+	SURNAME("樂正"), SURNAME("穀梁"), SURNAME("夾谷"), SURNAME("東郭"), SURNAME("單于"),
+	SURNAME("東門"),
 };
+
+#undef SURNAME
 
 /* lower-case RFC 4648 base32 */
 static const char base32_alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
@@ -357,16 +376,18 @@ licdata_mask_email(PG_FUNCTION_ARGS)
 	int			len = VARSIZE_ANY_EXHDR(value);
 	const char *end = s + len;
 	const char *at = NULL;
-	const char *p;
 	int64		local_chars;
 	MaskBuf		b;
 
-	/* the last '@' (ASCII is never part of a multibyte character) */
-	for (p = end - 1; p >= s; p--)
+	/*
+	 * The last '@'.  In server encodings a byte below 0x80 is never part of
+	 * a multibyte character, so a byte scan is safe.
+	 */
+	for (int i = len - 1; i >= 0; i--)
 	{
-		if (*p == '@')
+		if (s[i] == '@')
 		{
-			at = p;
+			at = s + i;
 			break;
 		}
 	}
@@ -375,7 +396,6 @@ licdata_mask_email(PG_FUNCTION_ARGS)
 
 	local_chars = pg_mbstrlen_with_len(s, at - s);
 	maskbuf_init(&b, (int64) len + local_chars);
-	p = s;
 	if (local_chars >= 2)
 	{
 		int			l = char_len(s, at);
@@ -590,12 +610,14 @@ licdata_mask_cn_name(PG_FUNCTION_ARGS)
 		{
 			for (int i = 0; i < lengthof(compound_surnames); i++)
 			{
-				int			slen = strlen(compound_surnames[i]);
+				const char *cs = compound_surnames[i].name;
+				int			slen = compound_surnames[i].bytes;
 				int			schars;
 
-				if (slen > len || memcmp(s, compound_surnames[i], slen) != 0)
+				if (slen > len || cs[0] != s[0] || cs[1] != s[1] ||
+					memcmp(s, cs, slen) != 0)
 					continue;
-				schars = pg_mbstrlen_with_len(compound_surnames[i], slen);
+				schars = pg_mbstrlen_with_len(cs, slen);
 				if (schars < n && schars > surname_chars)
 					surname_chars = schars;
 			}
@@ -1247,6 +1269,8 @@ licdata_mask_date_trunc_tstz(PG_FUNCTION_ARGS)
  * ----------------------------------------------------------------
  */
 
+static void bucket_width_error(void) pg_attribute_noreturn();
+
 static void
 bucket_width_error(void)
 {
@@ -1470,11 +1494,10 @@ noise_integer(int64 value, double noise, int64 lo, int64 hi)
 	return Max(lo, Min(hi, r));
 }
 
+/* Noise for an integer value; relative and f from noise_factor. */
 static int64
-noise_for_int(FunctionCallInfo fcinfo, int64 value, int64 lo, int64 hi)
+noise_for_int(int64 value, bool relative, double f, int64 lo, int64 hi)
 {
-	bool		relative;
-	double		f = noise_factor(fcinfo, &relative);
 	double		radius = relative ? fabs((double) value) * f : f;
 	uint8		bytes[8];
 	double		u;
@@ -1489,11 +1512,11 @@ Datum
 licdata_mask_noise_int4(PG_FUNCTION_ARGS)
 {
 	bool		relative;
+	double		f = noise_factor(fcinfo, &relative);
 
-	(void) noise_factor(fcinfo, &relative);
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	PG_RETURN_INT32((int32) noise_for_int(fcinfo, PG_GETARG_INT32(0),
+	PG_RETURN_INT32((int32) noise_for_int(PG_GETARG_INT32(0), relative, f,
 										  PG_INT32_MIN, PG_INT32_MAX));
 }
 
@@ -1501,11 +1524,11 @@ Datum
 licdata_mask_noise_int8(PG_FUNCTION_ARGS)
 {
 	bool		relative;
+	double		f = noise_factor(fcinfo, &relative);
 
-	(void) noise_factor(fcinfo, &relative);
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	PG_RETURN_INT64(noise_for_int(fcinfo, PG_GETARG_INT64(0),
+	PG_RETURN_INT64(noise_for_int(PG_GETARG_INT64(0), relative, f,
 								  PG_INT64_MIN, PG_INT64_MAX));
 }
 
