@@ -125,3 +125,104 @@ $$;
 
 REVOKE ALL ON FUNCTION licdata.add_authority(text, text), licdata.install_licence(jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION licdata.add_authority(text, text), licdata.install_licence(jsonb, text) TO licdata_operator;
+
+/*
+ * Signed audit checkpoints: every licdata.checkpoint_interval audit rows the
+ * background worker signs (seq, hash) of the chain's last row with the
+ * cluster's audit key (Ed25519, derived from the master key).  An auditor
+ * who keeps licdata.audit_public_key() can tell that the chain up to each
+ * checkpoint is the one licdata wrote, even after an operator recomputed the
+ * hashes of altered rows.
+ */
+CREATE TABLE licdata.audit_checkpoints (
+	seq			bigint PRIMARY KEY,
+	at			timestamptz NOT NULL DEFAULT now(),
+	hash		bytea NOT NULL,
+	public_key	text NOT NULL,
+	signature	text NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('licdata.audit_checkpoints', '');
+CREATE TRIGGER records_guard BEFORE INSERT OR UPDATE OR DELETE ON licdata.audit_checkpoints
+	FOR EACH ROW EXECUTE FUNCTION licdata._records_guard();
+CREATE TRIGGER records_guard_truncate BEFORE TRUNCATE ON licdata.audit_checkpoints
+	FOR EACH STATEMENT EXECUTE FUNCTION licdata._records_guard();
+GRANT SELECT ON licdata.audit_checkpoints TO licdata_operator, licdata_auditor;
+
+CREATE FUNCTION licdata.audit_public_key() RETURNS text
+	LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'licdata_audit_public_key';
+CREATE FUNCTION licdata._audit_sign(seq bigint, hash bytea) RETURNS text
+	LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'licdata_audit_sign';
+CREATE FUNCTION licdata._audit_verify(seq bigint, hash bytea, signature text, public_key text) RETURNS boolean
+	LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'licdata_audit_verify';
+REVOKE ALL ON FUNCTION licdata._audit_sign(bigint, bytea) FROM PUBLIC;
+
+-- Called by the worker after each flush: sign when enough rows arrived.
+CREATE FUNCTION licdata._checkpoint_if_due(every integer) RETURNS void
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	last_cp bigint;
+	last_row record;
+BEGIN
+	SELECT coalesce(max(seq), 0) INTO last_cp FROM licdata.audit_checkpoints;
+	SELECT a.seq, a.hash INTO last_row FROM licdata.audit_log a ORDER BY a.seq DESC LIMIT 1;
+	IF last_row.seq IS NULL OR last_row.seq - last_cp < every THEN
+		RETURN;
+	END IF;
+	INSERT INTO licdata.audit_checkpoints (seq, hash, public_key, signature)
+	VALUES (last_row.seq, last_row.hash, licdata.audit_public_key(),
+			licdata._audit_sign(last_row.seq, last_row.hash));
+END
+$$;
+REVOKE ALL ON FUNCTION licdata._checkpoint_if_due(integer) FROM PUBLIC;
+
+-- Runs in the worker's transaction whenever it appends audit rows.
+CREATE FUNCTION licdata._audit_checkpoint_trigger() RETURNS trigger
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM licdata._checkpoint_if_due(current_setting('licdata.checkpoint_interval')::integer);
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER audit_checkpoint AFTER INSERT ON licdata.audit_log
+	FOR EACH STATEMENT EXECUTE FUNCTION licdata._audit_checkpoint_trigger();
+
+/*
+ * verify_audit, with checkpoints: the chain must link and hash, and every
+ * checkpoint must carry a valid signature over the chain's hash at its seq,
+ * by the public key it names.  An auditor compares those keys with the
+ * licdata.audit_public_key() values it recorded (a master key rotation
+ * starts a new audit key).
+ */
+CREATE OR REPLACE FUNCTION licdata.verify_audit()
+	RETURNS TABLE (ok boolean, records_checked bigint, first_bad_seq bigint)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	a licdata.audit_log;
+	prev bytea := NULL;
+	expect bigint := NULL;
+	n bigint := 0;
+	cp record;
+BEGIN
+	FOR a IN SELECT * FROM licdata.audit_log ORDER BY seq LOOP
+		n := n + 1;
+		IF (expect IS NOT NULL AND a.seq <> expect)
+		   OR (prev IS NOT NULL AND a.prev_hash <> prev)
+		   OR (prev IS NULL AND a.seq = 1 AND a.prev_hash <> '\x'::bytea)
+		   OR a.hash <> sha256(licdata._audit_bytes(a)) THEN
+			RETURN QUERY SELECT false, n, a.seq;
+			RETURN;
+		END IF;
+		prev := a.hash;
+		expect := a.seq + 1;
+	END LOOP;
+	FOR cp IN SELECT c.*, l.hash AS chain_hash FROM licdata.audit_checkpoints c
+				LEFT JOIN licdata.audit_log l ON l.seq = c.seq ORDER BY c.seq LOOP
+		IF cp.chain_hash IS DISTINCT FROM cp.hash
+		   OR NOT licdata._audit_verify(cp.seq, cp.hash, cp.signature, cp.public_key) THEN
+			RETURN QUERY SELECT false, n, cp.seq;
+			RETURN;
+		END IF;
+	END LOOP;
+	RETURN QUERY SELECT true, n, NULL::bigint;
+END
+$$;

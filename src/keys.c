@@ -83,6 +83,7 @@ static const char *const key_contexts[LICDATA_KEY_NUM_USES] = {
 	"ldpseud1",					/* LICDATA_KEY_PSEUDONYM */
 	"ldffone1",					/* LICDATA_KEY_FPE */
 	"ldnoise1",					/* LICDATA_KEY_NOISE */
+	"ldaudit1",					/* LICDATA_KEY_AUDIT */
 };
 
 typedef struct KeyCacheEntry

@@ -30,6 +30,7 @@ typedef enum LicdataKeyUse
 	LICDATA_KEY_PSEUDONYM = 0,	/* BLAKE2b key of mask_pseudonym */
 	LICDATA_KEY_FPE,			/* AES-256 key of mask_fpe / unmask_fpe */
 	LICDATA_KEY_NOISE,			/* BLAKE2b key of mask_noise */
+	LICDATA_KEY_AUDIT,			/* Ed25519 seed of the audit checkpoint key (key id 0) */
 	LICDATA_KEY_NUM_USES
 } LicdataKeyUse;
 
