@@ -188,7 +188,8 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 				   pstrdup("Ask the operator to renew the licence."));
 		return;
 	}
-	if (chosen->require_consent_ref && (consent_ref == NULL || consent_ref[0] == '\0'))
+	if (chosen->require_consent_ref &&
+		(consent_ref == NULL || strspn(consent_ref, " \t\r\n") == strlen(consent_ref)))
 	{
 		refuse(out, ERRCODE_LD_CONSENT_REQUIRED,
 			   psprintf("licence %lld for dataset %s requires a consent reference",
