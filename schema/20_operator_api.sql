@@ -57,22 +57,35 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION licdata._not_null(val anyelement, argname text) RETURNS void
+CREATE FUNCTION licdata._not_null(val anyelement, argname text, has_default boolean DEFAULT false)
+	RETURNS void
 	LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
 	IF val IS NULL THEN
 		RAISE EXCEPTION 'argument "%" must not be null', argname
 			USING ERRCODE = 'null_value_not_allowed',
-				  HINT = 'Pass a value for "' || argname || '", or leave it out to use its default.';
+				  HINT = 'Pass a value for "' || argname || '"'
+						 || CASE WHEN has_default THEN ', or leave it out to use its default.' ELSE '.' END;
 	END IF;
 END
 $$;
 
 CREATE FUNCTION licdata._published(ds regclass) RETURNS void
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	parent regclass;
 BEGIN
 	PERFORM licdata._not_null(ds, 'dataset');
 	IF NOT EXISTS (SELECT FROM licdata.datasets d WHERE d.dataset = ds AND d.unpublished_at IS NULL) THEN
+		-- a partition or child table: name the dataset it is served under
+		SELECT d.dataset INTO parent FROM licdata.datasets d, licdata._family(d.dataset) f
+		 WHERE d.unpublished_at IS NULL AND f = ds;
+		IF parent IS NOT NULL THEN
+			RAISE EXCEPTION 'table % is not a published dataset', ds
+				USING ERRCODE = 'undefined_object',
+					  DETAIL = format('It is served as part of dataset %s.', parent),
+					  HINT = format('Name the dataset %s.', parent);
+		END IF;
 		RAISE EXCEPTION 'table % is not a published dataset', ds
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Publish it first with licdata.publish(''' || ds::text || ''').';
@@ -103,10 +116,12 @@ DECLARE
 	member regclass;
 BEGIN
 	PERFORM licdata._not_null(ds, 'dataset');
-	PERFORM licdata._not_null(price_per_query, 'price_per_query');
-	PERFORM licdata._not_null(price_per_row, 'price_per_row');
-	IF price_per_query < 0 OR price_per_row < 0 THEN
-		RAISE EXCEPTION 'prices must not be negative'
+	PERFORM licdata._not_null(price_per_query, 'price_per_query', true);
+	PERFORM licdata._not_null(price_per_row, 'price_per_row', true);
+	-- NaN passes "< 0" and the table's CHECK (>= 0): test for a finite amount.
+	IF NOT (price_per_query >= 0 AND price_per_query < 'Infinity')
+	   OR NOT (price_per_row >= 0 AND price_per_row < 'Infinity') THEN
+		RAISE EXCEPTION 'prices must be zero or a positive amount'
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = format('price_per_query is %s and price_per_row is %s.', price_per_query, price_per_row),
 				  HINT = 'Pass zero or a positive amount.';
@@ -217,6 +232,7 @@ DECLARE
 	r record;
 	owned text;
 	other regrole;
+	others text;
 BEGIN
 	PERFORM licdata._not_null(licensee, 'licensee');
 	PERFORM licdata._not_null(org_name, 'org_name');
@@ -263,12 +279,28 @@ BEGIN
 			USING ERRCODE = 'duplicate_object',
 				  HINT = 'Grant it licences with licdata.grant_licence.';
 	END IF;
-	other := licdata._is_licensee_member(licensee);
+	-- The other way round: a licensee that is a member of this role would
+	-- make the licensee's own members act for two licensees.
+	-- (the join skips rows of dropped roles, which pg_has_role would reject)
+	SELECT l.licensee INTO other FROM licdata.licensees l JOIN pg_roles lr ON lr.oid = l.licensee
+	 WHERE pg_has_role(l.licensee, register_licensee.licensee, 'MEMBER')
+	 ORDER BY l.licensee::text LIMIT 1;
 	IF other IS NOT NULL THEN
-		RAISE EXCEPTION 'role % already acts for licensee %', licensee, other
+		RAISE EXCEPTION 'cannot register role % as a licensee because licensee % is a member of it', licensee, other
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = format('The members of %s would act for two licensees.', other),
+				  HINT = format('Revoke %s''s membership in %s first, or register another role.', other, licensee);
+	END IF;
+	-- (in SQL rather than through the licence cache, which raises its own
+	-- error for a role that already acts for two licensees)
+	SELECT string_agg(l.licensee::text, ', ' ORDER BY l.licensee::text) INTO others
+	  FROM licdata.licensees l JOIN pg_roles lr ON lr.oid = l.licensee
+	 WHERE pg_has_role(register_licensee.licensee, l.licensee, 'MEMBER');
+	IF others IS NOT NULL THEN
+		RAISE EXCEPTION 'role % already acts for licensee %', licensee, others
 			USING ERRCODE = 'duplicate_object',
 				  DETAIL = 'A role acts for at most one licensee.',
-				  HINT = format('Revoke its membership in %s first, or register another role.', other);
+				  HINT = format('Revoke its membership in %s first, or register another role.', others);
 	END IF;
 	INSERT INTO licdata.licensees (licensee, org_name, org_code)
 	VALUES (licensee, btrim(org_name), nullif(btrim(org_code), ''));
@@ -296,10 +328,21 @@ DECLARE
 	col name;
 	normalised_filter text;
 	new_id bigint;
+	acts_for text;
 BEGIN
 	PERFORM licdata._not_null(lic, 'licensee');
 	PERFORM licdata._published(ds);
 	IF NOT EXISTS (SELECT FROM licdata.licensees l WHERE l.licensee = lic) THEN
+		-- a member of a licensee: licences are granted to the licensee
+		SELECT string_agg(l.licensee::text, ', ' ORDER BY l.licensee::text) INTO acts_for
+		  FROM licdata.licensees l JOIN pg_roles lr ON lr.oid = l.licensee
+		 WHERE pg_has_role(lic, l.licensee, 'MEMBER');
+		IF acts_for IS NOT NULL THEN
+			RAISE EXCEPTION 'role % is not a registered licensee', lic
+				USING ERRCODE = 'undefined_object',
+					  DETAIL = format('It acts for licensee %s.', acts_for),
+					  HINT = 'Grant the licence to the licensee its members act for.';
+		END IF;
 		RAISE EXCEPTION 'role % is not a registered licensee', lic
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Register it first with licdata.register_licensee.';
@@ -333,7 +376,7 @@ BEGIN
 	IF row_filter IS NOT NULL THEN
 		normalised_filter := licdata._check_row_filter(ds, row_filter);
 	END IF;
-	PERFORM licdata._not_null(valid_from, 'valid_from');
+	PERFORM licdata._not_null(valid_from, 'valid_from', true);
 	IF valid_until IS NOT NULL AND valid_until <= valid_from THEN
 		RAISE EXCEPTION 'valid_until must be after valid_from'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -345,19 +388,22 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass a positive limit, or NULL for no limit.';
 	END IF;
-	PERFORM licdata._not_null(require_consent_ref, 'require_consent_ref');
-	IF price_per_query < 0 OR price_per_row < 0 THEN
-		RAISE EXCEPTION 'prices must not be negative'
+	PERFORM licdata._not_null(require_consent_ref, 'require_consent_ref', true);
+	IF NOT (coalesce(price_per_query, 0) >= 0 AND coalesce(price_per_query, 0) < 'Infinity')
+	   OR NOT (coalesce(price_per_row, 0) >= 0 AND coalesce(price_per_row, 0) < 'Infinity') THEN
+		RAISE EXCEPTION 'prices must be zero or a positive amount'
 			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('price_per_query is %s and price_per_row is %s.',
+								  coalesce(price_per_query::text, 'NULL'), coalesce(price_per_row::text, 'NULL')),
 				  HINT = 'Pass zero or a positive amount, or NULL to use the dataset''s price.';
 	END IF;
-	PERFORM licdata._not_null(mode, 'mode');
+	PERFORM licdata._not_null(mode, 'mode', true);
 	IF mode NOT IN ('rows', 'aggregate') THEN
 		RAISE EXCEPTION 'invalid licence mode %', quote_literal(mode)
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use ''rows'' or ''aggregate''.';
 	END IF;
-	PERFORM licdata._not_null(min_group_size, 'min_group_size');
+	PERFORM licdata._not_null(min_group_size, 'min_group_size', true);
 	IF min_group_size < 2 THEN
 		RAISE EXCEPTION 'min_group_size must be at least 2'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -468,7 +514,7 @@ CREATE FUNCTION licdata.set_mask(dataset regclass, column_name name, method text
 BEGIN
 	PERFORM licdata._check_mask_target(dataset, column_name, licence_id, purpose);
 	PERFORM licdata._not_null(method, 'method');
-	PERFORM licdata._not_null(params, 'params');
+	PERFORM licdata._not_null(params, 'params', true);
 	-- Builds the masking expression the way queries will, so any method,
 	-- parameter or type mismatch is reported here and not at query time.
 	PERFORM licdata._check_mask(dataset, column_name, method, params::text);

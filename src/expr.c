@@ -57,11 +57,36 @@ builtin_schema(Oid nsp)
 	return nsp == PG_CATALOG_NAMESPACE || nsp == get_namespace_oid(LICDATA_SCHEMA, true);
 }
 
+/*
+ * Built-in functions that are not volatile and yet read the rows of any
+ * table they are given (through SPI): a row filter reads its own row only.
+ */
+static const char *const table_readers[] = {
+	"table_to_xml", "table_to_xml_and_xmlschema",
+	"schema_to_xml", "schema_to_xml_and_xmlschema",
+	"database_to_xml", "database_to_xml_and_xmlschema",
+	NULL
+};
+
 static bool
 check_func_builtin(Oid funcid, void *context)
 {
 	Oid			nsp = get_func_namespace(funcid);
 
+	if (nsp == PG_CATALOG_NAMESPACE)
+	{
+		char	   *fname = get_func_name(funcid);
+
+		for (const char *const *r = table_readers; *r; r++)
+		{
+			if (strcmp(*r, fname) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("row filter must not read other tables"),
+						 errdetail("%s reads the rows of the tables it is given.", format_procedure(funcid)),
+						 errhint("Express the condition over the dataset's own columns.")));
+		}
+	}
 	if (!builtin_schema(nsp))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -485,7 +510,7 @@ check_keys(const MaskParams *p, const char *const *allowed)
 	int			depth = 0;
 
 	if (!JB_ROOT_IS_OBJECT(p->jb) || JB_ROOT_IS_SCALAR(p->jb))
-		bad_param(p, "params must be a JSON object", "Pass an object such as '{}' or '{\"keep_first\": 1}'.");
+		bad_param(p, "params must be a JSON object", "Pass an object such as '{}'.");
 	it = JsonbIteratorInit(&p->jb->root);
 	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
 	{
@@ -678,6 +703,10 @@ licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
 		int			maxlen = typmod > (int32) VARHDRSZ ? typmod - VARHDRSZ : 64;
 
 		check_keys(&p, keys);
+		if (maxlen < 8)
+			bad_param(&p, psprintf("a pseudonym (8 characters or more) does not fit column \"%s\" of type %s",
+								   colname, format_type_with_typemod(typid, typmod)),
+					  "Mask the column with another method, such as redact or partial.");
 		len = int_param(&p, "length", 16, 8, 64);
 		if (len > maxlen)
 			bad_param(&p, psprintf("a pseudonym of %d characters does not fit column \"%s\" of type %s",
