@@ -54,7 +54,12 @@ SET SESSION AUTHORIZATION msk_user;
 SET licdata.purpose = 'credit_assessment';
 -- the result keeps the table's column types
 SELECT * FROM msk.people LIMIT 0 \gdesc
-SELECT id, name, mobile, email, birth, salary, code, note FROM msk.people ORDER BY id;
+SELECT id, name, mobile, email, birth, salary, note FROM msk.people ORDER BY id;
+-- pseudonyms depend on the cluster's key: compare with the licensee's own function
+SELECT id, code ~ '^[a-z2-7]{12}$' AS base32_12,
+	   code = licdata.mask_pseudonym(CASE id WHEN 1 THEN '110105194912310021' WHEN 2 THEN '310101198001010012'
+										 ELSE '440305199912120033' END, 12) AS keyed
+  FROM msk.people ORDER BY id;
 SELECT id, to_char(seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS seen FROM msk.people ORDER BY id;
 -- noise is deterministic: the same value gives the same noisy value every time
 SELECT count(DISTINCT score) FROM (SELECT score FROM msk.people WHERE id = 1
@@ -82,7 +87,7 @@ CREATE TABLE msk_own.raw AS SELECT '13812345678'::varchar(20) AS mobile, 10007.0
 SELECT count(*) FROM msk_own.raw r JOIN msk.people p ON p.mobile = r.mobile OR p.salary = r.salary;
 -- error messages show masked values only
 SELECT email::int FROM msk.people WHERE id = 1;
-SELECT code::bigint FROM msk.people WHERE id = 1;
+SELECT licdata.mask_email(email)::int FROM msk.people WHERE id = 1;
 -- EXPLAIN VERBOSE shows the masking expressions, not data or keys
 EXPLAIN (VERBOSE, COSTS OFF) SELECT code, salary FROM msk.people WHERE id = 1;
 -- the licensee's token of a value it holds matches its own masked column
