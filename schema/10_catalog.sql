@@ -44,7 +44,7 @@ CREATE TABLE licdata.datasets (
 	price_per_query	numeric NOT NULL DEFAULT 0 CHECK (price_per_query >= 0),
 	price_per_row	numeric NOT NULL DEFAULT 0 CHECK (price_per_row >= 0),
 	published_at	timestamptz NOT NULL DEFAULT now(),
-	published_by	name NOT NULL DEFAULT current_user,
+	published_by	name NOT NULL DEFAULT session_user,
 	-- Set by licdata.unpublish; the row stays so that licences and usage
 	-- keep naming the dataset.  A dataset is published while this is NULL.
 	unpublished_at	timestamptz,
@@ -62,7 +62,7 @@ CREATE TABLE licdata.licensees (
 	-- pg_dump/restore even though role OIDs do not.
 	key_id			bigint NOT NULL UNIQUE,
 	registered_at	timestamptz NOT NULL DEFAULT now(),
-	registered_by	name NOT NULL DEFAULT current_user
+	registered_by	name NOT NULL DEFAULT session_user
 );
 CREATE SEQUENCE licdata.licensee_key_id_seq OWNED BY licdata.licensees.key_id;
 ALTER TABLE licdata.licensees ALTER COLUMN key_id SET DEFAULT nextval('licdata.licensee_key_id_seq');
@@ -87,7 +87,7 @@ CREATE TABLE licdata.licences (
 	min_group_size		integer NOT NULL DEFAULT 10 CHECK (min_group_size >= 2),
 	status				text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'suspended', 'revoked')),
 	granted_at			timestamptz NOT NULL DEFAULT now(),
-	granted_by			name NOT NULL DEFAULT current_user,
+	granted_by			name NOT NULL DEFAULT session_user,
 	status_changed_at	timestamptz,
 	authority			text,
 	document			jsonb,
@@ -105,7 +105,7 @@ CREATE TABLE licdata.masks (
 	licence_id		bigint REFERENCES licdata.licences (id) ON DELETE CASCADE,
 	purpose			text,
 	created_at		timestamptz NOT NULL DEFAULT now(),
-	created_by		name NOT NULL DEFAULT current_user,
+	created_by		name NOT NULL DEFAULT session_user,
 	UNIQUE NULLS NOT DISTINCT (dataset, column_name, licence_id, purpose)
 );
 COMMENT ON TABLE licdata.masks IS 'Column masks: dataset default, per licence, per licence and purpose';
@@ -114,7 +114,7 @@ CREATE TABLE licdata.authorities (
 	name			text PRIMARY KEY CHECK (btrim(name) <> ''),
 	public_key		text NOT NULL,
 	added_at		timestamptz NOT NULL DEFAULT now(),
-	added_by		name NOT NULL DEFAULT current_user
+	added_by		name NOT NULL DEFAULT session_user
 );
 COMMENT ON TABLE licdata.authorities IS 'Licensing authorities whose Ed25519 signatures licdata.install_licence accepts';
 

@@ -174,7 +174,7 @@ BEGIN
 	VALUES (ds, description, price_per_query, price_per_row, prev.relrowsecurity, prev.relforcerowsecurity)
 	ON CONFLICT ON CONSTRAINT datasets_pkey DO UPDATE
 	   SET description = EXCLUDED.description, price_per_query = EXCLUDED.price_per_query,
-		   price_per_row = EXCLUDED.price_per_row, published_at = now(), published_by = current_user,
+		   price_per_row = EXCLUDED.price_per_row, published_at = now(), published_by = session_user,
 		   unpublished_at = NULL, rls_was_enabled = EXCLUDED.rls_was_enabled,
 		   rls_was_forced = EXCLUDED.rls_was_forced;
 
@@ -522,7 +522,7 @@ BEGIN
 	VALUES (dataset, column_name, method, params, licence_id, purpose)
 	ON CONFLICT ON CONSTRAINT masks_dataset_column_name_licence_id_purpose_key DO UPDATE
 	   SET method = EXCLUDED.method, params = EXCLUDED.params,
-		   created_at = now(), created_by = current_user;
+		   created_at = now(), created_by = session_user;
 END
 $$;
 

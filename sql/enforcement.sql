@@ -193,6 +193,12 @@ SELECT licdata.flush();
 SELECT sqlstate, count(*) FROM licdata.audit_log
  WHERE decision = 'deny' AND 'enf.people' = ANY (dataset_names) GROUP BY sqlstate ORDER BY sqlstate;
 
+-- DDL that would change what licences serve is refused while published
+ALTER TABLE enf.people RENAME COLUMN name TO full_name;
+ALTER TABLE enf.people DROP COLUMN salary;
+ALTER TABLE enf.people ALTER COLUMN region TYPE varchar(2);
+DROP TABLE enf.people;
+
 -- clean up
 DROP SCHEMA enf_own CASCADE;
 SELECT licdata.revoke_licence(id) FROM licdata.licences WHERE dataset = 'enf.people'::regclass AND status <> 'revoked';

@@ -45,6 +45,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "miscadmin.h"
 #include "errcodes.h"
 #include "hooks.h"
 #include "licdata.h"
@@ -65,6 +66,8 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static needs_fmgr_hook_type prev_needs_fmgr = NULL;
 
 static int	depth = 0;
+
+extern bool licdata_records_writable;
 
 /* The licensee this session acts for, when licdata is active here. */
 static const LicdataLicensee *
@@ -389,6 +392,98 @@ rewrite_copy(PlannedStmt *pstmt, bool readOnlyTree)
 	return pstmt;
 }
 
+/*
+ * DDL that would silently change what a licence serves is refused while a
+ * table is published: masks, licences and row filters name columns, so a
+ * renamed column would come out unmasked, a retyped one would no longer fit
+ * its mask, and a dropped table would leave licences pointing at nothing.
+ */
+static void
+refuse_dataset_ddl(Node *stmt)
+{
+	LicdataDataset *ds = NULL;
+	const char *what = NULL;
+
+	if (IsA(stmt, RenameStmt))
+	{
+		RenameStmt *rs = (RenameStmt *) stmt;
+
+		if (rs->renameType == OBJECT_COLUMN && rs->relation)
+		{
+			Oid			relid = RangeVarGetRelid(rs->relation, NoLock, true);
+
+			if (OidIsValid(relid))
+				ds = licdata_dataset_for_rel(relid);
+			what = "rename a column of";
+		}
+	}
+	else if (IsA(stmt, AlterTableStmt))
+	{
+		AlterTableStmt *at = (AlterTableStmt *) stmt;
+		ListCell   *lc;
+
+		foreach(lc, at->cmds)
+		{
+			AlterTableCmd *cmd = lfirst(lc);
+
+			if (cmd->subtype == AT_DropColumn || cmd->subtype == AT_AlterColumnType)
+			{
+				Oid			relid = RangeVarGetRelid(at->relation, NoLock, true);
+
+				if (OidIsValid(relid))
+					ds = licdata_dataset_for_rel(relid);
+				what = cmd->subtype == AT_DropColumn ? "drop a column of" : "change a column type of";
+				break;
+			}
+		}
+	}
+	else if (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_TABLE)
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((DropStmt *) stmt)->objects)
+		{
+			RangeVar   *rv = makeRangeVarFromNameList((List *) lfirst(lc));
+			Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+			if (OidIsValid(relid) && (ds = licdata_dataset_for_rel(relid)) != NULL)
+			{
+				what = "drop";
+				break;
+			}
+		}
+	}
+	if (ds)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot %s published dataset %s", what, ds->name),
+				 errdetail("Licences, masks and row filters of the dataset name its columns; the change would alter what licensees are served."),
+				 errhint("Revoke its licences and unpublish it with licdata.unpublish first, or publish a new table.")));
+}
+
+/* Is this COPY FROM filling one of licdata's record tables (a restore)? */
+static bool
+is_records_restore(Node *stmt)
+{
+	CopyStmt   *cs;
+	const LicdataCatalog *c;
+	Oid			relid;
+
+	if (!IsA(stmt, CopyStmt))
+		return false;
+	cs = (CopyStmt *) stmt;
+	if (!cs->is_from || cs->relation == NULL || !superuser())
+		return false;
+	c = licdata_catalog();
+	if (c == NULL)
+		return false;
+	relid = RangeVarGetRelid(cs->relation, NoLock, true);
+	return OidIsValid(relid) && get_rel_namespace(relid) == c->schema &&
+		(strcmp(get_rel_name(relid), "usage") == 0 ||
+		 strcmp(get_rel_name(relid), "audit_log") == 0 ||
+		 strcmp(get_rel_name(relid), "audit_checkpoints") == 0);
+}
+
 static void
 licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					   ProcessUtilityContext context, ParamListInfo params,
@@ -396,14 +491,27 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 {
 	Node	   *stmt = pstmt->utilityStmt;
 	void	   *block = NULL;
+	bool		restore = false;
+	bool		was_writable = licdata_records_writable;
 
 	if (IsA(stmt, CopyStmt) && acting() != NULL)
 		pstmt = rewrite_copy(pstmt, readOnlyTree);
+	if ((IsA(stmt, RenameStmt) || IsA(stmt, AlterTableStmt) || IsA(stmt, DropStmt)) &&
+		IsTransactionState() && licdata_catalog() != NULL)
+		refuse_dataset_ddl(stmt);
+	/*
+	 * pg_restore COPYs the record tables back: a superuser's COPY FROM into
+	 * them is let through their write guard (verify_audit checks the chain).
+	 */
+	if (IsTransactionState() && is_records_restore(stmt))
+		restore = true;
 	if ((IsA(stmt, DoStmt) || IsA(stmt, CallStmt)) && acting() != NULL)
 		block = licdata_meter_block_begin();
 
 	if (block)
 		depth++;
+	if (restore)
+		licdata_records_writable = true;
 	PG_TRY();
 	{
 		if (prev_ProcessUtility)
@@ -417,6 +525,7 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 	{
 		if (block)
 			depth--;
+		licdata_records_writable = was_writable;
 	}
 	PG_END_TRY();
 	if (block)

@@ -240,6 +240,18 @@ licdata_quota_used(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	/* A licensee sees the use of its own licences only. */
+	if (!licdata_role_is_operator(GetUserId()) && !licdata_role_is_auditor(GetUserId()))
+	{
+		LicdataLicence *lic = licdata_catalog() ? licdata_licence_by_id(id) : NULL;
+		const LicdataLicensee *who = licdata_catalog() ? licdata_acting_licensee() : NULL;
+
+		if (lic == NULL || who == NULL || lic->licensee != who->roleid)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to read the quota use of licence %lld", (long long) id),
+					 errhint("See licdata.my_licences for your own licences.")));
+	}
 	if (licdata_preloaded && licdata_quota_hash)
 	{
 		LWLockAcquire(licdata_shared->quota_lock, LW_SHARED);
