@@ -58,6 +58,21 @@ licdata_assert_preloaded(PG_FUNCTION_ARGS)
 				 errdetail("Its background worker keeps usage and audit records in the database named by licdata.database."),
 				 errhint("Create the extension in \"%s\", or set licdata.database = '%s' in postgresql.conf and restart.",
 						 licdata_database, get_database_name(MyDatabaseId))));
+
+	/*
+	 * A new catalog starts licence ids afresh: forget the day counters of the
+	 * licences of any earlier installation in this cluster.
+	 */
+	{
+		HASH_SEQ_STATUS seq;
+		LicdataQuotaEntry *e;
+
+		LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);
+		hash_seq_init(&seq, licdata_quota_hash);
+		while ((e = hash_seq_search(&seq)) != NULL)
+			hash_search(licdata_quota_hash, &e->licence_id, HASH_REMOVE, NULL);
+		LWLockRelease(licdata_shared->quota_lock);
+	}
 	PG_RETURN_VOID();
 }
 
