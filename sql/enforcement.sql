@@ -18,6 +18,10 @@ INSERT INTO enf.people
 SELECT g, '11010519800101' || lpad(g::text, 4, '0'), (ARRAY['张三','李四','王五','欧阳娜娜'])[g % 4 + 1],
 	   CASE WHEN g % 2 = 0 THEN 'bj' ELSE 'sh' END, 10000 + g
   FROM generate_series(1, 20) g;
+CREATE TABLE enf.base (id int, region text);
+CREATE TABLE enf.base_child (extra text) INHERITS (enf.base);
+INSERT INTO enf.base VALUES (1, 'bj'), (2, 'sh');
+INSERT INTO enf.base_child VALUES (3, 'bj', 'x'), (4, 'sh', 'y');
 CREATE TABLE enf.unlicensed (id int);
 INSERT INTO enf.unlicensed VALUES (1);
 CREATE ROLE enf_bank NOLOGIN;
@@ -26,12 +30,14 @@ CREATE ROLE enf_other LOGIN;
 CREATE SCHEMA enf_own AUTHORIZATION enf_analyst;
 SELECT licdata.publish('enf.people', 'people', 1, 0.01);
 SELECT licdata.publish('enf.unlicensed');
+SELECT licdata.publish('enf.base');
 SELECT licdata.register_licensee('enf_bank', 'Bank');
 SELECT licdata.grant_licence('enf_bank', 'enf.people', ARRAY['credit_assessment', 'risk'],
 							 columns => ARRAY['id', 'id_number', 'name', 'region'],
 							 row_filter => 'region = ''bj''');
 SELECT licdata.set_mask('enf.people', 'name', 'cn_name');
 SELECT licdata.set_mask('enf.people', 'id_number', 'partial', '{"keep_first": 6, "keep_last": 4}');
+SELECT licdata.grant_licence('enf_bank', 'enf.base', ARRAY['credit_assessment'], row_filter => 'region = ''bj''');
 -- a licence-specific mask for one purpose only
 SELECT licdata.set_mask('enf.people', 'id_number', 'redact', '{"with": "hidden"}', 1000, 'risk');
 
@@ -96,6 +102,20 @@ CREATE MATERIALIZED VIEW enf_own.mv AS SELECT id, name FROM enf.people;
 SELECT count(*) FROM enf_own.mv;
 -- TABLESAMPLE
 SELECT count(*) FROM enf.people TABLESAMPLE SYSTEM (100);
+-- inheritance: the parent includes its child's rows, the child queried
+-- directly is served under the parent's licence
+SELECT id, region FROM enf.base ORDER BY id;
+SELECT id, region, extra FROM enf.base_child ORDER BY id;
+-- parallel query: workers read through the same licence
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SELECT count(*), min(id_number), max(name) FROM enf.people;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
 -- masked values everywhere: WHERE, GROUP BY, ORDER BY, window, DISTINCT
 SELECT count(*) FROM enf.people WHERE id_number = '110105198001010002';
 SELECT count(*) FROM enf.people WHERE id_number = '110105********0002';
@@ -201,9 +221,11 @@ DROP TABLE enf.people;
 
 -- clean up
 DROP SCHEMA enf_own CASCADE;
-SELECT licdata.revoke_licence(id) FROM licdata.licences WHERE dataset = 'enf.people'::regclass AND status <> 'revoked';
+SELECT licdata.revoke_licence(id) FROM licdata.licences
+ WHERE dataset IN ('enf.people'::regclass, 'enf.base'::regclass) AND status <> 'revoked';
 SELECT licdata.unpublish('enf.people');
 SELECT licdata.unpublish('enf.unlicensed');
+SELECT licdata.unpublish('enf.base');
 DROP SCHEMA enf CASCADE;
 DROP ROLE enf_analyst, enf_other;
 DROP ROLE enf_bank;
