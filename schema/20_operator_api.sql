@@ -559,3 +559,28 @@ BEGIN
 	END LOOP;
 END
 $grants$;
+
+/*
+ * A published table that is dropped (DROP TABLE, DROP SCHEMA ... CASCADE) is
+ * unpublished and its licences revoked, so that a table created later with
+ * the same OID is never taken for the dataset.
+ */
+CREATE FUNCTION licdata._table_dropped() RETURNS event_trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	obj record;
+BEGIN
+	FOR obj IN SELECT * FROM pg_event_trigger_dropped_objects() WHERE object_type = 'table' LOOP
+		IF EXISTS (SELECT FROM licdata.datasets d WHERE d.dataset::oid = obj.objid AND d.unpublished_at IS NULL) THEN
+			UPDATE licdata.licences SET status = 'revoked', status_changed_at = now()
+			 WHERE dataset::oid = obj.objid AND status <> 'revoked';
+			DELETE FROM licdata.masks WHERE dataset::oid = obj.objid;
+			UPDATE licdata.datasets SET unpublished_at = now() WHERE dataset::oid = obj.objid;
+			RAISE NOTICE 'licdata: dataset % was dropped; it is unpublished and its licences are revoked',
+				obj.object_identity;
+		END IF;
+	END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER licdata_table_dropped ON sql_drop
+	EXECUTE FUNCTION licdata._table_dropped();

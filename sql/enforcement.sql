@@ -215,9 +215,14 @@ SELECT sqlstate, count(*) FROM licdata.audit_log
 
 -- DDL that would change what licences serve is refused while published
 ALTER TABLE enf.people RENAME COLUMN name TO full_name;
-ALTER TABLE enf.people DROP COLUMN salary;
 ALTER TABLE enf.people ALTER COLUMN region TYPE varchar(2);
-DROP TABLE enf.people;
+-- a dropped published table is unpublished and its licences revoked
+CREATE TABLE enf.doomed (id int);
+SELECT licdata.publish('enf.doomed');
+SELECT licdata.grant_licence('enf_bank', 'enf.doomed', ARRAY['credit_assessment']);
+DROP TABLE enf.doomed;
+SELECT unpublished_at IS NOT NULL AS unpublished FROM licdata.datasets WHERE dataset::oid NOT IN (SELECT oid FROM pg_class);
+SELECT status FROM licdata.licences WHERE dataset::oid NOT IN (SELECT oid FROM pg_class);
 
 -- clean up
 DROP SCHEMA enf_own CASCADE;

@@ -395,8 +395,10 @@ rewrite_copy(PlannedStmt *pstmt, bool readOnlyTree)
 /*
  * DDL that would silently change what a licence serves is refused while a
  * table is published: masks, licences and row filters name columns, so a
- * renamed column would come out unmasked, a retyped one would no longer fit
- * its mask, and a dropped table would leave licences pointing at nothing.
+ * renamed column would come out unmasked and a retyped one would no longer
+ * fit its mask.  (Dropping a column or the table is allowed: a dropped
+ * column is simply gone, and a dropped table is unpublished by the
+ * licdata_table_dropped event trigger.)
  */
 static void
 refuse_dataset_ddl(Node *stmt)
@@ -426,29 +428,13 @@ refuse_dataset_ddl(Node *stmt)
 		{
 			AlterTableCmd *cmd = lfirst(lc);
 
-			if (cmd->subtype == AT_DropColumn || cmd->subtype == AT_AlterColumnType)
+			if (cmd->subtype == AT_AlterColumnType)
 			{
 				Oid			relid = RangeVarGetRelid(at->relation, NoLock, true);
 
 				if (OidIsValid(relid))
 					ds = licdata_dataset_for_rel(relid);
-				what = cmd->subtype == AT_DropColumn ? "drop a column of" : "change a column type of";
-				break;
-			}
-		}
-	}
-	else if (IsA(stmt, DropStmt) && ((DropStmt *) stmt)->removeType == OBJECT_TABLE)
-	{
-		ListCell   *lc;
-
-		foreach(lc, ((DropStmt *) stmt)->objects)
-		{
-			RangeVar   *rv = makeRangeVarFromNameList((List *) lfirst(lc));
-			Oid			relid = RangeVarGetRelid(rv, NoLock, true);
-
-			if (OidIsValid(relid) && (ds = licdata_dataset_for_rel(relid)) != NULL)
-			{
-				what = "drop";
+				what = "change a column type of";
 				break;
 			}
 		}
@@ -496,7 +482,7 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 
 	if (IsA(stmt, CopyStmt) && acting() != NULL)
 		pstmt = rewrite_copy(pstmt, readOnlyTree);
-	if ((IsA(stmt, RenameStmt) || IsA(stmt, AlterTableStmt) || IsA(stmt, DropStmt)) &&
+	if ((IsA(stmt, RenameStmt) || IsA(stmt, AlterTableStmt)) &&
 		IsTransactionState() && licdata_catalog() != NULL)
 		refuse_dataset_ddl(stmt);
 	/*
