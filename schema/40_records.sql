@@ -102,6 +102,9 @@ CREATE FUNCTION licdata._flush_record(r jsonb) RETURNS void
 DECLARE
 	ref text := r->>'ref';
 	kind int := (r->>'kind')::int;
+	-- a statement a rows quota stopped after it began: its rows so far are
+	-- billed, and its audit row is the denial
+	denied boolean := coalesce((r->>'denied')::int, 0) = 1;
 	billed bigint := greatest((r->>'rows')::bigint, (r->>'nested_rows')::bigint);
 	u jsonb;
 	last record;
@@ -160,7 +163,7 @@ BEGIN
 	a.datasets := ds_oids;
 	a.dataset_names := ds_names;
 	a.licence_ids := lic_ids;
-	a.decision := CASE WHEN kind = 2 THEN 'deny' ELSE 'allow' END;
+	a.decision := CASE WHEN kind = 2 OR denied THEN 'deny' ELSE 'allow' END;
 	a.sqlstate := r->>'sqlstate';
 	a.statement := r->>'statement';
 	a.rows := CASE WHEN kind = 2 THEN 0 ELSE billed END;
@@ -252,11 +255,18 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass a point in time at least one day ago.';
 	END IF;
+	-- The write guard is off for this backend only while the deletes run:
+	-- an error (a lock or statement timeout, a cancel) must not leave it off.
 	PERFORM licdata._set_records_writable(true);
-	DELETE FROM licdata.usage WHERE at < older_than;
-	GET DIAGNOSTICS u = ROW_COUNT;
-	DELETE FROM licdata.audit_log WHERE at < older_than;
-	GET DIAGNOSTICS a = ROW_COUNT;
+	BEGIN
+		DELETE FROM licdata.usage WHERE at < older_than;
+		GET DIAGNOSTICS u = ROW_COUNT;
+		DELETE FROM licdata.audit_log WHERE at < older_than;
+		GET DIAGNOSTICS a = ROW_COUNT;
+	EXCEPTION WHEN OTHERS OR query_canceled THEN
+		PERFORM licdata._set_records_writable(false);
+		RAISE;
+	END;
 	PERFORM licdata._set_records_writable(false);
 	RETURN QUERY SELECT u, a;
 END

@@ -28,6 +28,10 @@
  * incarnation belongs to a backend that died in a crash.  Either way the
  * worker may delete the file once it has moved all its records.
  *
+ * A record whose durability cannot be ensured (msync failed with
+ * journal_sync = on) is marked JR_VOID and its statement refused: the
+ * worker skips it, so a refused statement is never billed.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -62,7 +66,8 @@ typedef struct JournalFile
 } JournalFile;
 
 static JournalFile *cur = NULL;
-static List *retired = NIL;		/* full files with records still open */
+static List *retired = NIL;		/* full files with records still open; in
+								 * TopMemoryContext, as it outlives statements */
 static bool exit_registered = false;
 
 const char *
@@ -134,6 +139,39 @@ journal_exit(int code, Datum arg)
 	retired = NIL;
 }
 
+/* A new file could not be made: remove what there is of it, refuse. */
+static void
+new_file_failed(JournalFile *f, const char *what, int err)
+{
+	char		path[MAXPGPATH];
+
+	strlcpy(path, f->path, sizeof(path));
+	if (f->base)
+		(void) munmap(f->base, f->size);
+	if (f->fd >= 0)
+		close(f->fd);
+	(void) unlink(path);
+	pfree(f);
+	errno = err;
+	journal_error(what, path);
+}
+
+static int
+fsync_dir(const char *path)
+{
+	int			fd = open(path, O_RDONLY | PG_BINARY, 0);
+	int			rc;
+	int			save;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	save = errno;
+	close(fd);
+	errno = save;
+	return rc;
+}
+
 static JournalFile *
 journal_new_file(size_t need)
 {
@@ -150,26 +188,27 @@ journal_new_file(size_t need)
 	(void) MakePGDirectory(licdata_journal_dir());
 	f->fd = open(f->path, O_RDWR | O_CREAT | O_EXCL | PG_BINARY, S_IRUSR | S_IWUSR);
 	if (f->fd < 0)
-		journal_error("create", f->path);
+	{
+		int			save = errno;
+		char		path[MAXPGPATH];
+
+		strlcpy(path, f->path, sizeof(path));
+		pfree(f);
+		errno = save;
+		journal_error("create", path);
+	}
 	rc = posix_fallocate(f->fd, 0, f->size);
 	if (rc != 0)
-	{
-		errno = rc;
-		close(f->fd);
-		unlink(f->path);
-		journal_error("allocate space for", f->path);
-	}
+		new_file_failed(f, "allocate space for", rc);
 	f->base = mmap(NULL, f->size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
 	if (f->base == MAP_FAILED)
 	{
-		close(f->fd);
-		unlink(f->path);
 		f->base = NULL;
-		journal_error("map", f->path);
+		new_file_failed(f, "map", errno);
 	}
 	h = (JournalFileHeader *) f->base;
 	h->magic = JF_MAGIC;
-	h->version = 1;
+	h->version = JF_VERSION;
 	h->incarnation = licdata_shared->incarnation;
 	h->pid = MyProcPid;
 	h->created_at = GetCurrentTimestamp();
@@ -178,8 +217,9 @@ journal_new_file(size_t need)
 	if (licdata_journal_sync)
 	{
 		if (fsync(f->fd) != 0)
-			journal_error("sync", f->path);
-		fsync_fname(licdata_journal_dir(), true);
+			new_file_failed(f, "sync", errno);
+		if (fsync_dir(licdata_journal_dir()) != 0)
+			new_file_failed(f, "sync the directory of", errno);
 	}
 	if (!exit_registered)
 	{
@@ -223,7 +263,12 @@ licdata_journal_append(const JournalRecord *hdr, const char *stmt, uint32 stmt_l
 		if (cur->open_records == 0)
 			file_mark_closed(cur);
 		else
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
 			retired = lappend(retired, cur);
+			MemoryContextSwitchTo(old);
+		}
 		cur = NULL;
 	}
 	if (cur == NULL)
@@ -244,7 +289,21 @@ licdata_journal_append(const JournalRecord *hdr, const char *stmt, uint32 stmt_l
 	h->used += len;
 	cur->open_records++;
 	if (licdata_journal_sync)
-		licdata_journal_sync_record(rec);
+	{
+		PG_TRY();
+		{
+			licdata_journal_sync_record(rec);
+		}
+		PG_CATCH();
+		{
+			/* not durable: the statement is refused, so it is no record */
+			pg_write_barrier();
+			rec->state = JR_VOID;
+			cur->open_records--;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
 	return rec;
 }
 
@@ -279,7 +338,15 @@ licdata_journal_close_record(JournalRecord *rec)
 		uintptr_t	page = (uintptr_t) sysconf(_SC_PAGESIZE);
 		uintptr_t	start = TYPEALIGN_DOWN(page, (uintptr_t) rec);
 
-		(void) msync((void *) start, (uintptr_t) rec + rec->length - start, MS_SYNC);
+		/*
+		 * The statement has run and its rows are sent: too late to refuse
+		 * it, and raising here would make the caller close it twice.
+		 */
+		if (msync((void *) start, (uintptr_t) rec + rec->length - start, MS_SYNC) != 0)
+			ereport(WARNING,
+					(errcode(ERRCODE_LD_METERING_FAILED),
+					 errmsg("could not sync the metering journal file \"%s\": %m", f->path),
+					 errdetail("The record is written but may not survive a power loss.")));
 	}
 	f->open_records--;
 	if (f->full && f->open_records == 0)

@@ -24,13 +24,15 @@
 #define KIND_DENIAL			2	/* a refused licensee statement: audit deny */
 #define KIND_OPERATOR		3	/* an operator read of a dataset: audit only */
 
+#define JOURNAL_PRICE_LEN	40		/* a price as numeric text, NUL included */
+
 typedef struct JournalUse
 {
 	int64		licence_id;		/* 0 when none (operator access, denial) */
 	Oid			dataset;
 	uint32		flags;			/* 1 = aggregate licence */
-	char		price_per_query[24];	/* numeric as text, at query time */
-	char		price_per_row[24];
+	char		price_per_query[JOURNAL_PRICE_LEN];	/* numeric as text, at query time */
+	char		price_per_row[JOURNAL_PRICE_LEN];
 } JournalUse;
 
 /*
@@ -43,7 +45,7 @@ typedef struct JournalRecord
 	uint32		magic;
 	uint32		length;			/* whole record, MAXALIGNed */
 	uint32		crc;			/* CRC-32C of the immutable part */
-	volatile uint32 state;		/* JR_WRITING, JR_OPEN, JR_CLOSED */
+	volatile uint32 state;		/* JR_WRITING, JR_OPEN, JR_CLOSED, JR_VOID */
 	/* mutable while open */
 	volatile int64 rows;		/* delivered to the client */
 	volatile int64 nested_rows; /* produced by licensed statements in functions */
@@ -52,7 +54,8 @@ typedef struct JournalRecord
 	double		duration_ms;
 	char		outcome;
 	char		sqlstate[6];
-	char		pad1;
+	char		denied;			/* refused by a licence check after it began
+								 * (a rows quota): audited as a denial */
 	uint32		nuses;
 	uint32		pad2;
 	JournalUse	uses[LICDATA_MAX_USES];
@@ -89,10 +92,14 @@ typedef struct JournalFileHeader
 } JournalFileHeader;
 
 #define JF_MAGIC	0x464A444C	/* "LDJF" */
+#define JF_VERSION	2			/* layout of JournalRecord */
 #define JR_MAGIC	0x524A444C	/* "LDJR" */
-#define JR_WRITING	0
-#define JR_OPEN		1
-#define JR_CLOSED	2
+#define JR_WRITING	0			/* being written; not yet a record */
+#define JR_OPEN		1			/* statement running; rows updated in place */
+#define JR_CLOSED	2			/* final */
+#define JR_VOID		3			/* abandoned before its statement ran (it was
+								 * refused because the record could not be
+								 * made durable): not a record */
 
 /* journal.c */
 extern JournalRecord *licdata_journal_append(const JournalRecord *hdr, const char *stmt,

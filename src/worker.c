@@ -10,10 +10,19 @@
  * row (extending the audit hash chain) unless the record's journal
  * reference is already there.  A record of a backend that died in a crash
  * (its file is from an older shared-memory incarnation) and never closed is
- * recorded as cancelled, with the rows it had counted.  Files are deleted
- * only after the transaction that moved their last record has committed:
- * a crash at any point replays the file, and the journal reference makes
- * the replay a no-op for what was already moved.
+ * recorded as cancelled, with the rows it had counted; so is a record left
+ * open in the file of a backend that exited.  Files are deleted only after
+ * the transaction that moved their last record has committed: a crash at
+ * any point replays the file, and the journal reference makes the replay a
+ * no-op for what was already moved.
+ *
+ * Per file the worker remembers how far it has read, and the records it
+ * passed while they were still open (a cursor, a long query): those are
+ * looked at again each pass, and the records after them are moved as soon
+ * as they are closed, so one open cursor does not hold back the records of
+ * the statements its session ran after it.  The progress is kept in memory
+ * only; after a worker restart a file is read again from its start (the
+ * replay is a no-op).
  *
  * After a (re)start, once the journal is drained, it rebuilds today's quota
  * counters from licdata.usage and tells backends they are ready.
@@ -23,12 +32,14 @@
 #include "postgres.h"
 
 #include <fcntl.h>
+#include <math.h>
 #include <unistd.h>
 
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -51,10 +62,20 @@ PGDLLEXPORT void licdata_worker_main(Datum arg);
 
 extern bool licdata_records_writable;
 
+typedef struct PendingRecord
+{
+	uint32		offset;
+	uint32		length;
+} PendingRecord;
+
 typedef struct FileProgress
 {
 	char		name[64];
-	uint32		offset;
+	uint32		offset;			/* everything before is moved or pending */
+	List	   *pending;		/* PendingRecord *: open when last seen */
+	bool		seen;			/* listed in the current pass */
+	bool		unlink_failed;	/* warned about once */
+	bool		bad_version;	/* warned about once */
 } FileProgress;
 
 static List *progress = NIL;	/* of FileProgress *, in TopMemoryContext */
@@ -108,6 +129,42 @@ progress_for(const char *name)
 	return p;
 }
 
+/*
+ * Text from a record as valid text of the database encoding.  The journal
+ * holds what a backend had, unchecked: a setting sent in the startup packet
+ * (options=-c licdata.consent_ref=...) is not checked for its encoding, and
+ * one record the tables refuse must not stop the worker for good (it would
+ * fail on it after every restart, and no record after it would be moved).
+ * Invalid bytes are kept visible as \xNN.
+ */
+static char *
+valid_text(const char *s, size_t maxlen)
+{
+	int			len = (int) strnlen(s, maxlen);
+	int			enc = GetDatabaseEncoding();
+	StringInfoData out;
+
+	if (pg_verifymbstr(s, len, true))
+		return pnstrdup(s, len);
+	initStringInfo(&out);
+	for (int i = 0; i < len;)
+	{
+		int			l = pg_encoding_verifymbchar(enc, s + i, len - i);
+
+		if (l > 0)
+		{
+			appendBinaryStringInfo(&out, s + i, l);
+			i += l;
+		}
+		else
+		{
+			appendStringInfo(&out, "\\x%02X", (unsigned char) s[i]);
+			i++;
+		}
+	}
+	return out.data;
+}
+
 static void
 json_kv(StringInfo buf, const char *key, const char *val, bool first)
 {
@@ -121,6 +178,54 @@ json_kv(StringInfo buf, const char *key, const char *val, bool first)
 		escape_json(buf, val);
 }
 
+/* A text field of a record (at most maxlen bytes, NUL-terminated or not). */
+static void
+json_kt(StringInfo buf, const char *key, const char *val, size_t maxlen)
+{
+	char	   *v = (val == NULL || val[0] == '\0') ? NULL : valid_text(val, maxlen);
+
+	json_kv(buf, key, v, false);
+	if (v)
+		pfree(v);
+}
+
+/* A timestamp of a record, or null when it has none or it is not one. */
+static void
+json_kts(StringInfo buf, const char *key, TimestampTz t)
+{
+	const char *v = NULL;
+
+	if (t != 0 && !TIMESTAMP_NOT_FINITE(t) && IS_VALID_TIMESTAMP(t))
+		v = timestamptz_to_str(t);
+	json_kv(buf, key, v, false);
+}
+
+/* A price of a record: numeric text as the catalog printed it, else 0. */
+static const char *
+valid_price(const char *p, const char *file, uint32 offset)
+{
+	size_t		n = strnlen(p, JOURNAL_PRICE_LEN);
+	size_t		i = 0;
+	bool		digits = false;
+
+	if (n == 0)
+		return "0";
+	if (n < JOURNAL_PRICE_LEN)
+	{
+		while (i < n && p[i] >= '0' && p[i] <= '9')
+			i++, digits = true;
+		if (i < n && p[i] == '.')
+			for (i++; i < n && p[i] >= '0' && p[i] <= '9'; i++)
+				digits = true;
+		if (i == n && digits)
+			return p;
+	}
+	ereport(WARNING,
+			(errmsg("licdata: journal record \"%s\" at offset %u has an unreadable price; 0 is recorded",
+					file, offset)));
+	return "0";
+}
+
 static void
 json_ki(StringInfo buf, const char *key, int64 val)
 {
@@ -129,10 +234,18 @@ json_ki(StringInfo buf, const char *key, int64 val)
 	appendStringInfo(buf, ":%lld", (long long) val);
 }
 
+static char
+final_open_outcome(bool dead)
+{
+	(void) dead;
+	return OUTCOME_CANCELLED;
+}
+
 /* Move one record into the tables (idempotent). */
 static void
 flush_record(const char *file, uint32 offset, const JournalRecord *r, bool dead)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	StringInfoData buf;
 	char		ref[128];
 	char	   *stmt = pnstrdup(r->statement, r->statement_len);
@@ -142,8 +255,9 @@ flush_record(const char *file, uint32 offset, const JournalRecord *r, bool dead)
 	Oid			argtype = TEXTOID;
 	int			rc;
 
+	/* never closed: its backend died (or exited) while it ran */
 	if (r->state != JR_CLOSED || outcome == 0)
-		outcome = dead ? OUTCOME_CANCELLED : OUTCOME_ERROR;
+		outcome = final_open_outcome(dead);
 	memcpy(sqlstate, r->sqlstate, 5);
 	sqlstate[5] = '\0';
 	snprintf(ref, sizeof(ref), "%s@%u", file, offset);
@@ -152,22 +266,24 @@ flush_record(const char *file, uint32 offset, const JournalRecord *r, bool dead)
 	appendStringInfoChar(&buf, '{');
 	json_kv(&buf, "ref", ref, true);
 	json_ki(&buf, "kind", r->kind);
-	json_kv(&buf, "started_at", timestamptz_to_str(r->started_at), false);
-	json_kv(&buf, "ended_at", r->ended_at ? timestamptz_to_str(r->ended_at) : NULL, false);
+	json_kts(&buf, "started_at", r->started_at);
+	json_kts(&buf, "ended_at", r->ended_at);
 	json_ki(&buf, "licensee", r->licensee);
-	json_kv(&buf, "role_name", r->role_name, false);
-	json_kv(&buf, "session_user_name", r->session_user_name, false);
-	json_kv(&buf, "purpose", r->purpose[0] ? r->purpose : NULL, false);
-	json_kv(&buf, "consent_ref", r->consent_ref[0] ? r->consent_ref : NULL, false);
+	json_kt(&buf, "role_name", r->role_name, NAMEDATALEN);
+	json_kt(&buf, "session_user_name", r->session_user_name, NAMEDATALEN);
+	json_kt(&buf, "purpose", r->purpose, NAMEDATALEN);
+	json_kt(&buf, "consent_ref", r->consent_ref, sizeof(r->consent_ref));
 	json_ki(&buf, "query_id", (int64) r->query_id);
-	json_kv(&buf, "statement", stmt, false);
+	json_kt(&buf, "statement", stmt, r->statement_len);
 	json_ki(&buf, "statement_is_hash", r->statement_is_hash ? 1 : 0);
-	json_ki(&buf, "rows", r->rows);
-	json_ki(&buf, "nested_rows", r->nested_rows);
-	json_ki(&buf, "rows_aggregated", r->rows_aggregated);
-	appendStringInfo(&buf, ",\"duration_ms\":%.3f", r->duration_ms);
+	json_ki(&buf, "rows", Max(r->rows, 0));
+	json_ki(&buf, "nested_rows", Max(r->nested_rows, 0));
+	json_ki(&buf, "rows_aggregated", Max(r->rows_aggregated, 0));
+	appendStringInfo(&buf, ",\"duration_ms\":%.3f",
+					 isfinite(r->duration_ms) && r->duration_ms >= 0 ? r->duration_ms : 0.0);
 	json_kv(&buf, "outcome", outcome == OUTCOME_OK ? "ok" : outcome == OUTCOME_CANCELLED ? "cancelled" : "error", false);
-	json_kv(&buf, "sqlstate", sqlstate[0] ? sqlstate : NULL, false);
+	json_kt(&buf, "sqlstate", sqlstate, sizeof(sqlstate));
+	json_ki(&buf, "denied", r->denied ? 1 : 0);
 	appendStringInfoString(&buf, ",\"uses\":[");
 	for (uint32 i = 0; i < r->nuses && i < LICDATA_MAX_USES; i++)
 	{
@@ -177,8 +293,8 @@ flush_record(const char *file, uint32 offset, const JournalRecord *r, bool dead)
 			appendStringInfoChar(&buf, ',');
 		appendStringInfo(&buf, "{\"licence_id\":%lld,\"dataset\":%u,\"aggregate\":%s",
 						 (long long) u->licence_id, u->dataset, (u->flags & 1) ? "true" : "false");
-		json_kv(&buf, "price_per_query", u->price_per_query[0] ? u->price_per_query : "0", false);
-		json_kv(&buf, "price_per_row", u->price_per_row[0] ? u->price_per_row : "0", false);
+		json_kv(&buf, "price_per_query", valid_price(u->price_per_query, file, offset), false);
+		json_kv(&buf, "price_per_row", valid_price(u->price_per_row, file, offset), false);
 		appendStringInfoChar(&buf, '}');
 	}
 	appendStringInfoString(&buf, "]}");
@@ -188,8 +304,69 @@ flush_record(const char *file, uint32 offset, const JournalRecord *r, bool dead)
 							   1, &argtype, &arg, NULL, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "licdata: could not move a journal record: %s", SPI_result_code_string(rc));
+	SPI_freetuptable(SPI_tuptable);
+
+	/*
+	 * SPI leaves its procedure context current (freed at SPI_finish): back
+	 * to the caller's, or what the caller allocates next dies with SPI.
+	 */
+	MemoryContextSwitchTo(cxt);
 	pfree(buf.data);
 	pfree(stmt);
+	pfree(DatumGetPointer(arg));
+}
+
+/* Is the record at buf (len bytes available) whole and sane? */
+static bool
+record_sane(const JournalRecord *r, uint32 avail)
+{
+	return avail >= offsetof(JournalRecord, statement) &&
+		r->magic == JR_MAGIC &&
+		r->length >= offsetof(JournalRecord, statement) &&
+		r->length <= avail &&
+		(uint64) offsetof(JournalRecord, statement) + r->statement_len <= r->length;
+}
+
+static void
+add_pending(FileProgress *p, uint32 off, uint32 len)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	PendingRecord *pr = palloc(sizeof(PendingRecord));
+
+	pr->offset = off;
+	pr->length = len;
+	p->pending = lappend(p->pending, pr);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Decide about one record (already read into memory) at 'off': move it
+ * (returns true), or leave it (returns false: still open in a live file).
+ * 'final': no more records will come and none will be closed any more (the
+ * file's backend died or exited).
+ */
+static bool
+consider_record(const char *name, uint32 off, const JournalRecord *r, bool dead, bool final)
+{
+	uint32		state = r->state;
+
+	pg_read_barrier();
+	if (state == JR_VOID)
+		return true;			/* not a record: its statement was refused */
+	if (state == JR_WRITING || (state == JR_OPEN && !final))
+	{
+		if (!final)
+			return false;		/* still being written, or statement running */
+		return true;			/* its backend died while writing it: nothing ran */
+	}
+	if (licdata_journal_crc(r) != r->crc)
+	{
+		ereport(WARNING, (errmsg("licdata: journal record \"%s\" at offset %u fails its checksum and is skipped",
+								 name, off)));
+		return true;
+	}
+	flush_record(name, off, r, dead);
+	return true;
 }
 
 /*
@@ -205,75 +382,103 @@ process_file(const char *name)
 	char	   *buf;
 	uint32		used;
 	bool		dead;
-	bool		closed;
+	bool		final;
 	FileProgress *p = progress_for(name);
 	uint32		off;
+	ListCell   *lc;
 
+	p->seen = true;
 	snprintf(path, sizeof(path), "%s/%s", licdata_journal_dir(), name);
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 		return false;
-	if (read(fd, &h, sizeof(h)) != sizeof(h) || h.magic != JF_MAGIC)
+	if (pg_pread(fd, &h, sizeof(h), 0) != sizeof(h) || h.magic != JF_MAGIC)
 	{
+		/* being created (or not ours): look again next pass */
+		CloseTransientFile(fd);
+		return false;
+	}
+	if (h.version != JF_VERSION)
+	{
+		if (!p->bad_version)
+			ereport(WARNING,
+					(errmsg("licdata: journal file \"%s\" has layout version %u, this build reads version %u; it is left in place",
+							name, h.version, JF_VERSION),
+					 errhint("Run the licdata version that wrote it until its records are moved.")));
+		p->bad_version = true;
 		CloseTransientFile(fd);
 		return false;
 	}
 	dead = (h.incarnation != licdata_shared->incarnation);
-	closed = (h.closed != 0);
+	final = dead || h.closed != 0;
 	pg_read_barrier();
 	used = h.used;
-	if (used <= p->offset)
+
+	/* Records passed while open: moved once closed (or once final). */
+	foreach(lc, p->pending)
 	{
-		CloseTransientFile(fd);
-		return dead || closed;
+		PendingRecord *pr = lfirst(lc);
+		JournalRecord *r = palloc(pr->length);
+
+		if (pg_pread(fd, r, pr->length, pr->offset) != (ssize_t) pr->length ||
+			!record_sane(r, pr->length))
+		{
+			ereport(WARNING, (errmsg("licdata: journal record \"%s\" at offset %u cannot be read again and is skipped",
+									 name, pr->offset)));
+			p->pending = foreach_delete_current(p->pending, lc);
+			pfree(pr);
+		}
+		else if (consider_record(name, pr->offset, r, dead, final))
+		{
+			p->pending = foreach_delete_current(p->pending, lc);
+			pfree(pr);
+		}
+		pfree(r);
 	}
-	buf = palloc(used);
-	if (pg_pread(fd, buf, used, 0) != (ssize_t) used)
+
+	/* Records added since the last pass. */
+	if (used > p->offset)
 	{
-		CloseTransientFile(fd);
+		uint32		len = used - p->offset;
+
+		buf = palloc(len);
+		if (pg_pread(fd, buf, len, p->offset) != (ssize_t) len)
+		{
+			CloseTransientFile(fd);
+			pfree(buf);
+			return false;
+		}
+		off = 0;
+		while (off < len)
+		{
+			JournalRecord *r = (JournalRecord *) (buf + off);
+
+			if (!record_sane(r, len - off))
+			{
+				if (!final)
+					break;		/* cannot happen below 'used'; look again */
+				ereport(WARNING, (errmsg("licdata: journal file \"%s\" is damaged at offset %u; the rest is skipped",
+										 name, p->offset + off)));
+				off = len;
+				break;
+			}
+			if (!consider_record(name, p->offset + off, r, dead, final))
+				add_pending(p, p->offset + off, r->length);
+			off += r->length;
+		}
+		p->offset += off;
 		pfree(buf);
-		return false;
 	}
 	CloseTransientFile(fd);
+	return final && p->pending == NIL && p->offset >= used;
+}
 
-	off = p->offset;
-	while (off + offsetof(JournalRecord, statement) <= used)
-	{
-		JournalRecord *r = (JournalRecord *) (buf + off);
-
-		if (r->magic != JR_MAGIC || r->length < offsetof(JournalRecord, statement) ||
-			off + r->length > used)
-		{
-			if (!dead)
-				break;
-			ereport(WARNING, (errmsg("licdata: journal file \"%s\" is damaged at offset %u; the rest is skipped",
-									 name, off)));
-			off = used;
-			break;
-		}
-		if (r->state == JR_WRITING || (r->state == JR_OPEN && !dead))
-		{
-			if (!dead)
-				break;			/* still being written, or statement running */
-			if (r->state == JR_WRITING)
-			{
-				off += r->length;
-				continue;
-			}
-		}
-		if (licdata_journal_crc(r) != r->crc)
-		{
-			ereport(WARNING, (errmsg("licdata: journal record \"%s\" at offset %u fails its checksum and is skipped",
-									 name, off)));
-			off += r->length;
-			continue;
-		}
-		flush_record(name, off, r, dead);
-		off += r->length;
-	}
-	p->offset = off;
-	pfree(buf);
-	return (dead || closed) && off >= used;
+static void
+progress_forget(FileProgress *p)
+{
+	progress = list_delete_ptr(progress, p);
+	list_free_deep(p->pending);
+	pfree(p);
 }
 
 static int
@@ -347,13 +552,20 @@ flush_pass(void)
 			FreeDir(dir);
 		list_sort(names, name_cmp);
 
+		foreach(lc, progress)
+			((FileProgress *) lfirst(lc))->seen = false;
 		licdata_records_writable = true;
 		PG_TRY();
 		{
 			foreach(lc, names)
 			{
-				if (process_file(lfirst(lc)))
+				bool		finished = process_file(lfirst(lc));
+				MemoryContext prev = MemoryContextSwitchTo(pass_cxt);
+
+				/* 'done' is read after SPI_finish and the commit */
+				if (finished)
 					done = lappend(done, lfirst(lc));
+				MemoryContextSwitchTo(prev);
 			}
 			if (pg_atomic_read_u32(&licdata_shared->quota_ready) == 0)
 				rebuild_quotas();
@@ -371,26 +583,40 @@ flush_pass(void)
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 
-	/* Only now, with the records committed, may their files go. */
+	/*
+	 * Only now, with the records committed, may their files go.  A file
+	 * that cannot be removed keeps its progress, so it is not read again.
+	 */
 	MemoryContextSwitchTo(TopMemoryContext);
 	foreach(lc, done)
 	{
 		char		path[MAXPGPATH];
-		ListCell   *pc;
+		FileProgress *p = progress_for(lfirst(lc));
 
 		snprintf(path, sizeof(path), "%s/%s", licdata_journal_dir(), (char *) lfirst(lc));
 		if (unlink(path) != 0 && errno != ENOENT)
-			ereport(WARNING, (errcode_for_file_access(),
-							  errmsg("licdata: could not remove journal file \"%s\": %m", path)));
-		foreach(pc, progress)
 		{
-			FileProgress *p = lfirst(pc);
+			if (!p->unlink_failed)
+				ereport(WARNING, (errcode_for_file_access(),
+								  errmsg("licdata: could not remove journal file \"%s\": %m", path),
+								  errdetail("Its records are in the tables; it will be removed when it can be.")));
+			p->unlink_failed = true;
+			continue;
+		}
+		progress_forget(p);
+	}
+	/* Files that are gone (removed by someone else): forget them. */
+	if (extension_here)
+	{
+		foreach(lc, progress)
+		{
+			FileProgress *p = lfirst(lc);
 
-			if (strcmp(p->name, lfirst(lc)) == 0)
+			if (!p->seen)
 			{
-				progress = foreach_delete_current(progress, pc);
+				progress = foreach_delete_current(progress, lc);
+				list_free_deep(p->pending);
 				pfree(p);
-				break;
 			}
 		}
 	}
