@@ -220,9 +220,10 @@ ALTER TABLE enf.people ALTER COLUMN region TYPE varchar(2);
 CREATE TABLE enf.doomed (id int);
 SELECT licdata.publish('enf.doomed');
 SELECT licdata.grant_licence('enf_bank', 'enf.doomed', ARRAY['credit_assessment']);
+SELECT 'enf.doomed'::regclass::oid AS doomed \gset
 DROP TABLE enf.doomed;
-SELECT unpublished_at IS NOT NULL AS unpublished FROM licdata.datasets WHERE dataset::oid NOT IN (SELECT oid FROM pg_class);
-SELECT status FROM licdata.licences WHERE dataset::oid NOT IN (SELECT oid FROM pg_class);
+SELECT unpublished_at IS NOT NULL AS unpublished FROM licdata.datasets WHERE dataset::oid = :doomed;
+SELECT status FROM licdata.licences WHERE dataset::oid = :doomed;
 
 -- clean up
 DROP SCHEMA enf_own CASCADE;
