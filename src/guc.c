@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include "mb/pg_wchar.h"
 #include "utils/guc.h"
 #include "utils/plancache.h"
 
@@ -82,7 +83,13 @@ check_consent_ref(char **newval, void **extra, GucSource source)
 {
 	if (*newval && strlen(*newval) > 200)
 	{
-		GUC_check_errdetail("A consent reference is at most 200 characters long.");
+		GUC_check_errdetail("A consent reference is at most 200 bytes long.");
+		return false;
+	}
+	/* It is recorded in the usage and audit tables: it must be valid text. */
+	if (*newval && !pg_verifymbstr(*newval, strlen(*newval), true))
+	{
+		GUC_check_errdetail("A consent reference must be valid text in the database encoding.");
 		return false;
 	}
 	return true;

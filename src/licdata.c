@@ -42,6 +42,7 @@ _PG_init(void)
 	licdata_catalog_init();
 	licdata_policy_init();
 	licdata_meter_init();
+	licdata_sqlfuncs_init();
 	licdata_worker_register();
 	licdata_hooks_install();
 }

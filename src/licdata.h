@@ -151,6 +151,9 @@ extern void licdata_decide(LicdataDataset *ds, const LicdataLicensee *who,
 						   TimestampTz now, LicdataDecision *out);
 extern void licdata_raise_decision(const LicdataDecision *d) pg_attribute_noreturn();
 
+/* sqlfuncs.c */
+extern void licdata_sqlfuncs_init(void);
+
 /* expr.c */
 extern Node *licdata_parse_row_filter(Oid relid, const char *filter, bool for_check);
 extern Node *licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,

@@ -424,7 +424,11 @@ quota_refuse(MeterStmt *ms, int64 licence_id, const char *what, int64 limit, boo
 	d.sqlerrcode = ERRCODE_LD_QUOTA_EXCEEDED;
 	d.message = psprintf("quota of licence %lld reached: %s", (long long) licence_id, what);
 	d.detail = psprintf("The limit is %lld.", (long long) limit);
-	d.hint = pstrdup("Wait for the quota to reset at midnight UTC, or ask the operator to raise it.");
+	if (strstr(what, "per query") != NULL)
+		d.hint = psprintf("Narrow the query (a WHERE clause, a LIMIT): the licence allows at most %lld rows per query.",
+						  (long long) limit);
+	else
+		d.hint = pstrdup("Wait for the quota to reset at midnight UTC, or ask the operator to raise it.");
 	if (own && ms != NULL && ms->rec != NULL)
 	{
 		memcpy(ms->deny_sqlstate, unpack_sql_state(d.sqlerrcode), 6);

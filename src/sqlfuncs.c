@@ -35,6 +35,22 @@
 /* Set only by the background worker and the retention function. */
 bool		licdata_records_writable = false;
 
+/* Whatever happened, the record tables' guard is back on at transaction end. */
+static void
+records_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		licdata_records_writable = false;
+}
+
+void
+licdata_sqlfuncs_init(void)
+{
+	RegisterXactCallback(records_xact_callback, NULL);
+}
+
 static void
 not_preloaded(void)
 {
