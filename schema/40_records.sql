@@ -179,36 +179,7 @@ CREATE FUNCTION licdata.flush(timeout_seconds double precision DEFAULT 30) RETUR
 COMMENT ON FUNCTION licdata.flush(double precision) IS
 	'Wakes the background worker and waits until every record closed before the call is in licdata.usage and licdata.audit_log';
 
-/*
- * Walks the hash chain in seq order; reports the first row whose hash, link
- * or position does not match (an altered, removed or inserted row).
- */
-CREATE FUNCTION licdata.verify_audit()
-	RETURNS TABLE (ok boolean, records_checked bigint, first_bad_seq bigint)
-	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	a licdata.audit_log;
-	prev bytea := NULL;
-	expect bigint := NULL;
-	n bigint := 0;
-BEGIN
-	FOR a IN SELECT * FROM licdata.audit_log ORDER BY seq LOOP
-		n := n + 1;
-		IF (expect IS NOT NULL AND a.seq <> expect)
-		   OR (prev IS NOT NULL AND a.prev_hash <> prev)
-		   OR (prev IS NULL AND a.seq = 1 AND a.prev_hash <> '\x'::bytea)
-		   OR a.hash <> sha256(licdata._audit_bytes(a)) THEN
-			RETURN QUERY SELECT false, n, a.seq;
-			RETURN;
-		END IF;
-		prev := a.hash;
-		expect := a.seq + 1;
-	END LOOP;
-	RETURN QUERY SELECT true, n, NULL::bigint;
-END
-$$;
-REVOKE ALL ON FUNCTION licdata.verify_audit() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION licdata.verify_audit() TO licdata_operator, licdata_auditor;
+-- licdata.verify_audit() is defined with the signed checkpoints, in 60_authority.sql.
 
 CREATE FUNCTION licdata.invoice(licensee regrole, period_start timestamptz, period_end timestamptz)
 	RETURNS TABLE (licence_id bigint, dataset regclass, purpose text, queries bigint, rows bigint, amount numeric)

@@ -193,7 +193,7 @@ CREATE TRIGGER audit_checkpoint AFTER INSERT ON licdata.audit_log
  * licdata.audit_public_key() values it recorded (a master key rotation
  * starts a new audit key).
  */
-CREATE OR REPLACE FUNCTION licdata.verify_audit()
+CREATE FUNCTION licdata.verify_audit()
 	RETURNS TABLE (ok boolean, records_checked bigint, first_bad_seq bigint)
 	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -226,3 +226,5 @@ BEGIN
 	RETURN QUERY SELECT true, n, NULL::bigint;
 END
 $$;
+REVOKE ALL ON FUNCTION licdata.verify_audit() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata.verify_audit() TO licdata_operator, licdata_auditor;

@@ -14,7 +14,9 @@
  *	ExecutorCheckPerms_hook	safety net: a licensee never reaches a dataset
  *							other than through a licence
  *	ProcessUtility_hook		COPY dataset TO -> COPY (SELECT ...) TO for
- *							licensees; DO / CALL blocks metered as one
+ *							licensees; DO / CALL blocks metered as one;
+ *							FETCH from a held cursor counted; DDL that
+ *							would change what licences serve refused
  *	needs_fmgr_hook			SQL functions are not inlined in licensee
  *							sessions, so their queries are planned (and
  *							rewritten) on their own
@@ -477,6 +479,8 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 {
 	Node	   *stmt = pstmt->utilityStmt;
 	void	   *block = NULL;
+	DestReceiver *counting = NULL;
+	uint64		held_id = 0;
 	bool		restore = false;
 	bool		was_writable = licdata_records_writable;
 
@@ -494,6 +498,10 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 	if ((IsA(stmt, DoStmt) || IsA(stmt, CallStmt)) && acting() != NULL)
 		block = licdata_meter_block_begin();
 
+	if (IsA(stmt, FetchStmt))
+		counting = licdata_meter_fetch_dest(stmt, dest, &held_id);
+	if (counting)
+		dest = counting;
 	if (block)
 		depth++;
 	if (restore)
@@ -512,6 +520,8 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 		if (block)
 			depth--;
 		licdata_records_writable = was_writable;
+		if (counting)
+			licdata_meter_fetch_done(counting, held_id);
 	}
 	PG_END_TRY();
 	if (block)

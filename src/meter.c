@@ -151,7 +151,6 @@ static uint64 next_stmt_id = 1;
 static bool exit_registered = false;
 static char last_sqlstate[6] = "";
 static emit_log_hook_type prev_emit_log_hook = NULL;
-static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 static void held_cleanup(Portal portal);
 
@@ -1245,50 +1244,39 @@ held_cleanup(Portal portal)
 		next(portal);
 }
 
-/* FETCH from a materialised cursor WITH HOLD: count what it delivers. */
-static void
-meter_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
-					 ProcessUtilityContext context, ParamListInfo params,
-					 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+/*
+ * FETCH from a materialised cursor WITH HOLD runs no executor: the utility
+ * hook (hooks.c) asks for a counting destination here, and gives it back
+ * with licdata_meter_fetch_done.  Returns NULL when the FETCH is not metered.
+ */
+DestReceiver *
+licdata_meter_fetch_dest(Node *parsetree, DestReceiver *dest, uint64 *id)
 {
-	Node	   *parsetree = pstmt->utilityStmt;
-	CountingDest *cd = NULL;
-	uint64		id = 0;
+	FetchStmt  *fs;
+	Portal		portal;
+	MeterStmt  *ms;
 
-	if (open_stmts != NIL && IsA(parsetree, FetchStmt) && !((FetchStmt *) parsetree)->ismove &&
-		dest->mydest != DestNone && ((FetchStmt *) parsetree)->portalname)
-	{
-		Portal		portal = GetPortalByName(((FetchStmt *) parsetree)->portalname);
-		MeterStmt  *ms = PortalIsValid(portal) ? stmt_held(portal) : NULL;
+	if (open_stmts == NIL || !IsA(parsetree, FetchStmt))
+		return NULL;
+	fs = (FetchStmt *) parsetree;
+	if (fs->ismove || dest->mydest == DestNone || fs->portalname == NULL)
+		return NULL;
+	portal = GetPortalByName(fs->portalname);
+	ms = PortalIsValid(portal) ? stmt_held(portal) : NULL;
+	if (ms == NULL)
+		return NULL;
+	*id = ms->id;
+	return (DestReceiver *) counting_dest(dest, ms, NULL);
+}
 
-		if (ms)
-		{
-			cd = counting_dest(dest, ms, NULL);
-			id = ms->id;
-			dest = (DestReceiver *) cd;
-		}
-	}
-	PG_TRY();
-	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-									queryEnv, dest, qc);
-	}
-	PG_FINALLY();
-	{
-		if (cd)
-		{
-			MeterStmt  *ms = stmt_by_id(id);
+void
+licdata_meter_fetch_done(DestReceiver *counting, uint64 id)
+{
+	MeterStmt  *ms = stmt_by_id(id);
 
-			if (ms)
-				quota_release(ms);
-			pfree(cd);
-		}
-	}
-	PG_END_TRY();
+	if (ms)
+		quota_release(ms);
+	pfree(counting);
 }
 
 /* ---- aborts ---- */
@@ -1418,6 +1406,4 @@ licdata_meter_init(void)
 	RegisterSubXactCallback(meter_subxact_callback, NULL);
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = meter_emit_log;
-	prev_ProcessUtility = ProcessUtility_hook;
-	ProcessUtility_hook = meter_ProcessUtility;
 }
