@@ -251,9 +251,11 @@ file_of(JournalRecord *rec)
  * record in the mapping, state JR_OPEN.  Raises LD009 when it cannot.
  */
 JournalRecord *
-licdata_journal_append(const JournalRecord *hdr, const char *stmt, uint32 stmt_len)
+licdata_journal_append(const JournalRecord *hdr, const JournalUse *uses, uint32 nuses,
+					   uint32 capacity, const char *stmt, uint32 stmt_len)
 {
-	size_t		len = MAXALIGN(offsetof(JournalRecord, statement) + stmt_len);
+	size_t		len = MAXALIGN(MAXALIGN(offsetof(JournalRecord, statement) + stmt_len) +
+							   sizeof(JournalUse) * capacity);
 	JournalFileHeader *h;
 	JournalRecord *rec;
 
@@ -281,6 +283,10 @@ licdata_journal_append(const JournalRecord *hdr, const char *stmt, uint32 stmt_l
 	rec->magic = JR_MAGIC;
 	rec->length = len;
 	rec->statement_len = stmt_len;
+	rec->uses_capacity = capacity;
+	rec->nuses = nuses;
+	memset(JR_USES(rec), 0, sizeof(JournalUse) * capacity);
+	memcpy(JR_USES(rec), uses, sizeof(JournalUse) * nuses);
 	rec->state = JR_WRITING;
 	rec->crc = licdata_journal_crc(rec);
 	pg_write_barrier();
@@ -324,16 +330,17 @@ licdata_journal_sync_record(JournalRecord *rec)
 }
 
 /* Mark a record final (its mutable fields set by the caller). */
-void
-licdata_journal_close_record(JournalRecord *rec)
+/* A record is final (closed) or abandoned (void): its file may retire. */
+static void
+record_done(JournalRecord *rec, uint32 state)
 {
 	JournalFile *f = file_of(rec);
 
 	pg_write_barrier();
-	rec->state = JR_CLOSED;
+	rec->state = state;
 	if (f == NULL)
 		return;
-	if (licdata_journal_sync)
+	if (licdata_journal_sync && state == JR_CLOSED)
 	{
 		uintptr_t	page = (uintptr_t) sysconf(_SC_PAGESIZE);
 		uintptr_t	start = TYPEALIGN_DOWN(page, (uintptr_t) rec);
@@ -354,4 +361,30 @@ licdata_journal_close_record(JournalRecord *rec)
 		retired = list_delete_ptr(retired, f);
 		file_mark_closed(f);
 	}
+}
+
+/* Mark a record final (its mutable fields set by the caller). */
+void
+licdata_journal_close_record(JournalRecord *rec)
+{
+	record_done(rec, JR_CLOSED);
+}
+
+/*
+ * An open record whose uses array is full: write it again with room for
+ * 'capacity' uses (same identity, counts and uses) and void the old one.
+ * Returns the new record, which replaces the old one for its statement.
+ */
+JournalRecord *
+licdata_journal_regrow(JournalRecord *old, uint32 capacity)
+{
+	JournalRecord *hdr = palloc(offsetof(JournalRecord, statement));
+	JournalRecord *rec;
+
+	memcpy(hdr, old, offsetof(JournalRecord, statement));
+	rec = licdata_journal_append(hdr, JR_USES(old), old->nuses, capacity,
+								 old->statement, old->statement_len);
+	pfree(hdr);
+	record_done(old, JR_VOID);
+	return rec;
 }

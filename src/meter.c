@@ -253,7 +253,7 @@ static JournalRecord *
 write_record(int kind, const LicdataLicensee *who, JournalUse *uses, int nuses,
 			 const char *deny_sqlstate, uint64 query_id)
 {
-	JournalRecord *hdr = palloc0(sizeof(JournalRecord));
+	JournalRecord *hdr = palloc0(offsetof(JournalRecord, statement));
 	uint32		len;
 	bool		is_hash;
 	char	   *text = statement_text(&len, &is_hash);
@@ -264,9 +264,7 @@ write_record(int kind, const LicdataLicensee *who, JournalUse *uses, int nuses,
 	hdr->statement_is_hash = is_hash;
 	if (deny_sqlstate)
 		memcpy(hdr->deny_sqlstate, deny_sqlstate, 5);
-	hdr->nuses = nuses;
-	memcpy(hdr->uses, uses, sizeof(JournalUse) * nuses);
-	rec = licdata_journal_append(hdr, text, len);
+	rec = licdata_journal_append(hdr, uses, nuses, nuses + JR_SPARE_USES, text, len);
 	pfree(hdr);
 	pfree(text);
 	return rec;
@@ -661,7 +659,9 @@ stmt_add_use(MeterStmt *ms, Oid dataset, const LicdataLicence *lic, LicdataDatas
 	ms->nuses++;
 	if (ms->rec)
 	{
-		ms->rec->uses[ms->nuses - 1] = ms->uses[ms->nuses - 1];
+		if ((uint32) ms->nuses > ms->rec->uses_capacity)
+			ms->rec = licdata_journal_regrow(ms->rec, ms->nuses + 2 * JR_SPARE_USES);
+		JR_USES(ms->rec)[ms->nuses - 1] = ms->uses[ms->nuses - 1];
 		pg_write_barrier();
 		ms->rec->nuses = ms->nuses;
 	}

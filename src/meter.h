@@ -56,9 +56,8 @@ typedef struct JournalRecord
 	char		sqlstate[6];
 	char		denied;			/* refused by a licence check after it began
 								 * (a rows quota): audited as a denial */
-	uint32		nuses;
-	uint32		pad2;
-	JournalUse	uses[LICDATA_MAX_USES];
+	volatile uint32 nuses;
+	uint32		uses_capacity;	/* slots of the uses array (see JR_USES) */
 	/* immutable */
 	uint32		immutable;		/* marks the start of the CRC'd part */
 	uint32		kind;
@@ -75,7 +74,20 @@ typedef struct JournalRecord
 	char		pad4;
 	uint32		statement_len;
 	char		statement[FLEXIBLE_ARRAY_MEMBER];
+	/* then, at JR_USES_OFFSET: JournalUse uses[uses_capacity] (mutable) */
 } JournalRecord;
+
+/*
+ * The uses (licences) of a statement follow its text, sized to what it needs
+ * (the licences known when it starts, plus room for a few that functions it
+ * runs may add): records stay small, so a statement seldom touches a fresh
+ * page of the journal mapping.
+ */
+#define JR_USES_OFFSET(rec) \
+	MAXALIGN(offsetof(JournalRecord, statement) + (rec)->statement_len)
+#define JR_USES(rec) \
+	((JournalUse *) ((char *) (rec) + JR_USES_OFFSET(rec)))
+#define JR_SPARE_USES 2
 
 /* The header at the start of each journal file. */
 typedef struct JournalFileHeader
@@ -92,7 +104,7 @@ typedef struct JournalFileHeader
 } JournalFileHeader;
 
 #define JF_MAGIC	0x464A444C	/* "LDJF" */
-#define JF_VERSION	2			/* layout of JournalRecord */
+#define JF_VERSION	3			/* layout of JournalRecord */
 #define JR_MAGIC	0x524A444C	/* "LDJR" */
 #define JR_WRITING	0			/* being written; not yet a record */
 #define JR_OPEN		1			/* statement running; rows updated in place */
@@ -102,10 +114,12 @@ typedef struct JournalFileHeader
 								 * made durable): not a record */
 
 /* journal.c */
-extern JournalRecord *licdata_journal_append(const JournalRecord *hdr, const char *stmt,
+extern JournalRecord *licdata_journal_append(const JournalRecord *hdr, const JournalUse *uses,
+											 uint32 nuses, uint32 capacity, const char *stmt,
 											 uint32 stmt_len);
 extern void licdata_journal_sync_record(JournalRecord *rec);
 extern void licdata_journal_close_record(JournalRecord *rec);
+extern JournalRecord *licdata_journal_regrow(JournalRecord *old, uint32 capacity);
 extern void licdata_journal_backend_exit(void);
 extern uint32 licdata_journal_crc(const JournalRecord *rec);
 extern const char *licdata_journal_dir(void);

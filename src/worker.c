@@ -285,9 +285,9 @@ flush_record(const char *file, uint32 offset, const JournalRecord *r, bool dead)
 	json_kt(&buf, "sqlstate", sqlstate, sizeof(sqlstate));
 	json_ki(&buf, "denied", r->denied ? 1 : 0);
 	appendStringInfoString(&buf, ",\"uses\":[");
-	for (uint32 i = 0; i < r->nuses && i < LICDATA_MAX_USES; i++)
+	for (uint32 i = 0; i < r->nuses && i < r->uses_capacity; i++)
 	{
-		const JournalUse *u = &r->uses[i];
+		const JournalUse *u = &JR_USES(r)[i];
 
 		if (i > 0)
 			appendStringInfoChar(&buf, ',');
@@ -324,7 +324,9 @@ record_sane(const JournalRecord *r, uint32 avail)
 		r->magic == JR_MAGIC &&
 		r->length >= offsetof(JournalRecord, statement) &&
 		r->length <= avail &&
-		(uint64) offsetof(JournalRecord, statement) + r->statement_len <= r->length;
+		(uint64) offsetof(JournalRecord, statement) + r->statement_len <= r->length &&
+		(uint64) JR_USES_OFFSET(r) + (uint64) sizeof(JournalUse) * r->uses_capacity <= r->length &&
+		r->nuses <= r->uses_capacity;
 }
 
 static void
