@@ -323,9 +323,13 @@ licdata_journal_sync_record(JournalRecord *rec)
 
 	if (f == NULL)
 		return;
-	start = TYPEALIGN_DOWN(page, (uintptr_t) f->base);	/* header too */
+	/* the record's own pages, then the header page (its 'used' finds it) */
+	start = TYPEALIGN_DOWN(page, (uintptr_t) rec);
 	end = (uintptr_t) rec + rec->length;
 	if (msync((void *) start, end - start, MS_SYNC) != 0)
+		journal_error("sync", f->path);
+	if (start != (uintptr_t) f->base &&
+		msync((void *) f->base, page, MS_SYNC) != 0)
 		journal_error("sync", f->path);
 }
 
