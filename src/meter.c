@@ -96,14 +96,15 @@ typedef struct MeterStmt
 	instr_time	start;
 	int			kind;
 	int			nquota;
-	QuotaState	quota[LICDATA_MAX_USES];
-	JournalUse	uses[LICDATA_MAX_USES];
 	int			nuses;
 	int64		rows;			/* delivered */
 	int64		nested_rows;	/* produced by licensed statements in functions */
 	bool		rerun;			/* its query is being re-run (held cursor) */
 	int64		nested_base;	/* nested_rows before the re-run */
 	char		deny_sqlstate[6];	/* a rows quota refused it mid-stream */
+	/* only the first nquota / nuses entries are ever read: not zeroed */
+	QuotaState	quota[LICDATA_MAX_USES];
+	JournalUse	uses[LICDATA_MAX_USES];
 } MeterStmt;
 
 /*
@@ -624,7 +625,9 @@ meter_exit(int code, Datum arg)
 static MeterStmt *
 stmt_new(QueryDesc *owner, int kind)
 {
-	MeterStmt  *ms = MemoryContextAllocZero(TopMemoryContext, sizeof(MeterStmt));
+	MeterStmt  *ms = MemoryContextAlloc(TopMemoryContext, sizeof(MeterStmt));
+
+	memset(ms, 0, offsetof(MeterStmt, quota));
 
 	if (!exit_registered)
 	{
