@@ -16,12 +16,20 @@
  * is reported when a file cannot be made -- and the statement is refused --
  * never as SIGBUS while writing into a hole.
  *
- * File layout: a JournalFileHeader, then records back to back.  A record
- * is written with state JR_WRITING, its CRC computed over the immutable
- * part, then published by setting JR_OPEN (statement running) and later
- * JR_CLOSED (final).  The header's 'used' is advanced after a record is
+ * File layout: a JournalFileHeader, then a ring of records.  A record at
+ * logical position L lies at ring offset L % ring_size and never across the
+ * ring's end (a JR_PAD marker fills the end first).  A record is written
+ * with state JR_WRITING, its CRC computed over the immutable part, then
+ * published by setting JR_OPEN (statement running) and later JR_CLOSED
+ * (final).  The header's 'head' (logical) is advanced after a record is
  * fully written.  The background worker reads files with read(), which
- * sees the same page cache.
+ * sees the same page cache, and after committing what it moved writes the
+ * header's 'tail': the ring before it may be written again.  Reusing ring
+ * pages that are still mapped and dirty is what makes an append cheap: a
+ * fresh page of a file mapping costs a page fault (tens of microseconds on
+ * virtual machines).  When the worker is behind by a whole ring, or an
+ * open record (a long cursor) holds the tail back, the backend starts a
+ * new file.
  *
  * A file belongs to one backend of one shared-memory incarnation.  When the
  * backend exits normally it marks its file closed; a file of an older
@@ -213,7 +221,9 @@ journal_new_file(size_t need)
 	h->pid = MyProcPid;
 	h->created_at = GetCurrentTimestamp();
 	h->closed = 0;
-	h->used = sizeof(JournalFileHeader);
+	h->head = 0;
+	h->tail = 0;
+	h->ring_size = f->size - sizeof(JournalFileHeader);
 	if (licdata_journal_sync)
 	{
 		if (fsync(f->fd) != 0)
@@ -259,8 +269,44 @@ licdata_journal_append(const JournalRecord *hdr, const JournalUse *uses, uint32 
 	JournalFileHeader *h;
 	JournalRecord *rec;
 
-	if (cur && ((JournalFileHeader *) cur->base)->used + len > cur->size)
+	for (;;)
 	{
+		uint64		L;
+		uint64		phys;
+		uint64		ring;
+
+		if (cur == NULL)
+			cur = journal_new_file(len);
+		h = (JournalFileHeader *) cur->base;
+		ring = h->ring_size;
+		L = h->head;
+		phys = L % ring;
+		if (len <= ring)
+		{
+			uint64		tail = h->tail;
+			uint64		pad = (phys + len > ring) ? ring - phys : 0;
+
+			pg_read_barrier();
+			/* room, once what the worker has moved may be overwritten? */
+			if (L + pad + len - tail <= ring)
+			{
+				if (pad > 0)
+				{
+					uint32	   *marker = (uint32 *) (JF_RING(cur->base) + phys);
+
+					marker[0] = JR_PAD_MAGIC;
+					marker[1] = (uint32) pad;
+					pg_write_barrier();
+					h->head = L + pad;
+					L += pad;
+					phys = 0;
+				}
+				rec = (JournalRecord *) (JF_RING(cur->base) + phys);
+				rec->lpos = L;
+				break;
+			}
+		}
+		/* full (the worker is behind, or a statement keeps a record open) */
 		cur->full = true;
 		if (cur->open_records == 0)
 			file_mark_closed(cur);
@@ -273,12 +319,12 @@ licdata_journal_append(const JournalRecord *hdr, const JournalUse *uses, uint32 
 		}
 		cur = NULL;
 	}
-	if (cur == NULL)
-		cur = journal_new_file(len);
+	{
+		uint64		lpos = rec->lpos;
 
-	h = (JournalFileHeader *) cur->base;
-	rec = (JournalRecord *) (cur->base + h->used);
-	memcpy(rec, hdr, offsetof(JournalRecord, statement));
+		memcpy(rec, hdr, offsetof(JournalRecord, statement));
+		rec->lpos = lpos;
+	}
 	memcpy(rec->statement, stmt, stmt_len);
 	rec->magic = JR_MAGIC;
 	rec->length = len;
@@ -292,7 +338,7 @@ licdata_journal_append(const JournalRecord *hdr, const JournalUse *uses, uint32 
 	pg_write_barrier();
 	rec->state = JR_OPEN;
 	pg_write_barrier();
-	h->used += len;
+	h->head = rec->lpos + len;
 	cur->open_records++;
 	if (licdata_journal_sync)
 	{

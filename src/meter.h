@@ -58,6 +58,7 @@ typedef struct JournalRecord
 								 * (a rows quota): audited as a denial */
 	volatile uint32 nuses;
 	uint32		uses_capacity;	/* slots of the uses array (see JR_USES) */
+	uint64		lpos;			/* logical position in its file's ring */
 	/* immutable */
 	uint32		immutable;		/* marks the start of the CRC'd part */
 	uint32		kind;
@@ -96,15 +97,28 @@ typedef struct JournalFileHeader
 	uint32		version;
 	uint64		incarnation;	/* LicdataShared->incarnation of the writer */
 	int32		pid;
-	uint32		pad;
-	int64		created_at;
 	volatile uint32 closed;		/* writer exited: no more records, all final */
-	volatile uint32 used;		/* bytes in use, header included */
-	char		pad2[24];
+	int64		created_at;
+	volatile uint64 head;		/* logical bytes appended (written by the backend) */
+	volatile uint64 tail;		/* logical bytes moved to the tables and committed
+								 * (written by the worker): the ring before it
+								 * may be reused */
+	uint64		ring_size;		/* bytes of the ring that follows the header */
+	char		pad2[8];
 } JournalFileHeader;
 
+/*
+ * The records of a file form a ring after its header: a record at logical
+ * position L lies at ring offset L % ring_size, never across the ring's end
+ * (a JR_PAD marker fills the rest of the ring first).  Reusing the ring's
+ * pages once the worker has moved their records keeps them mapped and dirty,
+ * so appending a record seldom costs a page fault.
+ */
+#define JF_RING(base)	((char *) (base) + sizeof(JournalFileHeader))
+#define JR_PAD_MAGIC	0x504A444C	/* "LDJP" */
+
 #define JF_MAGIC	0x464A444C	/* "LDJF" */
-#define JF_VERSION	3			/* layout of JournalRecord */
+#define JF_VERSION	4			/* layout of JournalRecord and the ring */
 #define JR_MAGIC	0x524A444C	/* "LDJR" */
 #define JR_WRITING	0			/* being written; not yet a record */
 #define JR_OPEN		1			/* statement running; rows updated in place */

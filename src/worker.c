@@ -64,14 +64,17 @@ extern bool licdata_records_writable;
 
 typedef struct PendingRecord
 {
-	uint32		offset;
+	uint64		offset;			/* logical position */
 	uint32		length;
 } PendingRecord;
 
 typedef struct FileProgress
 {
 	char		name[64];
-	uint32		offset;			/* everything before is moved or pending */
+	uint64		offset;			/* logical; everything before is moved or pending */
+	bool		started;		/* offset taken from the file's tail */
+	uint64		tail_to_write;	/* moved and committed once this pass commits */
+	uint64		tail_written;
 	List	   *pending;		/* PendingRecord *: open when last seen */
 	bool		seen;			/* listed in the current pass */
 	bool		unlink_failed;	/* warned about once */
@@ -202,7 +205,7 @@ json_kts(StringInfo buf, const char *key, TimestampTz t)
 
 /* A price of a record: numeric text as the catalog printed it, else 0. */
 static const char *
-valid_price(const char *p, const char *file, uint32 offset)
+valid_price(const char *p, const char *file, uint64 offset)
 {
 	size_t		n = strnlen(p, JOURNAL_PRICE_LEN);
 	size_t		i = 0;
@@ -221,8 +224,8 @@ valid_price(const char *p, const char *file, uint32 offset)
 			return p;
 	}
 	ereport(WARNING,
-			(errmsg("licdata: journal record \"%s\" at offset %u has an unreadable price; 0 is recorded",
-					file, offset)));
+			(errmsg("licdata: journal record \"%s\" at offset %llu has an unreadable price; 0 is recorded",
+					file, (unsigned long long) offset)));
 	return "0";
 }
 
@@ -243,7 +246,7 @@ final_open_outcome(bool dead)
 
 /* Move one record into the tables (idempotent). */
 static void
-flush_record(const char *file, uint32 offset, const JournalRecord *r, bool dead)
+flush_record(const char *file, uint64 offset, const JournalRecord *r, bool dead)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	StringInfoData buf;
@@ -260,7 +263,7 @@ flush_record(const char *file, uint32 offset, const JournalRecord *r, bool dead)
 		outcome = final_open_outcome(dead);
 	memcpy(sqlstate, r->sqlstate, 5);
 	sqlstate[5] = '\0';
-	snprintf(ref, sizeof(ref), "%s@%u", file, offset);
+	snprintf(ref, sizeof(ref), "%s@%llu", file, (unsigned long long) offset);
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
@@ -330,7 +333,7 @@ record_sane(const JournalRecord *r, uint32 avail)
 }
 
 static void
-add_pending(FileProgress *p, uint32 off, uint32 len)
+add_pending(FileProgress *p, uint64 off, uint32 len)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 	PendingRecord *pr = palloc(sizeof(PendingRecord));
@@ -348,7 +351,7 @@ add_pending(FileProgress *p, uint32 off, uint32 len)
  * file's backend died or exited).
  */
 static bool
-consider_record(const char *name, uint32 off, const JournalRecord *r, bool dead, bool final)
+consider_record(const char *name, uint64 off, const JournalRecord *r, bool dead, bool final)
 {
 	uint32		state = r->state;
 
@@ -363,8 +366,8 @@ consider_record(const char *name, uint32 off, const JournalRecord *r, bool dead,
 	}
 	if (licdata_journal_crc(r) != r->crc)
 	{
-		ereport(WARNING, (errmsg("licdata: journal record \"%s\" at offset %u fails its checksum and is skipped",
-								 name, off)));
+		ereport(WARNING, (errmsg("licdata: journal record \"%s\" at offset %llu fails its checksum and is skipped",
+								 name, (unsigned long long) off)));
 		return true;
 	}
 	flush_record(name, off, r, dead);
@@ -382,11 +385,11 @@ process_file(const char *name)
 	int			fd;
 	JournalFileHeader h;
 	char	   *buf;
-	uint32		used;
+	uint64		head;
+	uint64		ring;
 	bool		dead;
 	bool		final;
 	FileProgress *p = progress_for(name);
-	uint32		off;
 	ListCell   *lc;
 
 	p->seen = true;
@@ -414,7 +417,20 @@ process_file(const char *name)
 	dead = (h.incarnation != licdata_shared->incarnation);
 	final = dead || h.closed != 0;
 	pg_read_barrier();
-	used = h.used;
+	head = h.head;
+	ring = h.ring_size;
+	if (ring == 0)
+	{
+		CloseTransientFile(fd);
+		return false;
+	}
+	/* Everything before the file's tail was moved and committed earlier. */
+	if (!p->started)
+	{
+		p->offset = h.tail;
+		p->tail_written = h.tail;
+		p->started = true;
+	}
 
 	/* Records passed while open: moved once closed (or once final). */
 	foreach(lc, p->pending)
@@ -422,11 +438,11 @@ process_file(const char *name)
 		PendingRecord *pr = lfirst(lc);
 		JournalRecord *r = palloc(pr->length);
 
-		if (pg_pread(fd, r, pr->length, pr->offset) != (ssize_t) pr->length ||
-			!record_sane(r, pr->length))
+		if (pg_pread(fd, r, pr->length, sizeof(JournalFileHeader) + pr->offset % ring) != (ssize_t) pr->length ||
+			!record_sane(r, pr->length) || r->lpos != pr->offset)
 		{
-			ereport(WARNING, (errmsg("licdata: journal record \"%s\" at offset %u cannot be read again and is skipped",
-									 name, pr->offset)));
+			ereport(WARNING, (errmsg("licdata: journal record \"%s\" at offset %llu cannot be read again and is skipped",
+									 name, (unsigned long long) pr->offset)));
 			p->pending = foreach_delete_current(p->pending, lc);
 			pfree(pr);
 		}
@@ -438,30 +454,42 @@ process_file(const char *name)
 		pfree(r);
 	}
 
-	/* Records added since the last pass. */
-	if (used > p->offset)
+	/* Records added since the last pass, chunk by chunk up to the ring's end. */
+	while (p->offset < head)
 	{
-		uint32		len = used - p->offset;
+		uint64		phys = p->offset % ring;
+		uint32		len = (uint32) Min(head - p->offset, ring - phys);
+		uint32		off = 0;
+		bool		stop = false;
 
 		buf = palloc(len);
-		if (pg_pread(fd, buf, len, p->offset) != (ssize_t) len)
+		if (pg_pread(fd, buf, len, sizeof(JournalFileHeader) + phys) != (ssize_t) len)
 		{
 			CloseTransientFile(fd);
 			pfree(buf);
 			return false;
 		}
-		off = 0;
 		while (off < len)
 		{
 			JournalRecord *r = (JournalRecord *) (buf + off);
 
-			if (!record_sane(r, len - off))
+			if (len - off >= 2 * sizeof(uint32) && ((uint32 *) r)[0] == JR_PAD_MAGIC &&
+				((uint32 *) r)[1] == len - off)
+			{
+				off = len;		/* the rest of the ring is padding */
+				break;
+			}
+			if (!record_sane(r, len - off) || r->lpos != p->offset + off)
 			{
 				if (!final)
-					break;		/* cannot happen below 'used'; look again */
-				ereport(WARNING, (errmsg("licdata: journal file \"%s\" is damaged at offset %u; the rest is skipped",
-										 name, p->offset + off)));
+				{
+					stop = true;	/* cannot happen below 'head'; look again */
+					break;
+				}
+				ereport(WARNING, (errmsg("licdata: journal file \"%s\" is damaged at offset %llu; the rest is skipped",
+										 name, (unsigned long long) (p->offset + off))));
 				off = len;
+				p->offset = head - len;		/* so that the file counts as finished */
 				break;
 			}
 			if (!consider_record(name, p->offset + off, r, dead, final))
@@ -470,9 +498,34 @@ process_file(const char *name)
 		}
 		p->offset += off;
 		pfree(buf);
+		if (stop || off == 0)
+			break;
 	}
+
+	/* The ring before the oldest record not yet moved may be reused. */
+	p->tail_to_write = p->offset;
+	foreach(lc, p->pending)
+		p->tail_to_write = Min(p->tail_to_write, ((PendingRecord *) lfirst(lc))->offset);
 	CloseTransientFile(fd);
-	return final && p->pending == NIL && p->offset >= used;
+	return final && p->pending == NIL && p->offset >= head;
+}
+
+/* Record in a file's header how far its records are moved and committed. */
+static void
+write_tail(FileProgress *p)
+{
+	char		path[MAXPGPATH];
+	int			fd;
+	uint64		tail = p->tail_to_write;
+
+	snprintf(path, sizeof(path), "%s/%s", licdata_journal_dir(), p->name);
+	fd = OpenTransientFile(path, O_RDWR | PG_BINARY);
+	if (fd < 0)
+		return;					/* removed meanwhile: nothing to reuse */
+	if (pg_pwrite(fd, &tail, sizeof(tail), offsetof(JournalFileHeader, tail)) == sizeof(tail) &&
+		(!licdata_journal_sync || pg_fdatasync(fd) == 0))
+		p->tail_written = tail;
+	CloseTransientFile(fd);
 }
 
 static void
@@ -586,10 +639,22 @@ flush_pass(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	/*
+	 * Only now, with the records committed, may their ring space be reused:
+	 * tell each file's backend how far the tables have it.
+	 */
+	MemoryContextSwitchTo(TopMemoryContext);
+	foreach(lc, progress)
+	{
+		FileProgress *p = lfirst(lc);
+
+		if (p->seen && p->started && p->tail_to_write > p->tail_written)
+			write_tail(p);
+	}
+
+	/*
 	 * Only now, with the records committed, may their files go.  A file
 	 * that cannot be removed keeps its progress, so it is not read again.
 	 */
-	MemoryContextSwitchTo(TopMemoryContext);
 	foreach(lc, done)
 	{
 		char		path[MAXPGPATH];
