@@ -19,6 +19,8 @@
 #include "catalog/pg_authid.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "utils/acl.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -99,6 +101,8 @@ licdata_catalog(void)
 	cat.operator_role = get_role_oid(LICDATA_OPERATOR_ROLE, true);
 	cat.auditor_role = get_role_oid(LICDATA_AUDITOR_ROLE, true);
 	cat.extension_owner = BOOTSTRAP_SUPERUSERID;
+	cat.guard_func = LookupFuncName(list_make2(makeString(LICDATA_SCHEMA), makeString("guard")),
+									0, NULL, true);
 
 	if (!OidIsValid(cat.datasets) || !OidIsValid(cat.licensees) ||
 		!OidIsValid(cat.licences) || !OidIsValid(cat.masks) ||

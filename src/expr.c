@@ -626,6 +626,8 @@ licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
 	char	   *colname;
 	Oid			typid;
 	int32		typmod;
+	Oid			collid;
+	bool		relabel_varchar;
 	TypeName   *coltype;
 	TypeName   *texttype = makeTypeNameFromOid(TEXTOID, -1);
 	Node	   *raw = NULL;
@@ -647,8 +649,10 @@ licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
 	colname = pstrdup(NameStr(att->attname));
 	typid = att->atttypid;
 	typmod = att->atttypmod;
+	collid = att->attcollation;
 	ReleaseSysCache(atttup);
 	coltype = makeTypeNameFromOid(typid, typmod);
+	relabel_varchar = (typid == VARCHAROID && mm->types == MT_TEXT);
 
 	if (!type_fits(mm->types, typid, method))
 		ereport(ERROR,
@@ -684,7 +688,7 @@ licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
 			bad_param(&p, "\"pad\" must be one character", "Pass a single character such as \"*\".");
 		raw = raw_call("mask_partial", list_make4(raw_cast(raw_col(colname), texttype),
 												  raw_int(kf), raw_int(kl), raw_str(pad)));
-		raw = raw_cast(raw, coltype);
+		raw = relabel_varchar ? raw : raw_cast(raw, coltype);
 	}
 	else if (strcmp(method, "email") == 0 || strcmp(method, "cn_mobile") == 0 ||
 			 strcmp(method, "cn_id") == 0 || strcmp(method, "cn_name") == 0)
@@ -694,7 +698,7 @@ licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
 		check_keys(&p, keys);
 		raw = raw_call(psprintf("mask_%s", method),
 					   list_make1(raw_cast(raw_col(colname), texttype)));
-		raw = raw_cast(raw, coltype);
+		raw = relabel_varchar ? raw : raw_cast(raw, coltype);
 	}
 	else if (strcmp(method, "pseudonym") == 0)
 	{
@@ -713,7 +717,7 @@ licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
 								   len, colname, format_type_with_typemod(typid, typmod)),
 					  psprintf("Pass \"length\" of at most %d.", maxlen));
 		raw = raw_call("mask_pseudonym", list_make2(raw_cast(raw_col(colname), texttype), raw_int(len)));
-		raw = raw_cast(raw, coltype);
+		raw = relabel_varchar ? raw : raw_cast(raw, coltype);
 	}
 	else if (strcmp(method, "fpe") == 0)
 	{
@@ -732,7 +736,7 @@ licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
 						  "Name each character once.");
 		}
 		raw = raw_call("mask_fpe", list_make2(raw_cast(raw_col(colname), texttype), raw_str(alphabet)));
-		raw = raw_cast(raw, coltype);
+		raw = relabel_varchar ? raw : raw_cast(raw, coltype);
 	}
 	else if (strcmp(method, "date_trunc") == 0)
 	{
@@ -867,6 +871,16 @@ licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
 	}
 
 	expr = analyse_for_rel(relid, raw, method, InvalidOid, NULL);
+
+	/*
+	 * A text mask of a varchar(n) column: the character-for-character masks
+	 * keep the value's length, and a pseudonym's length was checked against
+	 * n above, so the result always fits; relabel it as the column's type
+	 * instead of calling the length coercion for every row.
+	 */
+	if (relabel_varchar && exprType(expr) == TEXTOID)
+		expr = (Node *) makeRelabelType((Expr *) expr, typid, typmod, collid,
+										COERCE_IMPLICIT_CAST);
 	if (exprType(expr) != typid)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),

@@ -165,6 +165,7 @@ licdata_planner(Query *parse, const char *query_string, int cursorOptions,
 		ctx.consent_ref = licdata_consent_ref;
 		ctx.now = GetCurrentTimestamp();
 		ctx.reader_role = licdata_catalog()->reader_role;
+		ctx.guard_func = licdata_catalog()->guard_func;
 		rewrote = licdata_rewrite(parse, &ctx);
 	}
 

@@ -66,6 +66,7 @@ typedef struct LicdataCatalog
 	Oid			operator_role;
 	Oid			auditor_role;
 	Oid			extension_owner;
+	Oid			guard_func;		/* licdata.guard(), the RLS guard's function */
 } LicdataCatalog;
 
 extern const LicdataCatalog *licdata_catalog(void);

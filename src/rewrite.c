@@ -162,6 +162,7 @@ wrap_rte(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds, LicdataRew
 	bool		whole_row = false;
 	char	   *bad_col = NULL;
 	bool		bad_whole = false;
+	ListCell   *lc;
 
 	/* Licences never allow writing or locking a dataset. */
 	if ((int) rti == q->resultRelation ||
@@ -260,7 +261,21 @@ wrap_rte(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds, LicdataRew
 	inner->extraUpdatedCols = NULL;
 	inner->lateral = false;
 	inner->alias = NULL;
-	quals = (List *) copyObject(rte->securityQuals);
+	/*
+	 * Keep the row-security quals already on the entry, except the guard
+	 * policy's own licdata.guard(): it only says licdata is loaded, which
+	 * this rewrite proves, and it would cost a call per row.
+	 */
+	quals = NIL;
+	foreach(lc, rte->securityQuals)
+	{
+		Node	   *q = lfirst(lc);
+
+		if (IsA(q, FuncExpr) && ((FuncExpr *) q)->funcid == ctx->guard_func &&
+			((FuncExpr *) q)->args == NIL)
+			continue;
+		quals = lappend(quals, copyObject(q));
+	}
 	ChangeVarNodes((Node *) quals, rti, 1, 0);
 	if (lic->row_filter)
 		quals = lappend(quals, cached_expr(lic->id, NULL, rte->relid, 0, lic->row_filter));

@@ -26,6 +26,7 @@ typedef struct LicdataRewrite
 	const char *consent_ref;
 	TimestampTz now;
 	Oid			reader_role;
+	Oid			guard_func;		/* licdata.guard() */
 	List	   *uses;			/* of LicdataUse * */
 	Query	   *level;			/* the query level being rewritten */
 	List	   *aggregate_levels;	/* of AggregateLevel * (aggregate.c) */
