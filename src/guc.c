@@ -154,9 +154,10 @@ licdata_define_gucs(void)
 
 	DefineCustomStringVariable("licdata.database",
 							   "The database in which licdata is installed and its records are kept.",
+							   "Empty (the default): the database where CREATE EXTENSION licdata first runs, remembered in pg_licdata/database. "
 							   "The background worker connects to it; CREATE EXTENSION licdata is refused elsewhere.",
 							   &licdata_database,
-							   "postgres",
+							   "",
 							   PGC_POSTMASTER,
 							   0,
 							   NULL, NULL, NULL);

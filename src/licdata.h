@@ -154,6 +154,7 @@ extern void licdata_raise_decision(const LicdataDecision *d) pg_attribute_noretu
 
 /* sqlfuncs.c */
 extern void licdata_sqlfuncs_init(void);
+extern char *licdata_home_database(void);
 
 /* expr.c */
 extern Node *licdata_parse_row_filter(Oid relid, const char *filter, bool for_check);

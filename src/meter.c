@@ -398,7 +398,7 @@ wait_quota_ready(void)
 					 errmsg("quota counters are not ready"),
 					 errdetail("The licdata background worker has not yet rebuilt today's quota counters from the usage table."),
 					 errhint("Check that the licdata worker is running in database \"%s\" and retry.",
-							 licdata_database)));
+							 licdata_database[0] ? licdata_database : "pg_licdata/database")));
 		pg_usleep(10000L);
 		waited += 10;
 	}

@@ -18,6 +18,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "storage/fd.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
@@ -61,19 +62,76 @@ not_preloaded(void)
 			 errhint("Add licdata to shared_preload_libraries in postgresql.conf (shared_preload_libraries = 'licdata') and restart the server.")));
 }
 
+#define HOME_FILE LICDATA_DIR "/database"
+
+/*
+ * The database licdata lives in: licdata.database when set, else the one
+ * remembered in pg_licdata/database (written by the first CREATE
+ * EXTENSION), else NULL.
+ */
+char *
+licdata_home_database(void)
+{
+	char		buf[NAMEDATALEN + 2];
+	FILE	   *f;
+	size_t		n;
+
+	if (licdata_database && licdata_database[0] != '\0')
+		return pstrdup(licdata_database);
+	f = AllocateFile(HOME_FILE, "r");
+	if (f == NULL)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	FreeFile(f);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	return n > 0 ? pstrdup(buf) : NULL;
+}
+
+/* Remember this database as licdata's home (durably), and wake the worker. */
+static void
+claim_home(const char *dbname)
+{
+	char		tmp[MAXPGPATH];
+	FILE	   *f;
+
+	(void) MakePGDirectory(LICDATA_DIR);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", HOME_FILE);
+	f = AllocateFile(tmp, PG_BINARY_W);
+	if (f == NULL || fprintf(f, "%s\n", dbname) < 0 || fflush(f) != 0 ||
+		pg_fsync(fileno(f)) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", tmp)));
+	FreeFile(f);
+	durable_rename(tmp, HOME_FILE, ERROR);
+	if (licdata_shared->worker_latch)
+		SetLatch(licdata_shared->worker_latch);
+}
+
 PG_FUNCTION_INFO_V1(licdata_assert_preloaded);
 Datum
 licdata_assert_preloaded(PG_FUNCTION_ARGS)
 {
+	char	   *home;
+	char	   *here;
+
 	if (!licdata_preloaded)
 		not_preloaded();
-	if (strcmp(get_database_name(MyDatabaseId), licdata_database) != 0)
+	here = get_database_name(MyDatabaseId);
+	home = licdata_home_database();
+	if (home == NULL)
+		claim_home(here);
+	else if (strcmp(here, home) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_CATALOG_NAME),
-				 errmsg("licdata can only be created in database \"%s\"", licdata_database),
-				 errdetail("Its background worker keeps usage and audit records in the database named by licdata.database."),
+				 errmsg("licdata can only be created in database \"%s\"", home),
+				 errdetail("Its background worker keeps usage and audit records in one database per cluster%s.",
+						   licdata_database[0] ? ", the one named by licdata.database" :
+						   ", the one where CREATE EXTENSION licdata first ran"),
 				 errhint("Create the extension in \"%s\", or set licdata.database = '%s' in postgresql.conf and restart.",
-						 licdata_database, get_database_name(MyDatabaseId))));
+						 home, here)));
 
 	/*
 	 * A new catalog starts licence ids afresh: forget the day counters of the

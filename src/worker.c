@@ -697,10 +697,34 @@ licdata_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-
-	BackgroundWorkerInitializeConnection(licdata_database, NULL, 0);
 	pg_atomic_write_u32(&licdata_shared->worker_pid, MyProcPid);
 	licdata_shared->worker_latch = MyLatch;
+
+	/*
+	 * Until licdata has a home database (licdata.database, or the first
+	 * CREATE EXTENSION), there is nothing to move: wait for it.
+	 */
+	for (;;)
+	{
+		char	   *home;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		home = licdata_home_database();
+		if (home)
+		{
+			BackgroundWorkerInitializeConnection(home, NULL, 0);
+			break;
+		}
+		pg_atomic_write_u32(&licdata_shared->quota_ready, 1);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
 	(void) MakePGDirectory(LICDATA_DIR);
 	(void) MakePGDirectory(licdata_journal_dir());
 
