@@ -244,3 +244,20 @@ END
 $$;
 REVOKE ALL ON FUNCTION licdata.purge_records(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION licdata.purge_records(timestamptz) TO licdata_operator;
+
+/*
+ * Move a batch of journal records (a JSON array, in journal order), then sign
+ * the audit checkpoints that fell due.
+ */
+CREATE FUNCTION licdata._flush_records(recs jsonb) RETURNS void
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r jsonb;
+BEGIN
+	FOR r IN SELECT * FROM jsonb_array_elements(recs) LOOP
+		PERFORM licdata._flush_record(r);
+	END LOOP;
+	PERFORM licdata._checkpoint_if_due(current_setting('licdata.checkpoint_interval')::integer);
+END
+$$;
+REVOKE ALL ON FUNCTION licdata._flush_records(jsonb) FROM PUBLIC;

@@ -156,35 +156,27 @@ CREATE FUNCTION licdata._audit_verify(seq bigint, hash bytea, signature text, pu
 	LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'licdata_audit_verify';
 REVOKE ALL ON FUNCTION licdata._audit_sign(bigint, bytea) FROM PUBLIC;
 
--- Called by the worker after each flush: sign when enough rows arrived.
+-- Called by the worker after each batch: sign every checkpoint that fell due
+-- (at each multiple of 'every' rows), whatever the batch size.
 CREATE FUNCTION licdata._checkpoint_if_due(every integer) RETURNS void
 	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	last_cp bigint;
-	last_row record;
+	max_seq bigint;
+	row record;
 BEGIN
 	SELECT coalesce(max(seq), 0) INTO last_cp FROM licdata.audit_checkpoints;
-	SELECT a.seq, a.hash INTO last_row FROM licdata.audit_log a ORDER BY a.seq DESC LIMIT 1;
-	IF last_row.seq IS NULL OR last_row.seq - last_cp < every THEN
-		RETURN;
-	END IF;
-	INSERT INTO licdata.audit_checkpoints (seq, hash, public_key, signature)
-	VALUES (last_row.seq, last_row.hash, licdata.audit_public_key(),
-			licdata._audit_sign(last_row.seq, last_row.hash));
+	SELECT coalesce(max(seq), 0) INTO max_seq FROM licdata.audit_log;
+	FOR row IN SELECT a.seq, a.hash FROM licdata.audit_log a
+				WHERE a.seq > last_cp AND a.seq <= max_seq AND (a.seq - last_cp) % every = 0
+				ORDER BY a.seq LOOP
+		INSERT INTO licdata.audit_checkpoints (seq, hash, public_key, signature)
+		VALUES (row.seq, row.hash, licdata.audit_public_key(), licdata._audit_sign(row.seq, row.hash));
+	END LOOP;
 END
 $$;
 REVOKE ALL ON FUNCTION licdata._checkpoint_if_due(integer) FROM PUBLIC;
 
--- Runs in the worker's transaction whenever it appends audit rows.
-CREATE FUNCTION licdata._audit_checkpoint_trigger() RETURNS trigger
-	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	PERFORM licdata._checkpoint_if_due(current_setting('licdata.checkpoint_interval')::integer);
-	RETURN NULL;
-END
-$$;
-CREATE TRIGGER audit_checkpoint AFTER INSERT ON licdata.audit_log
-	FOR EACH STATEMENT EXECUTE FUNCTION licdata._audit_checkpoint_trigger();
 
 /*
  * verify_audit, with checkpoints: the chain must link and hash, and every

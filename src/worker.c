@@ -6,7 +6,7 @@
  *
  * Every licdata.flush_interval (or when woken) it reads each journal file
  * from where it stopped, and for each final record calls
- * licdata._flush_record(jsonb), which inserts the usage rows and the audit
+ * licdata._flush_records(jsonb), in batches, which inserts the usage rows and the audit
  * row (extending the audit hash chain) unless the record's journal
  * reference is already there.  A record of a backend that died in a crash
  * (its file is from an older shared-memory incarnation) and never closed is
@@ -244,7 +244,47 @@ final_open_outcome(bool dead)
 	return OUTCOME_CANCELLED;
 }
 
-/* Move one record into the tables (idempotent). */
+/*
+ * Records are moved in batches: one call of licdata._flush_records(jsonb)
+ * per BATCH_RECORDS records (or BATCH_BYTES of them), in journal order,
+ * all in the pass's one transaction.
+ */
+#define BATCH_RECORDS 500
+#define BATCH_BYTES (4 * 1024 * 1024)
+
+static StringInfoData batch;
+static int	batch_count = 0;
+
+static void
+batch_send(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		arg;
+	Oid			argtype = TEXTOID;
+	int			rc;
+	StringInfoData whole;
+
+	if (batch_count == 0)
+		return;
+	initStringInfo(&whole);
+	appendStringInfoChar(&whole, '[');
+	appendBinaryStringInfo(&whole, batch.data, batch.len);
+	appendStringInfoChar(&whole, ']');
+	arg = CStringGetTextDatum(whole.data);
+	pfree(whole.data);
+	resetStringInfo(&batch);
+	batch_count = 0;
+	rc = SPI_execute_with_args("SELECT licdata._flush_records($1::pg_catalog.jsonb)",
+							   1, &argtype, &arg, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "licdata: could not move journal records: %s", SPI_result_code_string(rc));
+	SPI_freetuptable(SPI_tuptable);
+	/* SPI leaves its procedure context current: back to the caller's */
+	MemoryContextSwitchTo(cxt);
+	pfree(DatumGetPointer(arg));
+}
+
+/* Move one record into the tables (idempotent): queued for the next batch. */
 static void
 flush_record(const char *file, uint64 offset, const JournalRecord *r, bool dead)
 {
@@ -254,9 +294,6 @@ flush_record(const char *file, uint64 offset, const JournalRecord *r, bool dead)
 	char	   *stmt = pnstrdup(r->statement, r->statement_len);
 	char		outcome = r->outcome;
 	char		sqlstate[6];
-	Datum		arg;
-	Oid			argtype = TEXTOID;
-	int			rc;
 
 	/* never closed: its backend died (or exited) while it ran */
 	if (r->state != JR_CLOSED || outcome == 0)
@@ -302,21 +339,16 @@ flush_record(const char *file, uint64 offset, const JournalRecord *r, bool dead)
 	}
 	appendStringInfoString(&buf, "]}");
 
-	arg = CStringGetTextDatum(buf.data);
-	rc = SPI_execute_with_args("SELECT licdata._flush_record($1::pg_catalog.jsonb)",
-							   1, &argtype, &arg, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "licdata: could not move a journal record: %s", SPI_result_code_string(rc));
-	SPI_freetuptable(SPI_tuptable);
-
-	/*
-	 * SPI leaves its procedure context current (freed at SPI_finish): back
-	 * to the caller's, or what the caller allocates next dies with SPI.
-	 */
-	MemoryContextSwitchTo(cxt);
+	/* Into the batch; sent when it is full and at the end of the pass. */
+	if (batch_count > 0)
+		appendStringInfoChar(&batch, ',');
+	appendBinaryStringInfo(&batch, buf.data, buf.len);
+	batch_count++;
 	pfree(buf.data);
 	pfree(stmt);
-	pfree(DatumGetPointer(arg));
+	if (batch_count >= BATCH_RECORDS || batch.len >= BATCH_BYTES)
+		batch_send();
+	MemoryContextSwitchTo(cxt);
 }
 
 /* Is the record at buf (len bytes available) whole and sane? */
@@ -622,6 +654,7 @@ flush_pass(void)
 					done = lappend(done, lfirst(lc));
 				MemoryContextSwitchTo(prev);
 			}
+			batch_send();
 			if (pg_atomic_read_u32(&licdata_shared->quota_ready) == 0)
 				rebuild_quotas();
 		}
@@ -699,6 +732,12 @@ licdata_worker_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	pg_atomic_write_u32(&licdata_shared->worker_pid, MyProcPid);
 	licdata_shared->worker_latch = MyLatch;
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		initStringInfo(&batch);
+		MemoryContextSwitchTo(old);
+	}
 
 	/*
 	 * Until licdata has a home database (licdata.database, or the first
