@@ -179,8 +179,9 @@ BEGIN
 		   rls_was_forced = EXCLUDED.rls_was_forced;
 
 	FOR member IN SELECT licdata._family(ds) LOOP
-		-- licdata reads the table as licdata_reader on a licensee's behalf.
-		EXECUTE format('GRANT SELECT ON TABLE %s TO licdata_reader', member);
+		-- licdata reads the table as licdata_reader on a licensee's behalf;
+		-- operators read every dataset (their reads are audited).
+		EXECUTE format('GRANT SELECT ON TABLE %s TO licdata_reader, licdata_operator', member);
 		-- With row security forced and this guard policy, nobody but a
 		-- superuser reads the table unless licdata is preloaded, and
 		-- pg_stats shows non-owners nothing of it.
@@ -211,7 +212,7 @@ BEGIN
 	END IF;
 	SELECT * INTO d FROM licdata.datasets x WHERE x.dataset = ds;
 	FOR member IN SELECT licdata._family(ds) LOOP
-		EXECUTE format('REVOKE SELECT ON TABLE %s FROM licdata_reader', member);
+		EXECUTE format('REVOKE SELECT ON TABLE %s FROM licdata_reader, licdata_operator', member);
 		EXECUTE format('DROP POLICY IF EXISTS licdata_guard ON %s', member);
 		IF NOT d.rls_was_forced THEN
 			EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', member);
