@@ -383,12 +383,6 @@ find_method(const char *method)
 	return NULL;
 }
 
-bool
-licdata_mask_method_known(const char *method)
-{
-	return find_method(method) != NULL;
-}
-
 static bool
 type_fits(MaskTypeClass cls, Oid typid, const char *method)
 {

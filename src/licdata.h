@@ -160,6 +160,5 @@ extern char *licdata_home_database(void);
 extern Node *licdata_parse_row_filter(Oid relid, const char *filter, bool for_check);
 extern Node *licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
 									 const char *params_json, bool for_check);
-extern bool licdata_mask_method_known(const char *method);
 
 #endif							/* LICDATA_H */

@@ -747,12 +747,6 @@ stmt_close(MeterStmt *ms, char outcome, const char *sqlstate)
 	PG_END_TRY();
 }
 
-bool
-licdata_meter_owner_active(void)
-{
-	return running != NULL;
-}
-
 /*
  * A refused licensee statement: an audit record of the denial, written and
  * closed before the error is raised (the transaction will abort, the

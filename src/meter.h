@@ -145,7 +145,6 @@ extern void licdata_meter_executor_start(QueryDesc *qd, int eflags, int depth);
 extern void licdata_meter_executor_end(QueryDesc *qd);
 extern DestReceiver *licdata_meter_wrap_dest(QueryDesc *qd, DestReceiver *orig);
 extern void licdata_meter_unwrap_dest(QueryDesc *qd, DestReceiver *wrapper);
-extern bool licdata_meter_owner_active(void);
 extern DestReceiver *licdata_meter_fetch_dest(Node *parsetree, DestReceiver *dest, uint64 *id);
 extern void licdata_meter_fetch_done(DestReceiver *counting, uint64 id);
 extern void licdata_meter_lookup(LicdataDataset *ds, const LicdataLicence *lic);

@@ -358,7 +358,6 @@ rewrite_query(Query *q, LicdataRewrite *ctx)
 		/* Already served through a licence (idempotent on replanning). */
 		if (rte->checkAsUser == ctx->reader_role)
 			continue;
-		ctx->level = q;
 		wrap_rte(q, rti, rte, ds, ctx);
 	}
 	if (ctx->aggregate_levels != NIL)

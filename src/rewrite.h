@@ -28,7 +28,6 @@ typedef struct LicdataRewrite
 	Oid			reader_role;
 	Oid			guard_func;		/* licdata.guard() */
 	List	   *uses;			/* of LicdataUse * */
-	Query	   *level;			/* the query level being rewritten */
 	List	   *aggregate_levels;	/* of AggregateLevel * (aggregate.c) */
 } LicdataRewrite;
 

@@ -106,8 +106,7 @@ claim_home(const char *dbname)
 				 errmsg("could not write file \"%s\": %m", tmp)));
 	FreeFile(f);
 	durable_rename(tmp, HOME_FILE, ERROR);
-	if (licdata_shared->worker_latch)
-		SetLatch(licdata_shared->worker_latch);
+	licdata_worker_wake();
 }
 
 PG_FUNCTION_INFO_V1(licdata_assert_preloaded);
@@ -300,10 +299,7 @@ licdata_flush(PG_FUNCTION_ARGS)
 		not_preloaded();
 	while (pg_atomic_read_u64(&licdata_shared->passes) < start + 2)
 	{
-		Latch	   *l = licdata_shared->worker_latch;
-
-		if (l && pg_atomic_read_u32(&licdata_shared->worker_pid) != 0)
-			SetLatch(l);
+		licdata_worker_wake();
 		CHECK_FOR_INTERRUPTS();
 		if (waited >= (long) (timeout_s * 1000))
 			PG_RETURN_BOOL(false);
