@@ -7,15 +7,18 @@
 # PGXS's own "make check" is a silent no-op for extensions; use "make test".
 
 EXTENSION    = licdata
-EXTVERSION   = 1.0
+EXTVERSION   = 1.1
 MODULE_big   = licdata
 OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA_built   = licdata--$(EXTVERSION).sql
+# licdata--1.0.sql is the released 1.0 install script, frozen; 1.1 is built from
+# schema/*.sql, and the upgrade from 1.0 from schema/upgrade/1.0--1.1/*.sql.
+DATA         = licdata--1.0.sql
+DATA_built   = licdata--$(EXTVERSION).sql licdata--1.0--$(EXTVERSION).sql
 PG_CONFIG   ?= pg_config
 PG_CPPFLAGS  = -I$(srcdir)/src
 PG_CFLAGS    = -Wall -Werror
 SHLIB_LINK   = -lcrypto -lsodium
-EXTRA_CLEAN  = licdata--$(EXTVERSION).sql tools/licdata-sign results regression.diffs regression.out \
+EXTRA_CLEAN  = licdata--$(EXTVERSION).sql licdata--1.0--$(EXTVERSION).sql tools/licdata-sign results regression.diffs regression.out \
                output_iso tmp_check log
 # Debian's server build has LLVM; skip bitcode so clang is not needed.
 override with_llvm = no
@@ -28,6 +31,10 @@ srcdir ?= .
 # The install script is assembled from schema/NN_*.sql in order.
 licdata--$(EXTVERSION).sql: $(sort $(wildcard schema/*.sql))
 	( printf '%s\n' '\echo Use "CREATE EXTENSION licdata" to load this file. \quit'; \
+	  for f in $^; do printf '\n-- %s\n' "$$f"; cat "$$f"; done ) > $@
+
+licdata--1.0--$(EXTVERSION).sql: $(sort $(wildcard schema/upgrade/1.0--$(EXTVERSION)/*.sql))
+	( printf '%s\n' '\echo Use "ALTER EXTENSION licdata UPDATE" to load this file. \quit'; \
 	  for f in $^; do printf '\n-- %s\n' "$$f"; cat "$$f"; done ) > $@
 
 $(OBJS): $(wildcard src/*.h)
