@@ -9,7 +9,10 @@
  *	  in file-level backups and base backups but never in pg_dump output or
  *	  a table).  The postmaster creates it at first start
  *	  (licdata_keys_init_postmaster); licdata.rotate_master_key() replaces
- *	  it (licdata_keys_rotate).
+ *	  it with a random key (licdata_keys_rotate), and
+ *	  licdata.import_master_key() with one exported from another cluster
+ *	  (licdata_keys_import; licdata_keys_export wraps it under a
+ *	  passphrase, so a key leaves the cluster only wrapped).
  *	- Per licensee and use, a 32-byte subkey:
  *		crypto_kdf_derive_from_key(subkey, 32, key_id, context[use], master)
  *	  with key_id the licensee's stable id (licdata.licensees.key_id, kept
@@ -36,12 +39,15 @@
  *	- The vault is wiped and freed at backend exit (sodium_free wipes); the
  *	  per-call working state of the compression function is wiped after
  *	  each call.
- *	- Rotation writes the new file (temporary file, fsync, rename, fsync of
- *	  the directory) and only then bumps licdata_shared->key_generation.  A
+ *	- Rotation and import write the new file (temporary file, fsync, rename,
+ *	  fsync of the directory) and only then bumps licdata_shared->key_generation.  A
  *	  backend reads the generation before it reads the file, so it can at
  *	  worst load the new key under the old generation number and load it
  *	  again, never keep an old key under the new number.
- *	- No key byte is ever written to a message, the log, or returned to SQL.
+ *	- No key byte is ever written to a message, the log, or returned to SQL;
+ *	  an export returns the key only wrapped under a passphrase, and the
+ *	  errors of export and import hide the statement (errhidestmt), which
+ *	  holds the passphrase.
  *
  *-------------------------------------------------------------------------
  */
@@ -677,43 +683,30 @@ licdata_keyed_hash(int64 key_id, LicdataKeyUse use, const void *in, size_t inlen
 }
 
 /*
- * licdata_keys_rotate
- *		Replace the master key with 32 new random bytes and make every
- *		backend reload it.
+ * keys_replace
+ *		Make key (LICDATA_KEY_BYTES) the cluster's master key: write it to a
+ *		temporary file, fsync, rename over the key file, bump the shared key
+ *		generation so every backend reloads it at its next use, fsync the
+ *		directory.
  *
  * Not transactional: the new key is in place when this returns, even if
- * the calling transaction rolls back.  Concurrent rotations are safe: the
- * last rename wins and every backend ends up on the file's key, because
- * each rotation bumps the generation after its rename.
+ * the calling transaction rolls back.  Concurrent replacements are safe:
+ * the last rename wins and every backend ends up on the file's key,
+ * because each replacement bumps the generation after its rename.  On an
+ * error before the rename nothing changed.
  */
-void
-licdata_keys_rotate(void)
+static void
+keys_replace(const uint8 *key, const char *what)
 {
-	uint8	   *key;
 	char		tmppath[MAXPGPATH];
 
 	if (licdata_shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_LD_NOT_READY),
-				 errmsg("cannot rotate the master key because licdata is not preloaded"),
+				 errmsg("cannot %s the master key because licdata is not preloaded", what),
 				 errhint("Add licdata to shared_preload_libraries in postgresql.conf and restart the server.")));
-	keys_sodium_init();
 
-	key = sodium_malloc(LICDATA_KEY_BYTES);
-	if (key == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	randombytes_buf(key, LICDATA_KEY_BYTES);
-	PG_TRY();
-	{
-		keys_write_temp(key, tmppath, sizeof(tmppath));
-	}
-	PG_FINALLY();
-	{
-		sodium_free(key);
-	}
-	PG_END_TRY();
+	keys_write_temp(key, tmppath, sizeof(tmppath));
 
 	if (rename(tmppath, LICDATA_MASTER_KEY_FILE) != 0)
 	{
@@ -729,4 +722,274 @@ licdata_keys_rotate(void)
 	/* The rename is done: from here on the new key is the key. */
 	pg_atomic_fetch_add_u64(&licdata_shared->key_generation, 1);
 	keys_fsync_dir(LICDATA_DIR);
+}
+
+/*
+ * licdata_keys_rotate
+ *		Replace the master key with 32 new random bytes and make every
+ *		backend reload it (see keys_replace).
+ */
+void
+licdata_keys_rotate(void)
+{
+	uint8	   *key;
+
+	keys_sodium_init();
+	key = sodium_malloc(LICDATA_KEY_BYTES);
+	if (key == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	randombytes_buf(key, LICDATA_KEY_BYTES);
+	PG_TRY();
+	{
+		keys_replace(key, "rotate");
+	}
+	PG_FINALLY();
+	{
+		sodium_free(key);
+	}
+	PG_END_TRY();
+}
+
+/* ----------------------------------------------------------------
+ * Export and import of the master key, wrapped under a passphrase
+ * ----------------------------------------------------------------
+ *
+ * The exported text is one line of seven fields separated by ':'
+ *
+ *	licdata-master-key-v1:argon2id13:<opslimit>:<memlimit>:<salt>:<nonce>:<box>
+ *
+ * salt (16 bytes), nonce (24 bytes) and box (the 32-byte key and its
+ * 16-byte tag) in standard base64.  The wrapping key is
+ * crypto_pwhash(passphrase, salt, opslimit, memlimit, Argon2id v1.3); the
+ * box is crypto_aead_xchacha20poly1305_ietf of the master key under it,
+ * with the text up to and including the salt as associated data, so no
+ * field can be changed without the import noticing.  A wrong passphrase
+ * and an altered text look the same: the tag does not verify.
+ */
+#define EXPORT_MAGIC		"licdata-master-key-v1"
+#define EXPORT_ALG			"argon2id13"
+#define EXPORT_FIELDS		7
+/* Argon2id cost of an export: 3 passes over 64 MiB (about 0.2-0.5 s). */
+#define EXPORT_OPSLIMIT		3
+#define EXPORT_MEMLIMIT		((size_t) 64 * 1024 * 1024)
+/* What an import accepts: libsodium's minimum up to a bound on memory. */
+#define IMPORT_OPSLIMIT_MAX	16
+#define IMPORT_MEMLIMIT_MAX	((size_t) 1024 * 1024 * 1024)
+
+StaticAssertDecl(crypto_pwhash_SALTBYTES == 16, "salt length of the export format");
+
+/*
+ * Derive the wrapping key (sodium_malloc'd, LICDATA_KEY_BYTES) from a
+ * passphrase.  The caller frees it with sodium_free.
+ */
+static uint8 *
+keys_wrapping_key(const char *passphrase, size_t passlen, const uint8 *salt,
+				  unsigned long long opslimit, size_t memlimit)
+{
+	uint8	   *wk = sodium_malloc(LICDATA_KEY_BYTES);
+
+	if (wk == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	if (crypto_pwhash(wk, LICDATA_KEY_BYTES, passphrase, passlen, salt,
+					  opslimit, memlimit, crypto_pwhash_ALG_ARGON2ID13) != 0)
+	{
+		sodium_free(wk);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not derive a key from the passphrase"),
+				 errdetail("Argon2id needs %zu MiB of memory.", memlimit / (1024 * 1024)),
+				 errhidestmt(true)));
+	}
+	return wk;
+}
+
+/* Standard base64 of bin[0..len), palloc'd. */
+static char *
+keys_base64(const uint8 *bin, size_t len)
+{
+	size_t		n = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+	char	   *out = palloc(n);
+
+	sodium_bin2base64(out, n, bin, len, sodium_base64_VARIANT_ORIGINAL);
+	return out;
+}
+
+/*
+ * licdata_keys_export
+ *		The cluster's master key wrapped under passphrase, as the text
+ *		described above (palloc'd).  The caller checks privileges and the
+ *		passphrase's strength.
+ */
+char *
+licdata_keys_export(const char *passphrase, size_t passlen)
+{
+	uint8		salt[crypto_pwhash_SALTBYTES];
+	uint8		nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+	uint8		box[LICDATA_KEY_BYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES];
+	unsigned long long boxlen = 0;
+	uint8	   *wk;
+	char	   *ad;
+	int			rc;
+
+	keys_refresh();
+	randombytes_buf(salt, sizeof(salt));
+	randombytes_buf(nonce, sizeof(nonce));
+	ad = psprintf("%s:%s:%d:%zu:%s", EXPORT_MAGIC, EXPORT_ALG, EXPORT_OPSLIMIT,
+				  EXPORT_MEMLIMIT, keys_base64(salt, sizeof(salt)));
+
+	wk = keys_wrapping_key(passphrase, passlen, salt, EXPORT_OPSLIMIT, EXPORT_MEMLIMIT);
+	rc = crypto_aead_xchacha20poly1305_ietf_encrypt(box, &boxlen,
+													vault->master, LICDATA_KEY_BYTES,
+													(const uint8 *) ad, strlen(ad),
+													NULL, nonce, wk);
+	sodium_free(wk);
+	if (rc != 0 || boxlen != sizeof(box))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not wrap the master key")));
+	return psprintf("%s:%s:%s", ad, keys_base64(nonce, sizeof(nonce)),
+					keys_base64(box, sizeof(box)));
+}
+
+/* Report a malformed export (never echoing its content). */
+static void
+keys_malformed(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("exported master key is malformed"),
+			 errdetail("%s", detail),
+			 errhint("Pass the whole text licdata.export_master_key returned, unchanged."),
+			 errhidestmt(true)));
+}
+
+/* Decode one base64 field of exactly len bytes into out. */
+static void
+keys_unbase64(const char *field, uint8 *out, size_t len, const char *name)
+{
+	size_t		got = 0;
+	const char *end = NULL;
+
+	if (sodium_base642bin(out, len, field, strlen(field), NULL, &got, &end,
+						  sodium_base64_VARIANT_ORIGINAL) != 0 ||
+		got != len || end != field + strlen(field))
+		keys_malformed(psprintf("The %s is not %zu bytes of base64.", name, len));
+}
+
+/* A decimal field within [lo, hi]. */
+static uint64
+keys_number(const char *field, uint64 lo, uint64 hi, const char *name)
+{
+	uint64		v = 0;
+
+	if (*field == '\0' || strlen(field) > 19)
+		keys_malformed(psprintf("The %s is not a number.", name));
+	for (const char *p = field; *p; p++)
+	{
+		if (*p < '0' || *p > '9')
+			keys_malformed(psprintf("The %s is not a number.", name));
+		v = v * 10 + (uint64) (*p - '0');
+	}
+	if (v < lo || v > hi)
+		keys_malformed(psprintf("The %s is outside %llu..%llu.", name,
+								(unsigned long long) lo, (unsigned long long) hi));
+	return v;
+}
+
+/*
+ * licdata_keys_import
+ *		Unwrap an export with passphrase and make it the cluster's master
+ *		key (atomically, every backend switches; see keys_replace).  A
+ *		malformed text or a wrong passphrase raises an error and changes
+ *		nothing.  The caller checks privileges.
+ */
+void
+licdata_keys_import(const char *exported, const char *passphrase, size_t passlen)
+{
+	char	   *copy = pstrdup(exported);
+	char	   *fields[EXPORT_FIELDS];
+	int			n = 0;
+	char	   *p = copy;
+	uint64		opslimit;
+	uint64		memlimit;
+	uint8		salt[crypto_pwhash_SALTBYTES];
+	uint8		nonce[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+	uint8		box[LICDATA_KEY_BYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES];
+	unsigned long long keylen = 0;
+	size_t		adlen;
+	uint8	   *wk;
+	uint8	   *key;
+	int			rc;
+
+	keys_sodium_init();
+	/* surrounding white space (a trailing newline of a file) is not part of it */
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	for (char *e = p + strlen(p); e > p && (e[-1] == ' ' || e[-1] == '\t' ||
+										   e[-1] == '\n' || e[-1] == '\r'); e--)
+		e[-1] = '\0';
+	fields[n++] = p;
+	for (; *p; p++)
+	{
+		if (*p != ':')
+			continue;
+		if (n == EXPORT_FIELDS)
+			keys_malformed(psprintf("It has more than %d fields separated by \":\".", EXPORT_FIELDS));
+		*p = '\0';
+		fields[n++] = p + 1;
+	}
+	if (n != EXPORT_FIELDS)
+		keys_malformed(psprintf("It has %d field(s) separated by \":\", not %d.", n, EXPORT_FIELDS));
+	if (strcmp(fields[0], EXPORT_MAGIC) != 0)
+		keys_malformed("It does not begin with \"" EXPORT_MAGIC "\".");
+	if (strcmp(fields[1], EXPORT_ALG) != 0)
+		keys_malformed("Its key derivation is not \"" EXPORT_ALG "\".");
+	opslimit = keys_number(fields[2], crypto_pwhash_OPSLIMIT_MIN, IMPORT_OPSLIMIT_MAX,
+						   "Argon2id pass count");
+	memlimit = keys_number(fields[3], crypto_pwhash_MEMLIMIT_MIN, IMPORT_MEMLIMIT_MAX,
+						   "Argon2id memory size");
+	keys_unbase64(fields[4], salt, sizeof(salt), "salt");
+	keys_unbase64(fields[5], nonce, sizeof(nonce), "nonce");
+	keys_unbase64(fields[6], box, sizeof(box), "wrapped key");
+	/* the associated data is the text up to and including the salt */
+	for (int i = 0; i < 4; i++)
+		fields[i][strlen(fields[i])] = ':';
+	adlen = (size_t) (fields[4] + strlen(fields[4]) - fields[0]);
+
+	wk = keys_wrapping_key(passphrase, passlen, salt, opslimit, (size_t) memlimit);
+	key = sodium_malloc(LICDATA_KEY_BYTES);
+	if (key == NULL)
+	{
+		sodium_free(wk);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	}
+	rc = crypto_aead_xchacha20poly1305_ietf_decrypt(key, &keylen, NULL, box, sizeof(box),
+													(const uint8 *) fields[0], adlen,
+													nonce, wk);
+	sodium_free(wk);
+	if (rc != 0 || keylen != LICDATA_KEY_BYTES)
+	{
+		sodium_free(key);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not unwrap the exported master key"),
+				 errdetail("The passphrase is wrong, or the exported text was altered."),
+				 errhint("The cluster's master key is unchanged."),
+				 errhidestmt(true)));
+	}
+	PG_TRY();
+	{
+		keys_replace(key, "import");
+	}
+	PG_FINALLY();
+	{
+		sodium_free(key);
+	}
+	PG_END_TRY();
 }

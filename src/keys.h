@@ -68,4 +68,19 @@ extern void licdata_keyed_hash(int64 key_id, LicdataKeyUse use,
  */
 extern void licdata_keys_rotate(void);
 
+/*
+ * The master key wrapped under a passphrase (Argon2id + XChaCha20-Poly1305,
+ * a versioned one-line text; see keys.c), palloc'd.  The caller checks
+ * privileges and the passphrase.
+ */
+extern char *licdata_keys_export(const char *passphrase, size_t passlen);
+
+/*
+ * Unwrap an export and make it the master key, like a rotation (atomic,
+ * every backend switches).  A malformed text or a wrong passphrase is an
+ * error and changes nothing.  The caller checks privileges.
+ */
+extern void licdata_keys_import(const char *exported, const char *passphrase,
+								size_t passlen);
+
 #endif							/* LICDATA_KEYS_H */
