@@ -15,7 +15,8 @@ OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA         = licdata--1.0.sql
 DATA_built   = licdata--$(EXTVERSION).sql licdata--1.0--$(EXTVERSION).sql
 PG_CONFIG   ?= pg_config
-PG_CPPFLAGS  = -I$(srcdir)/src
+# The library knows the SQL version it serves (src/catalog.c's version check).
+PG_CPPFLAGS  = -I$(srcdir)/src -DLICDATA_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS    = -Wall -Werror
 SHLIB_LINK   = -lcrypto -lsodium
 EXTRA_CLEAN  = licdata--$(EXTVERSION).sql licdata--1.0--$(EXTVERSION).sql tools/licdata-sign results regression.diffs regression.out \
@@ -37,7 +38,7 @@ licdata--1.0--$(EXTVERSION).sql: $(sort $(wildcard schema/upgrade/1.0--$(EXTVERS
 	( printf '%s\n' '\echo Use "ALTER EXTENSION licdata UPDATE" to load this file. \quit'; \
 	  for f in $^; do printf '\n-- %s\n' "$$f"; cat "$$f"; done ) > $@
 
-$(OBJS): $(wildcard src/*.h)
+$(OBJS): $(wildcard src/*.h) Makefile
 
 # The authority's offline signing tool (libsodium only), installed next to
 # the PostgreSQL programs.

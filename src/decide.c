@@ -7,6 +7,7 @@
  *	  from the hook layer) turns a refusal into an error.
  *
  * Order of the checks, and the SQLSTATE of each refusal:
+ *	0. library and SQL objects of different versions	LD011 (run ALTER EXTENSION licdata UPDATE)
  *	1. no purpose declared								LD001
  *	2. no licence at all for this dataset				LD005
  *	3. no licence for the purpose						LD002 (lists the licensed ones)
@@ -99,6 +100,21 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 	ListCell   *lc;
 
 	memset(out, 0, sizeof(*out));
+
+	{
+		const LicdataCatalog *c = licdata_catalog_cached();
+
+		if (c != NULL && !c->version_ok)
+		{
+			char	   *msg;
+			char	   *detail;
+			char	   *hint;
+
+			licdata_version_mismatch_texts(c, &msg, &detail, &hint);
+			refuse(out, ERRCODE_LD_NOT_READY, msg, detail, hint);
+			return;
+		}
+	}
 
 	foreach(lc, ds->licences)
 	{

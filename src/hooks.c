@@ -527,6 +527,10 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 	PG_END_TRY();
 	if (block)
 		licdata_meter_block_end(block);
+	/* ALTER EXTENSION licdata UPDATE: every backend re-reads the version */
+	if (IsA(stmt, AlterExtensionStmt) &&
+		strcmp(((AlterExtensionStmt *) stmt)->extname, "licdata") == 0)
+		licdata_catalog_extension_altered();
 }
 
 /*

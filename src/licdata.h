@@ -67,12 +67,18 @@ typedef struct LicdataCatalog
 	Oid			auditor_role;
 	Oid			extension_owner;
 	Oid			guard_func;		/* licdata.guard(), the RLS guard's function */
+	bool		version_ok;		/* extversion is this library's version */
+	char		sql_version[NAMEDATALEN];	/* pg_extension.extversion */
 } LicdataCatalog;
 
 extern const LicdataCatalog *licdata_catalog(void);
 extern const LicdataCatalog *licdata_catalog_cached(void);
 extern void licdata_catalog_init(void);
 extern List *licdata_catalog_relids(void);
+extern void licdata_catalog_extension_altered(void);
+extern void licdata_version_mismatch_texts(const LicdataCatalog *c, char **msg,
+										   char **detail, char **hint);
+extern void licdata_require_version_for_licensee(void);
 
 /* policy.c: the cached catalog */
 typedef struct LicdataMask

@@ -258,6 +258,16 @@ policy_load(void)
 			MemoryContextSwitchTo(oldcxt);
 		}
 
+		/*
+		 * Under a library/SQL version mismatch only the datasets and the
+		 * licensees are needed (to know whom to refuse, decide.c), and the
+		 * queries below may name columns the installed version lacks.  The
+		 * two queries above must stay valid against every released
+		 * version's tables.
+		 */
+		if (!licdata_catalog()->version_ok)
+			goto loaded;
+
 		/* licences */
 		run_query("SELECT id, licensee::pg_catalog.oid, dataset::pg_catalog.oid, purposes, columns, row_filter, "
 				  "valid_from, valid_until, max_rows_per_query, max_rows_per_day, max_queries_per_day, "
@@ -335,6 +345,7 @@ policy_load(void)
 			e->ds->masks = lappend(e->ds->masks, m);
 			MemoryContextSwitchTo(oldcxt);
 		}
+loaded:
 		SPI_finish();
 	}
 	PG_FINALLY();
@@ -533,6 +544,8 @@ licdata_acting_key_id(int64 *key_id)
 	l = licdata_acting_licensee();
 	if (l == NULL)
 		return false;
+	/* a licensee's keyed values only under matching versions */
+	licdata_require_version_for_licensee();
 	*key_id = l->key_id;
 	return true;
 }

@@ -297,6 +297,17 @@ licdata_flush(PG_FUNCTION_ARGS)
 
 	if (!licdata_preloaded)
 		not_preloaded();
+	{
+		const LicdataCatalog *c = licdata_catalog();
+
+		if (c != NULL && !c->version_ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_LD_NOT_READY),
+					 errmsg("licdata does not move records while its library (version %s) and the extension (version %s) differ",
+							LICDATA_VERSION, c->sql_version),
+					 errdetail("The records wait in the journal; nothing is lost."),
+					 errhint("Run ALTER EXTENSION licdata UPDATE.")));
+	}
 	while (pg_atomic_read_u64(&licdata_shared->passes) < start + 2)
 	{
 		licdata_worker_wake();

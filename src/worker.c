@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -616,6 +617,9 @@ flush_pass(void)
 	List	   *done = NIL;
 	ListCell   *lc;
 	bool		extension_here;
+	bool		version_mismatch;
+	const LicdataCatalog *cat;
+	static bool mismatch_logged = false;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -623,7 +627,21 @@ flush_pass(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "moving journal records");
 
-	extension_here = (licdata_catalog() != NULL);
+	/*
+	 * Records are moved only into the SQL objects of this library's version:
+	 * under a mismatch (ALTER EXTENSION licdata UPDATE not run yet) they
+	 * wait in the journal, and the day quotas are rebuilt after the update.
+	 */
+	cat = licdata_catalog();
+	version_mismatch = (cat != NULL && !cat->version_ok);
+	extension_here = (cat != NULL && !version_mismatch);
+	if (version_mismatch && !mismatch_logged)
+		ereport(LOG,
+				(errmsg("licdata: journal records wait until the extension is updated"),
+				 errdetail("The library is version %s, the extension in database \"%s\" is version %s.",
+						   LICDATA_VERSION, get_database_name(MyDatabaseId), cat->sql_version),
+				 errhint("Run ALTER EXTENSION licdata UPDATE in that database.")));
+	mismatch_logged = version_mismatch;
 	old = MemoryContextSwitchTo(pass_cxt);
 	if (extension_here)
 	{
@@ -720,7 +738,8 @@ flush_pass(void)
 			}
 		}
 	}
-	pg_atomic_write_u32(&licdata_shared->quota_ready, 1);
+	if (!version_mismatch)
+		pg_atomic_write_u32(&licdata_shared->quota_ready, 1);
 	MemoryContextDelete(pass_cxt);
 }
 
