@@ -3,6 +3,7 @@
 #   make && make install      build and install into the PostgreSQL that pg_config names
 #   make test                 every test (pg_regress, isolation, TAP, clients), each suite reported
 #   make demo                 a private throwaway cluster running both licensed-access cases
+#   make demo KEEP=1          the same, and the cluster keeps running to explore; make demo-stop
 #
 # PGXS's own "make check" is a silent no-op for extensions; use "make test".
 
@@ -50,12 +51,17 @@ install: install-sign
 install-sign: tools/licdata-sign
 	$(INSTALL_PROGRAM) tools/licdata-sign '$(DESTDIR)$(bindir)/licdata-sign'
 
-.PHONY: test demo deps
+.PHONY: test demo demo-stop deps
 test:
 	bash test/run-tests.sh
 
+# make demo KEEP=1 leaves the demo server running (connection lines printed);
+# make demo-stop stops it.
 demo:
-	bash test/demo/run-demo.sh
+	LICDATA_DEMO_KEEP=$(KEEP) bash test/demo/run-demo.sh
+
+demo-stop:
+	bash test/demo/run-demo.sh --stop
 
 deps:
 	bash test/lib/deps.sh
