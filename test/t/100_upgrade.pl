@@ -26,7 +26,9 @@
 #   - verify_audit() passes, and the records the journal held while the
 #     versions differed (the operator's reads, the licensee's refusals) are
 #     moved after the update;
-#   - the licensee is served again, with its masks.
+#   - the licensee is served again, with its masks, also in a session that
+#     was open (and refused) before the update: ALTER EXTENSION makes every
+#     backend read the version again.
 #
 # Run by test/run-tests.sh (suite "tap") with prove, from the top of the tree.
 use strict;
@@ -161,6 +163,14 @@ for my $k (sort keys %licensee_sql)
 	like($err, qr/HINT:  .*ALTER EXTENSION licdata UPDATE/, "old: the refusal of $k says to run ALTER EXTENSION licdata UPDATE");
 	is($out, '', "old: the licensee's $k returned nothing");
 }
+# A licensee session that stays open across the update.
+my $s = $old->background_psql('postgres', on_error_stop => 0, extra_params => [ '-U', 'up_analyst' ]);
+$s->query_safe(q{SET licdata.purpose = 'credit_assessment'});
+$s->query_safe(q{SET licdata.consent_ref = 'APP-10'});
+my ($s_out, $s_ret) = $s->query('SELECT id FROM pd.people ORDER BY id');
+ok($s_ret == 1 && $s->{stderr} =~ /LD011|licdata cannot serve licensees/,
+	'old: an open licensee session is refused too');
+$s->{stderr} = '';
 is($old->safe_psql('postgres', 'SELECT 1', extra_params => [ '-U', 'up_analyst' ]), '1',
 	'old: a licensee\'s statement that reaches no dataset still runs');
 is($old->safe_psql('postgres', 'SELECT count(*) FROM pd.people', extra_params => [ '-U', 'up_op' ]),
@@ -215,6 +225,9 @@ ok( $old->safe_psql('postgres',
 		q{SELECT count(*) FROM licdata.audit_log WHERE seq > 8 AND kind = 'operator' AND role_name = 'up_op'}) >= 1,
 	'updated: the operator\'s read held in the journal was moved after the update');
 
+is($s->query_safe('SELECT id FROM pd.people ORDER BY id'), "1\n2",
+	'updated: the licensee session opened under 1.0 is served at its next statement, without reconnecting');
+$s->quit;
 my $served = $old->safe_psql('postgres', $licensee_sql{query}, extra_params => [ '-U', 'up_analyst' ]);
 like($served, qr/^1\|张#丰\|110105\*{8}0021\n2\|欧##娜\|110105\*{8}0047$/,
 	'updated: the licensee is served again, with its licence\'s row filter and masks');
