@@ -210,6 +210,15 @@ policy_load(void)
 	{
 		TupleDesc	td;
 
+		/*
+		 * Columns added in 1.1 are read only when present, so that a 1.0
+		 * installation keeps working for ALTER EXTENSION licdata UPDATE
+		 * (their absence means the 1.0 behaviour: refuse, session scope).
+		 */
+		const LicdataCatalog *cat = licdata_catalog();
+		bool		has_scope = cat && get_attnum(cat->licensees, "purpose_scope") != InvalidAttrNumber;
+		bool		has_unlicensed = cat && get_attnum(cat->licences, "unlicensed_columns") != InvalidAttrNumber;
+
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "licdata: SPI_connect failed");
 
@@ -239,7 +248,10 @@ policy_load(void)
 		}
 
 		/* licensees */
-		run_query("SELECT l.licensee::pg_catalog.oid, l.key_id, l.org_name, l.purpose_scope FROM licdata.licensees l "
+		run_query(has_scope ?
+				  "SELECT l.licensee::pg_catalog.oid, l.key_id, l.org_name, l.purpose_scope FROM licdata.licensees l "
+				  "JOIN pg_catalog.pg_roles r ON r.oid = l.licensee ORDER BY l.licensee::pg_catalog.oid" :
+				  "SELECT l.licensee::pg_catalog.oid, l.key_id, l.org_name, 'session' FROM licdata.licensees l "
 				  "JOIN pg_catalog.pg_roles r ON r.oid = l.licensee ORDER BY l.licensee::pg_catalog.oid");
 		td = SPI_tuptable->tupdesc;
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -260,10 +272,11 @@ policy_load(void)
 		}
 
 		/* licences */
-		run_query("SELECT id, licensee::pg_catalog.oid, dataset::pg_catalog.oid, purposes, columns, row_filter, "
+		run_query(psprintf("SELECT id, licensee::pg_catalog.oid, dataset::pg_catalog.oid, purposes, columns, row_filter, "
 				  "valid_from, valid_until, max_rows_per_query, max_rows_per_day, max_queries_per_day, "
 				  "require_consent_ref, price_per_query::pg_catalog.text, price_per_row::pg_catalog.text, "
-				  "mode, min_group_size, status, unlicensed_columns FROM licdata.licences ORDER BY id");
+				  "mode, min_group_size, status, "
+				  "%s FROM licdata.licences ORDER BY id", has_unlicensed ? "unlicensed_columns" : "'refuse'"));
 		td = SPI_tuptable->tupdesc;
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
