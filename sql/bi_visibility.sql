@@ -130,7 +130,16 @@ SELECT id FROM bi.firms LIMIT 1;
 SET licdata.purpose = 'credit_assessment';
 SELECT * FROM bi.hidden;
 UPDATE bi.people SET name = 'x' WHERE id = 2;
+-- a statement a superuser prepared (reading the table itself), executed after
+-- SET ROLE to the licensee, whose privileges would let PostgreSQL's own check
+-- pass: it is planned again for the licensee and served through its licence
+-- (the executor hook refuses any plan that reads the table otherwise)
 RESET ROLE;
+PREPARE raw_plan AS SELECT id, secret FROM bi.people WHERE id = 2;
+SET ROLE bi_analyst;
+EXECUTE raw_plan;
+RESET ROLE;
+DEALLOCATE raw_plan;
 RESET licdata.purpose;
 
 --
