@@ -62,7 +62,10 @@ CREATE TABLE licdata.licensees (
 	-- pg_dump/restore even though role OIDs do not.
 	key_id			bigint NOT NULL UNIQUE,
 	registered_at	timestamptz NOT NULL DEFAULT now(),
-	registered_by	name NOT NULL DEFAULT session_user
+	registered_by	name NOT NULL DEFAULT session_user,
+	-- 'transaction': licdata.purpose and licdata.consent_ref count only when
+	-- set with SET LOCAL in the current transaction (behind poolers).
+	purpose_scope	text NOT NULL DEFAULT 'session' CHECK (purpose_scope IN ('session', 'transaction'))
 );
 CREATE SEQUENCE licdata.licensee_key_id_seq OWNED BY licdata.licensees.key_id;
 ALTER TABLE licdata.licensees ALTER COLUMN key_id SET DEFAULT nextval('licdata.licensee_key_id_seq');
@@ -91,7 +94,10 @@ CREATE TABLE licdata.licences (
 	status_changed_at	timestamptz,
 	authority			text,
 	document			jsonb,
-	signature			text
+	signature			text,
+	-- 'null': columns outside the licence are served as NULL of their type
+	-- instead of refusing the query (LD003), so SELECT * and BI previews work.
+	unlicensed_columns	text NOT NULL DEFAULT 'refuse' CHECK (unlicensed_columns IN ('refuse', 'null'))
 );
 CREATE INDEX licences_licensee_dataset ON licdata.licences (licensee, dataset);
 COMMENT ON TABLE licdata.licences IS 'Licences: which licensee may use which dataset, for which purposes, how, until when';

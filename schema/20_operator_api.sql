@@ -178,6 +178,10 @@ BEGIN
 		   unpublished_at = NULL, rls_was_enabled = EXCLUDED.rls_was_enabled,
 		   rls_was_forced = EXCLUDED.rls_was_forced;
 
+	-- Operators read every dataset (their reads are audited): they must be
+	-- able to name it.  (Not revoked by unpublish: the schema may hold other
+	-- datasets, and a schema's USAGE shows names only.)
+	EXECUTE format('GRANT USAGE ON SCHEMA %I TO licdata_operator', c.nspname);
 	FOR member IN SELECT licdata._family(ds) LOOP
 		-- licdata reads the table as licdata_reader on a licensee's behalf;
 		-- operators read every dataset (their reads are audited).
@@ -223,10 +227,13 @@ BEGIN
 	END LOOP;
 	DELETE FROM licdata.masks m WHERE m.dataset = ds;
 	UPDATE licdata.datasets x SET unpublished_at = now() WHERE x.dataset = ds;
+	-- every licence is revoked: licensees keep no privilege on the table
+	PERFORM licdata._sync_privileges(ds);
 END
 $$;
 
-CREATE FUNCTION licdata.register_licensee(licensee regrole, org_name text, org_code text DEFAULT NULL)
+CREATE FUNCTION licdata.register_licensee(licensee regrole, org_name text, org_code text DEFAULT NULL,
+										  purpose_scope text DEFAULT 'session')
 	RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -237,6 +244,7 @@ DECLARE
 BEGIN
 	PERFORM licdata._not_null(licensee, 'licensee');
 	PERFORM licdata._not_null(org_name, 'org_name');
+	PERFORM licdata._check_purpose_scope(purpose_scope);
 	IF btrim(org_name) = '' THEN
 		RAISE EXCEPTION 'org_name must not be empty'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -303,8 +311,8 @@ BEGIN
 				  DETAIL = 'A role acts for at most one licensee.',
 				  HINT = format('Revoke its membership in %s first, or register another role.', others);
 	END IF;
-	INSERT INTO licdata.licensees (licensee, org_name, org_code)
-	VALUES (licensee, btrim(org_name), nullif(btrim(org_code), ''));
+	INSERT INTO licdata.licensees AS l (licensee, org_name, org_code, purpose_scope)
+	VALUES (licensee, btrim(org_name), nullif(btrim(org_code), ''), register_licensee.purpose_scope);
 END
 $$;
 
@@ -320,7 +328,8 @@ CREATE FUNCTION licdata.grant_licence(licensee regrole, dataset regclass, purpos
 									  price_per_query numeric DEFAULT NULL,
 									  price_per_row numeric DEFAULT NULL,
 									  mode text DEFAULT 'rows',
-									  min_group_size integer DEFAULT 10)
+									  min_group_size integer DEFAULT 10,
+									  unlicensed_columns text DEFAULT 'refuse')
 	RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -410,12 +419,22 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use the smallest group size whose aggregates may be released, 10 by default.';
 	END IF;
+	PERFORM licdata._not_null(unlicensed_columns, 'unlicensed_columns', true);
+	IF unlicensed_columns NOT IN ('refuse', 'null') THEN
+		RAISE EXCEPTION 'invalid value % for unlicensed_columns', quote_literal(unlicensed_columns)
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'It says what a query that reads a column outside the licence gets.',
+				  HINT = 'Use ''refuse'' (the query is refused, LD003) or ''null'' (the column reads as NULL).';
+	END IF;
+	-- (the licence_privileges trigger gives the licensee SELECT on the
+	-- licensed columns, for catalogs and BI tools)
 	INSERT INTO licdata.licences AS l (licensee, dataset, purposes, columns, row_filter, valid_from,
 				valid_until, max_rows_per_query, max_rows_per_day, max_queries_per_day,
-				require_consent_ref, price_per_query, price_per_row, mode, min_group_size)
+				require_consent_ref, price_per_query, price_per_row, mode, min_group_size,
+				unlicensed_columns)
 	VALUES (lic, ds, purposes, columns, row_filter, valid_from, valid_until,
 			max_rows_per_query, max_rows_per_day, max_queries_per_day, require_consent_ref,
-			price_per_query, price_per_row, mode, min_group_size)
+			price_per_query, price_per_row, mode, min_group_size, unlicensed_columns)
 	RETURNING l.id INTO new_id;
 	-- The licensee must be able to name the dataset; the licence, not a
 	-- GRANT on the table, is what lets it read.

@@ -22,7 +22,8 @@ CREATE VIEW licdata.my_licences WITH (security_barrier) AS
 		   l.max_rows_per_day, l.max_rows_per_day - q.rows AS rows_left_today,
 		   l.max_queries_per_day, l.max_queries_per_day - q.queries AS queries_left_today,
 		   coalesce(l.price_per_query, d.price_per_query) AS price_per_query,
-		   coalesce(l.price_per_row, d.price_per_row) AS price_per_row
+		   coalesce(l.price_per_row, d.price_per_row) AS price_per_row,
+		   l.unlicensed_columns
 	  FROM licdata.licences l
 	  JOIN licdata.datasets d ON d.dataset = l.dataset
 	  CROSS JOIN LATERAL licdata._quota_used(l.id) q

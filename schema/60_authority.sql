@@ -48,7 +48,7 @@ DECLARE
 	allowed text[] := ARRAY['authority', 'licensee', 'dataset', 'purposes', 'columns', 'row_filter',
 							'valid_from', 'valid_until', 'max_rows_per_query', 'max_rows_per_day',
 							'max_queries_per_day', 'require_consent_ref', 'price_per_query',
-							'price_per_row', 'mode', 'min_group_size'];
+							'price_per_row', 'mode', 'min_group_size', 'unlicensed_columns'];
 	lic regrole;
 	ds regclass;
 	new_id bigint;
@@ -115,7 +115,8 @@ BEGIN
 		price_per_query => (document->>'price_per_query')::numeric,
 		price_per_row => (document->>'price_per_row')::numeric,
 		mode => coalesce(document->>'mode', 'rows'),
-		min_group_size => coalesce((document->>'min_group_size')::integer, 10));
+		min_group_size => coalesce((document->>'min_group_size')::integer, 10),
+		unlicensed_columns => coalesce(document->>'unlicensed_columns', 'refuse'));
 	UPDATE licdata.licences SET authority = auth.name, document = install_licence.document,
 		   signature = install_licence.signature
 	 WHERE id = new_id;

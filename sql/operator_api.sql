@@ -177,7 +177,8 @@ SELECT id = :lic_default AS is_default, licensee, dataset, purposes, columns, ro
 	   max_queries_per_day, require_consent_ref, price_per_query, price_per_row, mode,
 	   min_group_size, status
   FROM licdata.licences WHERE id IN (:lic_default, :lic_stats) ORDER BY id;
--- the licensee may name the dataset's schema (and needs no privilege on the table)
+-- the licensee may name the dataset's schema; its privileges on the table mirror
+-- its licences, for catalogs (bank: some columns of people; stats: all of them)
 SELECT has_schema_privilege('opapi_bank', 'opapi', 'USAGE') AS bank_uses_schema,
 	   has_schema_privilege('opapi_stats', 'opapi', 'USAGE') AS stats_uses_schema,
 	   has_table_privilege('opapi_bank', 'opapi.people', 'SELECT') AS bank_selects_table,

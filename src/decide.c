@@ -14,6 +14,9 @@
  *	4. licences for the purpose, none active			LD005 (suspended / revoked)
  *	5. active, none valid now							LD004 (not yet valid / expired)
  *	6. consent reference required and not set			LD007
+ * The purpose and consent reference passed in are those in force for the
+ * licensee (licdata_purpose_for): under purpose scope 'transaction' a value
+ * set for the session arrives as "", and the hints say to use SET LOCAL.
  * When several licences fit, the most recently granted one serves.
  *
  * Messages name the dataset, the licence and the purpose, never data.
@@ -124,6 +127,14 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 			mine = lappend(mine, lic);
 	}
 
+	if ((purpose == NULL || purpose[0] == '\0') && licdata_purpose_session_only(who))
+	{
+		refuse(out, ERRCODE_LD_NO_PURPOSE,
+			   psprintf("no purpose declared for dataset %s in this transaction", ds->name),
+			   pstrdup("This licensee's purpose scope is \"transaction\": only a purpose set with SET LOCAL in the current transaction counts; a purpose set for the session is ignored."),
+			   pstrdup("Run BEGIN; SET LOCAL licdata.purpose = '<purpose>'; before the query, and COMMIT after it."));
+		return;
+	}
 	if (purpose == NULL || purpose[0] == '\0')
 	{
 		refuse(out, ERRCODE_LD_NO_PURPOSE,
@@ -211,7 +222,9 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 			   psprintf("licence %lld for dataset %s requires a consent reference",
 						(long long) chosen->id, ds->name),
 			   pstrdup("Each query under this licence must name the data subject's consent or business case."),
-			   pstrdup("Run SET licdata.consent_ref = '<reference>' (for example the loan application number) first."));
+			   licdata_purpose_session_only(who)
+			   ? pstrdup("This licensee's purpose scope is \"transaction\": run SET LOCAL licdata.consent_ref = '<reference>' in the transaction of the query; a reference set for the session is ignored.")
+			   : pstrdup("Run SET licdata.consent_ref = '<reference>' (for example the loan application number) first."));
 		return;
 	}
 	out->sqlerrcode = 0;

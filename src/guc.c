@@ -10,12 +10,18 @@
  * Changing licdata.purpose resets this backend's cached plans, because a
  * licensee's plan is built for one purpose (its row scope and masks).
  *
+ * Purpose scope: for a licensee registered with purpose_scope 'transaction'
+ * the purpose and consent reference in force are the values set for the
+ * current transaction only (licdata_purpose_for / _consent_ref_for), read
+ * from the setting's GUC stack; a session-level value counts as unset.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "mb/pg_wchar.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/plancache.h"
 
 #include "licdata.h"
@@ -93,6 +99,87 @@ check_consent_ref(char **newval, void **extra, GucSource source)
 		return false;
 	}
 	return true;
+}
+
+/* The GUC records of licdata.purpose and licdata.consent_ref (stable pointers). */
+static struct config_generic *purpose_gconf = NULL;
+static struct config_generic *consent_gconf = NULL;
+
+static struct config_generic *
+find_gconf(const char *name)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+
+	for (int i = 0; i < n; i++)
+	{
+		if (strcmp(vars[i]->name, name) == 0)
+			return vars[i];
+	}
+	elog(ERROR, "licdata: setting \"%s\" is not defined", name);
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * Is the current value of the setting one set for the current transaction
+ * only?  PostgreSQL 15 keeps, per setting, a stack of the values saved at
+ * each nesting level of the transaction (subtransactions, functions with a
+ * SET clause); the top entry says how the value in force was set at the
+ * innermost level that set it:
+ *	GUC_LOCAL		SET LOCAL (or set_config(..., true))
+ *	GUC_SET_LOCAL	SET, then SET LOCAL: the local value is in force
+ *	GUC_SAVE		a function's SET clause, undone when the function returns
+ *	GUC_SET			plain SET or RESET: the value outlives the transaction
+ * Subtransaction commit merges an entry into the level below keeping these
+ * meanings, and no entry exists outside a transaction, so a value set by
+ * SET LOCAL in a released savepoint still counts and one inherited from an
+ * earlier transaction, a connection option or ALTER ROLE ... SET never does.
+ */
+static bool
+set_for_transaction(struct config_generic *gconf)
+{
+	GucStack   *top = gconf->stack;
+
+	if (top == NULL)
+		return false;
+	return top->state == GUC_LOCAL || top->state == GUC_SET_LOCAL || top->state == GUC_SAVE;
+}
+
+/* True when who's purpose and consent reference count only if set for the transaction. */
+bool
+licdata_purpose_session_only(const LicdataLicensee *who)
+{
+	return who != NULL && who->purpose_xact;
+}
+
+/*
+ * The purpose in force for licensee who (NULL: an operator or anyone else):
+ * licdata.purpose, or "" when who's purpose scope is 'transaction' and the
+ * value was not set for the current transaction.
+ */
+const char *
+licdata_purpose_for(const LicdataLicensee *who)
+{
+	const char *v = licdata_purpose ? licdata_purpose : "";
+
+	if (!licdata_purpose_session_only(who) || v[0] == '\0')
+		return v;
+	if (purpose_gconf == NULL)
+		purpose_gconf = find_gconf("licdata.purpose");
+	return set_for_transaction(purpose_gconf) ? v : "";
+}
+
+/* The consent reference in force for licensee who, under the same rule. */
+const char *
+licdata_consent_ref_for(const LicdataLicensee *who)
+{
+	const char *v = licdata_consent_ref ? licdata_consent_ref : "";
+
+	if (!licdata_purpose_session_only(who) || v[0] == '\0')
+		return v;
+	if (consent_gconf == NULL)
+		consent_gconf = find_gconf("licdata.consent_ref");
+	return set_for_transaction(consent_gconf) ? v : "";
 }
 
 void

@@ -92,7 +92,7 @@ fingerprint(LicdataDataset *ds, const LicdataLicence *lic)
 {
 	uint32		h = hash_bytes((const unsigned char *) &lic->id, sizeof(lic->id));
 	ListCell   *lc;
-	const char *purpose = licdata_purpose ? licdata_purpose : "";
+	const char *purpose = licdata_purpose_for(licdata_acting_licensee());
 
 #define MIX(s) do { const char *s_ = (s) ? (s) : "\x01"; \
 		h = hash_combine(h, hash_bytes((const unsigned char *) s_, strlen(s_))); } while (0)
@@ -161,8 +161,8 @@ licdata_planner(Query *parse, const char *query_string, int cursorOptions,
 	{
 		memset(&ctx, 0, sizeof(ctx));
 		ctx.who = who;
-		ctx.purpose = licdata_purpose;
-		ctx.consent_ref = licdata_consent_ref;
+		ctx.purpose = licdata_purpose_for(who);
+		ctx.consent_ref = licdata_consent_ref_for(who);
 		ctx.now = GetCurrentTimestamp();
 		ctx.reader_role = licdata_catalog()->reader_role;
 		ctx.guard_func = licdata_catalog()->guard_func;

@@ -21,6 +21,7 @@
  *	mask.c			masking functions (C, SQL-callable)
  *	ff1.c			FF1 format-preserving encryption (OpenSSL AES)
  *	sqlfuncs.c		small SQL-callable helpers of the operator API
+ *	visibility.c	worker sweep: licensees' privileges follow licence validity
  *
  *-------------------------------------------------------------------------
  */
@@ -52,6 +53,10 @@ extern bool licdata_audit_operators;
 extern char *licdata_database;
 extern int	licdata_checkpoint_interval;
 extern void licdata_define_gucs(void);
+struct LicdataLicensee;
+extern const char *licdata_purpose_for(const struct LicdataLicensee *who);
+extern const char *licdata_consent_ref_for(const struct LicdataLicensee *who);
+extern bool licdata_purpose_session_only(const struct LicdataLicensee *who);
 
 /* catalog.c */
 typedef struct LicdataCatalog
@@ -109,6 +114,7 @@ typedef struct LicdataLicence
 	bool		aggregate_mode;
 	int			min_group_size;
 	char		status;			/* 'a'ctive, 's'uspended, 'r'evoked */
+	bool		unlicensed_null;	/* columns outside it read as NULL, not LD003 */
 } LicdataLicence;
 
 typedef struct LicdataDataset
@@ -126,6 +132,7 @@ typedef struct LicdataLicensee
 	Oid			roleid;
 	int64		key_id;
 	char	   *org_name;
+	bool		purpose_xact;	/* purpose scope 'transaction': only SET LOCAL counts */
 } LicdataLicensee;
 
 extern uint64 licdata_policy_generation;
@@ -157,6 +164,9 @@ extern void licdata_decide(LicdataDataset *ds, const LicdataLicensee *who,
 						   const char *purpose, const char *consent_ref,
 						   TimestampTz now, LicdataDecision *out);
 extern void licdata_raise_decision(const LicdataDecision *d) pg_attribute_noreturn();
+
+/* visibility.c: licensees' privileges follow licence validity (worker) */
+extern void licdata_privileges_sweep(void);
 
 /* sqlfuncs.c */
 extern void licdata_sqlfuncs_init(void);

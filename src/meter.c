@@ -181,8 +181,8 @@ fill_identity(JournalRecord *r, int kind, const LicdataLicensee *who)
 	r->licensee = who ? who->roleid : InvalidOid;
 	strlcpy(r->role_name, GetUserNameFromId(GetUserId(), false), NAMEDATALEN);
 	strlcpy(r->session_user_name, GetUserNameFromId(GetSessionUserId(), false), NAMEDATALEN);
-	strlcpy(r->purpose, licdata_purpose ? licdata_purpose : "", NAMEDATALEN);
-	strlcpy(r->consent_ref, licdata_consent_ref ? licdata_consent_ref : "", sizeof(r->consent_ref));
+	strlcpy(r->purpose, licdata_purpose_for(who), NAMEDATALEN);
+	strlcpy(r->consent_ref, licdata_consent_ref_for(who), sizeof(r->consent_ref));
 }
 
 /* The statement text, or its SHA-256 in hex when audit_statement_text is off. */
@@ -810,7 +810,7 @@ attach_uses(MeterStmt *ms, QueryDesc *qd, List *dss, const LicdataLicensee *who)
 		LicdataDataset *ds = lfirst(lc);
 		LicdataDecision d;
 
-		licdata_decide(ds, who, licdata_purpose, licdata_consent_ref, now, &d);
+		licdata_decide(ds, who, licdata_purpose_for(who), licdata_consent_ref_for(who), now, &d);
 		if (d.sqlerrcode != 0)
 		{
 			licdata_meter_denial(ds, &d, 0);

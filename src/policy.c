@@ -210,6 +210,15 @@ policy_load(void)
 	{
 		TupleDesc	td;
 
+		/*
+		 * Columns added in 1.1 are read only when present, so that a 1.0
+		 * installation keeps working for ALTER EXTENSION licdata UPDATE
+		 * (their absence means the 1.0 behaviour: refuse, session scope).
+		 */
+		const LicdataCatalog *cat = licdata_catalog();
+		bool		has_scope = cat && get_attnum(cat->licensees, "purpose_scope") != InvalidAttrNumber;
+		bool		has_unlicensed = cat && get_attnum(cat->licences, "unlicensed_columns") != InvalidAttrNumber;
+
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "licdata: SPI_connect failed");
 
@@ -239,7 +248,10 @@ policy_load(void)
 		}
 
 		/* licensees */
-		run_query("SELECT l.licensee::pg_catalog.oid, l.key_id, l.org_name FROM licdata.licensees l "
+		run_query(has_scope ?
+				  "SELECT l.licensee::pg_catalog.oid, l.key_id, l.org_name, l.purpose_scope FROM licdata.licensees l "
+				  "JOIN pg_catalog.pg_roles r ON r.oid = l.licensee ORDER BY l.licensee::pg_catalog.oid" :
+				  "SELECT l.licensee::pg_catalog.oid, l.key_id, l.org_name, 'session' FROM licdata.licensees l "
 				  "JOIN pg_catalog.pg_roles r ON r.oid = l.licensee ORDER BY l.licensee::pg_catalog.oid");
 		td = SPI_tuptable->tupdesc;
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -254,6 +266,7 @@ policy_load(void)
 			l->roleid = roleid;
 			l->key_id = DatumGetInt64(SPI_getbinval(t, td, 2, &isnull));
 			l->org_name = spi_text(t, td, 3);
+			l->purpose_xact = (strcmp(spi_text(t, td, 4), "transaction") == 0);
 			licensee_list = lappend(licensee_list, l);
 			MemoryContextSwitchTo(oldcxt);
 		}
@@ -269,10 +282,11 @@ policy_load(void)
 			goto loaded;
 
 		/* licences */
-		run_query("SELECT id, licensee::pg_catalog.oid, dataset::pg_catalog.oid, purposes, columns, row_filter, "
+		run_query(psprintf("SELECT id, licensee::pg_catalog.oid, dataset::pg_catalog.oid, purposes, columns, row_filter, "
 				  "valid_from, valid_until, max_rows_per_query, max_rows_per_day, max_queries_per_day, "
 				  "require_consent_ref, price_per_query::pg_catalog.text, price_per_row::pg_catalog.text, "
-				  "mode, min_group_size, status FROM licdata.licences ORDER BY id");
+				  "mode, min_group_size, status, "
+				  "%s FROM licdata.licences ORDER BY id", has_unlicensed ? "unlicensed_columns" : "'refuse'"));
 		td = SPI_tuptable->tupdesc;
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -312,6 +326,8 @@ policy_load(void)
 			lic->min_group_size = DatumGetInt32(SPI_getbinval(t, td, 16, &isnull));
 			s = spi_text(t, td, 17);
 			lic->status = s[0];
+			s = spi_text(t, td, 18);
+			lic->unlicensed_null = (strcmp(s, "null") == 0);
 			licence_list = lappend(licence_list, lic);
 			e = hash_search(dataset_hash, &lic->dataset, HASH_FIND, NULL);
 			if (e)

@@ -28,7 +28,10 @@
  * every use of a masked column above -- WHERE, JOIN, GROUP BY, ORDER BY,
  * window functions, casts in error messages -- sees only the masked value.
  * Columns outside the licence are refused if the query reads them (LD003)
- * and are NULL otherwise; a whole-row reference reads every column.
+ * and are NULL otherwise; a whole-row reference reads every column.  Under
+ * unlicensed_columns = 'null' they are not refused: they read as NULL of
+ * their type everywhere in the query, so a predicate, join or ORDER BY on
+ * one sees NULL and learns nothing.
  *
  *-------------------------------------------------------------------------
  */
@@ -201,13 +204,14 @@ wrap_rte(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds, LicdataRew
 			bad_col = pstrdup(NameStr(sys->attname));
 			break;
 		}
-		else if (!licence_covers(lic, NameStr(TupleDescAttr(tupdesc, attno - 1)->attname)))
+		else if (!lic->unlicensed_null &&
+				 !licence_covers(lic, NameStr(TupleDescAttr(tupdesc, attno - 1)->attname)))
 		{
 			bad_col = pstrdup(NameStr(TupleDescAttr(tupdesc, attno - 1)->attname));
 			break;
 		}
 	}
-	if (bad_col == NULL && whole_row)
+	if (bad_col == NULL && whole_row && !lic->unlicensed_null)
 	{
 		for (int i = 0; i < tupdesc->natts; i++)
 		{

@@ -106,7 +106,7 @@ licdata_token(PG_FUNCTION_ARGS)
 				 errmsg("column \"%s\" of dataset %s does not exist", col, ds->name),
 				 errhint("Name a column of the dataset.")));
 
-	licdata_decide(ds, who, licdata_purpose, licdata_consent_ref, GetCurrentTimestamp(), &d);
+	licdata_decide(ds, who, licdata_purpose_for(who), licdata_consent_ref_for(who), GetCurrentTimestamp(), &d);
 	if (d.sqlerrcode != 0)
 	{
 		licdata_meter_denial(ds, &d, 0);
@@ -133,7 +133,7 @@ licdata_token(PG_FUNCTION_ARGS)
 	}
 	licdata_meter_lookup(ds, d.licence);
 
-	m = licdata_mask_for(ds, d.licence, licdata_purpose, col);
+	m = licdata_mask_for(ds, d.licence, licdata_purpose_for(who), col);
 	if (m == NULL)
 		PG_RETURN_DATUM(PG_GETARG_DATUM(2));	/* unmasked column: the value itself */
 

@@ -795,6 +795,7 @@ licdata_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		flush_pass();
+		licdata_privileges_sweep();
 		pg_atomic_fetch_add_u64(&licdata_shared->passes, 1);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 licdata_flush_interval_ms, PG_WAIT_EXTENSION);

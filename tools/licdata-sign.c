@@ -10,7 +10,7 @@
  *       [--valid-from TS] [--valid-until TS] [--max-rows-per-query N]
  *       [--max-rows-per-day N] [--max-queries-per-day N] [--require-consent-ref]
  *       [--price-per-query X] [--price-per-row X] [--mode rows|aggregate]
- *       [--min-group-size N]
+ *       [--min-group-size N] [--unlicensed-columns refuse|null]
  *       prints the licence document (line 1) and its signature (line 2)
  *
  * The document is written in PostgreSQL's canonical jsonb text form (keys by
@@ -266,6 +266,7 @@ sign(int argc, char **argv)
 		{"--price-per-row", "price_per_row", V_STRING},
 		{"--mode", "mode", V_STRING},
 		{"--min-group-size", "min_group_size", V_NUMBER},
+		{"--unlicensed-columns", "unlicensed_columns", V_STRING},
 		{NULL, NULL, V_STRING}
 	};
 
@@ -322,6 +323,6 @@ main(int argc, char **argv)
 			"                    [--valid-from TS] [--valid-until TS] [--max-rows-per-query N]\n"
 			"                    [--max-rows-per-day N] [--max-queries-per-day N] [--require-consent-ref]\n"
 			"                    [--price-per-query X] [--price-per-row X] [--mode rows|aggregate]\n"
-			"                    [--min-group-size N]\n");
+			"                    [--min-group-size N] [--unlicensed-columns refuse|null]\n");
 	return 2;
 }

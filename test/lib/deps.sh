@@ -18,10 +18,12 @@ set_name=${1:-all}
 build_pkgs=(make gcc "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
 	"postgresql-client-$PG_MAJOR" libsodium-dev libssl-dev)
 # perl: prove;  libipc-run-perl: PostgreSQL::Test::Cluster;  pgaudit: benchmarks;
-# jdbc + JDK: the JDBC client test;  odbc-postgresql + unixodbc (isql): the ODBC client test.
+# jdbc + JDK: the JDBC client test;  odbc-postgresql + unixodbc (isql): the ODBC client test;
+# pgbouncer: the pooler test;  python3-psycopg2: the psycopg2 client test (the node-postgres
+# test uses node and npm when present, and is skipped otherwise).
 # pgbench and pg_isolation_regress come with postgresql-client-15.
 test_pkgs=(perl libipc-run-perl "postgresql-$PG_MAJOR-pgaudit" libpostgresql-jdbc-java
-	odbc-postgresql unixodbc)
+	odbc-postgresql unixodbc pgbouncer python3-psycopg2)
 demo_pkgs=()
 
 if ! javac -version >/dev/null 2>&1; then

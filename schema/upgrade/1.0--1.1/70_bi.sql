@@ -1,0 +1,647 @@
+/*
+ * 70_bi.sql -- 1.0 -> 1.1: clients, BI tools and poolers.
+ *
+ *	- licdata.licensees.purpose_scope, register_licensee(..., purpose_scope)
+ *	  and alter_licensee: purpose and consent reference counted only when set
+ *	  for the transaction (connection poolers);
+ *	- licdata.licences.unlicensed_columns, grant_licence(..., unlicensed_columns)
+ *	  (also a key of signed licence documents), my_licences shows it;
+ *	- licensees' SELECT privileges follow their licences (schema/70_clients.sql),
+ *	  brought in step here for the licences a 1.0 installation holds;
+ *	- publish grants licdata_operator USAGE on the dataset's schema, granted
+ *	  here for the datasets already published.
+ * Function texts are those of schema/NN_*.sql, so an updated installation and
+ * a fresh 1.1 install have the same objects.
+ */
+
+ALTER TABLE licdata.licensees
+	ADD COLUMN purpose_scope text NOT NULL DEFAULT 'session' CHECK (purpose_scope IN ('session', 'transaction'));
+ALTER TABLE licdata.licences
+	ADD COLUMN unlicensed_columns text NOT NULL DEFAULT 'refuse' CHECK (unlicensed_columns IN ('refuse', 'null'));
+
+CREATE OR REPLACE FUNCTION licdata.publish(dataset regclass, description text DEFAULT NULL,
+								price_per_query numeric DEFAULT 0, price_per_row numeric DEFAULT 0)
+	RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ds regclass := dataset;
+	c record;
+	owner_licensee regrole;
+	prev record;
+	member regclass;
+BEGIN
+	PERFORM licdata._not_null(ds, 'dataset');
+	PERFORM licdata._not_null(price_per_query, 'price_per_query', true);
+	PERFORM licdata._not_null(price_per_row, 'price_per_row', true);
+	-- NaN passes "< 0" and the table's CHECK (>= 0): test for a finite amount.
+	IF NOT (price_per_query >= 0 AND price_per_query < 'Infinity')
+	   OR NOT (price_per_row >= 0 AND price_per_row < 'Infinity') THEN
+		RAISE EXCEPTION 'prices must be zero or a positive amount'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('price_per_query is %s and price_per_row is %s.', price_per_query, price_per_row),
+				  HINT = 'Pass zero or a positive amount.';
+	END IF;
+	SELECT cl.relkind, cl.relpersistence, cl.relowner, n.nspname, cl.relispartition
+	  INTO c
+	  FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace
+	 WHERE cl.oid = ds;
+	IF c.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION 'cannot publish % because it is not a table', ds
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = 'Only ordinary and partitioned tables can be published.',
+				  HINT = 'Publish the table the view or object reads from.';
+	END IF;
+	IF c.relpersistence = 't' OR c.nspname IN ('pg_catalog', 'information_schema', 'licdata', 'pg_toast')
+	   OR c.nspname LIKE 'pg\_temp%' THEN
+		RAISE EXCEPTION 'cannot publish % because it is a system, temporary or licdata table', ds
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Publish a permanent table in a schema of your own.';
+	END IF;
+	IF c.relispartition THEN
+		RAISE EXCEPTION 'cannot publish partition % on its own', ds
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = 'Partitions are served under the licences of their partitioned table.',
+				  HINT = 'Publish the partitioned table.';
+	END IF;
+	IF EXISTS (SELECT FROM licdata.datasets d WHERE d.dataset = ds AND d.unpublished_at IS NULL) THEN
+		RAISE EXCEPTION 'table % is already published', ds
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Use licdata.unpublish first to publish it again with other settings.';
+	END IF;
+	IF EXISTS (SELECT FROM licdata.datasets d, licdata._family(d.dataset) f
+				WHERE d.unpublished_at IS NULL AND f = ds) THEN
+		RAISE EXCEPTION 'table % inherits from a published dataset', ds
+			USING ERRCODE = 'duplicate_object',
+				  DETAIL = 'It is already served under the licences of its parent.',
+				  HINT = 'Publish only the parent table.';
+	END IF;
+	owner_licensee := licdata._is_licensee_member(c.relowner);
+	IF owner_licensee IS NOT NULL THEN
+		RAISE EXCEPTION 'cannot publish % because its owner acts for licensee %', ds, owner_licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'A licensee that owns a published table would read it without its licence.',
+				  HINT = 'Change the table''s owner to an operator role first.';
+	END IF;
+
+	SELECT cl.relrowsecurity, cl.relforcerowsecurity INTO prev FROM pg_class cl WHERE cl.oid = ds;
+	INSERT INTO licdata.datasets AS d (dataset, description, price_per_query, price_per_row,
+									   rls_was_enabled, rls_was_forced)
+	VALUES (ds, description, price_per_query, price_per_row, prev.relrowsecurity, prev.relforcerowsecurity)
+	ON CONFLICT ON CONSTRAINT datasets_pkey DO UPDATE
+	   SET description = EXCLUDED.description, price_per_query = EXCLUDED.price_per_query,
+		   price_per_row = EXCLUDED.price_per_row, published_at = now(), published_by = session_user,
+		   unpublished_at = NULL, rls_was_enabled = EXCLUDED.rls_was_enabled,
+		   rls_was_forced = EXCLUDED.rls_was_forced;
+
+	-- Operators read every dataset (their reads are audited): they must be
+	-- able to name it.  (Not revoked by unpublish: the schema may hold other
+	-- datasets, and a schema's USAGE shows names only.)
+	EXECUTE format('GRANT USAGE ON SCHEMA %I TO licdata_operator', c.nspname);
+	FOR member IN SELECT licdata._family(ds) LOOP
+		-- licdata reads the table as licdata_reader on a licensee's behalf;
+		-- operators read every dataset (their reads are audited).
+		EXECUTE format('GRANT SELECT ON TABLE %s TO licdata_reader, licdata_operator', member);
+		-- With row security forced and this guard policy, nobody but a
+		-- superuser reads the table unless licdata is preloaded, and
+		-- pg_stats shows non-owners nothing of it.
+		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', member);
+		EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', member);
+		IF NOT EXISTS (SELECT FROM pg_policy WHERE polrelid = member AND polname = 'licdata_guard') THEN
+			EXECUTE format('CREATE POLICY licdata_guard ON %s USING (licdata.guard())', member);
+		END IF;
+	END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION licdata.unpublish(dataset regclass) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ds regclass := dataset;
+	d record;
+	live bigint;
+	member regclass;
+BEGIN
+	PERFORM licdata._published(ds);
+	SELECT count(*) INTO live FROM licdata.licences l WHERE l.dataset = ds AND l.status <> 'revoked';
+	IF live > 0 THEN
+		RAISE EXCEPTION 'dataset % has % licence(s) that are not revoked', ds, live
+			USING ERRCODE = 'object_in_use',
+				  DETAIL = 'Unpublishing would cut licensees off without a record of why.',
+				  HINT = 'Revoke its licences with licdata.revoke_licence first.';
+	END IF;
+	SELECT * INTO d FROM licdata.datasets x WHERE x.dataset = ds;
+	FOR member IN SELECT licdata._family(ds) LOOP
+		EXECUTE format('REVOKE SELECT ON TABLE %s FROM licdata_reader, licdata_operator', member);
+		EXECUTE format('DROP POLICY IF EXISTS licdata_guard ON %s', member);
+		IF NOT d.rls_was_forced THEN
+			EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', member);
+		END IF;
+		IF NOT d.rls_was_enabled THEN
+			EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', member);
+		END IF;
+	END LOOP;
+	DELETE FROM licdata.masks m WHERE m.dataset = ds;
+	UPDATE licdata.datasets x SET unpublished_at = now() WHERE x.dataset = ds;
+	-- every licence is revoked: licensees keep no privilege on the table
+	PERFORM licdata._sync_privileges(ds);
+END
+$$;
+
+-- new signatures: drop the 1.0 functions, create the 1.1 ones
+DROP FUNCTION licdata.register_licensee(regrole, text, text);
+CREATE FUNCTION licdata.register_licensee(licensee regrole, org_name text, org_code text DEFAULT NULL,
+										  purpose_scope text DEFAULT 'session')
+	RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	owned text;
+	other regrole;
+	others text;
+BEGIN
+	PERFORM licdata._not_null(licensee, 'licensee');
+	PERFORM licdata._not_null(org_name, 'org_name');
+	PERFORM licdata._check_purpose_scope(purpose_scope);
+	IF btrim(org_name) = '' THEN
+		RAISE EXCEPTION 'org_name must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the organisation''s legal name.';
+	END IF;
+	SELECT * INTO r FROM pg_roles WHERE oid = licensee;
+	IF r.rolname LIKE 'pg\_%' OR r.rolname LIKE 'licdata\_%' THEN
+		RAISE EXCEPTION 'cannot register reserved role % as a licensee', licensee
+			USING ERRCODE = 'reserved_name',
+				  HINT = 'Create a role of its own for the licensee.';
+	END IF;
+	IF r.rolsuper THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because it is a superuser', licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'A superuser bypasses every licence.',
+				  HINT = 'Register a role without SUPERUSER.';
+	END IF;
+	IF r.rolbypassrls THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because it has BYPASSRLS', licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'A role with BYPASSRLS is not subject to row-level security.',
+				  HINT = format('Run ALTER ROLE %s NOBYPASSRLS first.', licensee);
+	END IF;
+	IF pg_has_role(licensee, 'licdata_operator', 'MEMBER') OR pg_has_role(licensee, 'licdata_auditor', 'MEMBER') THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because it is an operator or auditor', licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'Operators see raw data; auditors read every licensee''s usage.',
+				  HINT = 'Use a separate role for the licensee.';
+	END IF;
+	SELECT string_agg(d.dataset::text, ', ') INTO owned
+	  FROM licdata.datasets d, licdata._family(d.dataset) f, pg_class c
+	 WHERE d.unpublished_at IS NULL AND c.oid = f AND pg_has_role(licensee, c.relowner, 'MEMBER');
+	IF owned IS NOT NULL THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because it owns published table(s)', licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'It owns ' || owned || '.',
+				  HINT = 'Give the tables to an operator role with ALTER TABLE ... OWNER TO first.';
+	END IF;
+	IF EXISTS (SELECT FROM licdata.licensees l WHERE l.licensee = register_licensee.licensee) THEN
+		RAISE EXCEPTION 'role % is already a registered licensee', licensee
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Grant it licences with licdata.grant_licence.';
+	END IF;
+	-- The other way round: a licensee that is a member of this role would
+	-- make the licensee's own members act for two licensees.
+	-- (the join skips rows of dropped roles, which pg_has_role would reject)
+	SELECT l.licensee INTO other FROM licdata.licensees l JOIN pg_roles lr ON lr.oid = l.licensee
+	 WHERE pg_has_role(l.licensee, register_licensee.licensee, 'MEMBER')
+	 ORDER BY l.licensee::text LIMIT 1;
+	IF other IS NOT NULL THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because licensee % is a member of it', licensee, other
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = format('The members of %s would act for two licensees.', other),
+				  HINT = format('Revoke %s''s membership in %s first, or register another role.', other, licensee);
+	END IF;
+	-- (in SQL rather than through the licence cache, which raises its own
+	-- error for a role that already acts for two licensees)
+	SELECT string_agg(l.licensee::text, ', ' ORDER BY l.licensee::text) INTO others
+	  FROM licdata.licensees l JOIN pg_roles lr ON lr.oid = l.licensee
+	 WHERE pg_has_role(register_licensee.licensee, l.licensee, 'MEMBER');
+	IF others IS NOT NULL THEN
+		RAISE EXCEPTION 'role % already acts for licensee %', licensee, others
+			USING ERRCODE = 'duplicate_object',
+				  DETAIL = 'A role acts for at most one licensee.',
+				  HINT = format('Revoke its membership in %s first, or register another role.', others);
+	END IF;
+	INSERT INTO licdata.licensees AS l (licensee, org_name, org_code, purpose_scope)
+	VALUES (licensee, btrim(org_name), nullif(btrim(org_code), ''), register_licensee.purpose_scope);
+END
+$$;
+
+DROP FUNCTION licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz, timestamptz,
+									bigint, bigint, bigint, boolean, numeric, numeric, text, integer);
+CREATE FUNCTION licdata.grant_licence(licensee regrole, dataset regclass, purposes text[],
+									  columns name[] DEFAULT NULL,
+									  row_filter text DEFAULT NULL,
+									  valid_from timestamptz DEFAULT now(),
+									  valid_until timestamptz DEFAULT NULL,
+									  max_rows_per_query bigint DEFAULT NULL,
+									  max_rows_per_day bigint DEFAULT NULL,
+									  max_queries_per_day bigint DEFAULT NULL,
+									  require_consent_ref boolean DEFAULT false,
+									  price_per_query numeric DEFAULT NULL,
+									  price_per_row numeric DEFAULT NULL,
+									  mode text DEFAULT 'rows',
+									  min_group_size integer DEFAULT 10,
+									  unlicensed_columns text DEFAULT 'refuse')
+	RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ds regclass := dataset;
+	lic regrole := licensee;
+	col name;
+	normalised_filter text;
+	new_id bigint;
+	acts_for text;
+BEGIN
+	PERFORM licdata._not_null(lic, 'licensee');
+	PERFORM licdata._published(ds);
+	IF NOT EXISTS (SELECT FROM licdata.licensees l WHERE l.licensee = lic) THEN
+		-- a member of a licensee: licences are granted to the licensee
+		SELECT string_agg(l.licensee::text, ', ' ORDER BY l.licensee::text) INTO acts_for
+		  FROM licdata.licensees l JOIN pg_roles lr ON lr.oid = l.licensee
+		 WHERE pg_has_role(lic, l.licensee, 'MEMBER');
+		IF acts_for IS NOT NULL THEN
+			RAISE EXCEPTION 'role % is not a registered licensee', lic
+				USING ERRCODE = 'undefined_object',
+					  DETAIL = format('It acts for licensee %s.', acts_for),
+					  HINT = 'Grant the licence to the licensee its members act for.';
+		END IF;
+		RAISE EXCEPTION 'role % is not a registered licensee', lic
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Register it first with licdata.register_licensee.';
+	END IF;
+	PERFORM licdata._check_purposes(purposes);
+	IF columns IS NOT NULL THEN
+		IF cardinality(columns) = 0 OR array_ndims(columns) <> 1 THEN
+			RAISE EXCEPTION 'columns must be NULL or a non-empty list of column names'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Pass NULL to license every column.';
+		END IF;
+		FOREACH col IN ARRAY columns LOOP
+			IF col IS NULL THEN
+				RAISE EXCEPTION 'columns must not contain NULL'
+					USING ERRCODE = 'null_value_not_allowed',
+						  HINT = 'Name each licensed column.';
+			END IF;
+			IF NOT EXISTS (SELECT FROM pg_attribute a
+							WHERE a.attrelid = ds AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped) THEN
+				RAISE EXCEPTION 'column "%" of dataset % does not exist', col, ds
+					USING ERRCODE = 'undefined_column',
+						  HINT = 'Name only columns of the dataset.';
+			END IF;
+		END LOOP;
+		IF (SELECT count(DISTINCT x) FROM unnest(columns) x) <> cardinality(columns) THEN
+			RAISE EXCEPTION 'columns must not name a column twice'
+				USING ERRCODE = 'duplicate_column',
+					  HINT = 'Name each licensed column once.';
+		END IF;
+	END IF;
+	IF row_filter IS NOT NULL THEN
+		normalised_filter := licdata._check_row_filter(ds, row_filter);
+	END IF;
+	PERFORM licdata._not_null(valid_from, 'valid_from', true);
+	IF valid_until IS NOT NULL AND valid_until <= valid_from THEN
+		RAISE EXCEPTION 'valid_until must be after valid_from'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('valid_from is %s and valid_until is %s.', valid_from, valid_until),
+				  HINT = 'Pass a valid_until later than valid_from, or NULL for no end.';
+	END IF;
+	IF max_rows_per_query <= 0 OR max_rows_per_day <= 0 OR max_queries_per_day <= 0 THEN
+		RAISE EXCEPTION 'quotas must be positive'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a positive limit, or NULL for no limit.';
+	END IF;
+	PERFORM licdata._not_null(require_consent_ref, 'require_consent_ref', true);
+	IF NOT (coalesce(price_per_query, 0) >= 0 AND coalesce(price_per_query, 0) < 'Infinity')
+	   OR NOT (coalesce(price_per_row, 0) >= 0 AND coalesce(price_per_row, 0) < 'Infinity') THEN
+		RAISE EXCEPTION 'prices must be zero or a positive amount'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('price_per_query is %s and price_per_row is %s.',
+								  coalesce(price_per_query::text, 'NULL'), coalesce(price_per_row::text, 'NULL')),
+				  HINT = 'Pass zero or a positive amount, or NULL to use the dataset''s price.';
+	END IF;
+	PERFORM licdata._not_null(mode, 'mode', true);
+	IF mode NOT IN ('rows', 'aggregate') THEN
+		RAISE EXCEPTION 'invalid licence mode %', quote_literal(mode)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use ''rows'' or ''aggregate''.';
+	END IF;
+	PERFORM licdata._not_null(min_group_size, 'min_group_size', true);
+	IF min_group_size < 2 THEN
+		RAISE EXCEPTION 'min_group_size must be at least 2'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use the smallest group size whose aggregates may be released, 10 by default.';
+	END IF;
+	PERFORM licdata._not_null(unlicensed_columns, 'unlicensed_columns', true);
+	IF unlicensed_columns NOT IN ('refuse', 'null') THEN
+		RAISE EXCEPTION 'invalid value % for unlicensed_columns', quote_literal(unlicensed_columns)
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'It says what a query that reads a column outside the licence gets.',
+				  HINT = 'Use ''refuse'' (the query is refused, LD003) or ''null'' (the column reads as NULL).';
+	END IF;
+	-- (the licence_privileges trigger gives the licensee SELECT on the
+	-- licensed columns, for catalogs and BI tools)
+	INSERT INTO licdata.licences AS l (licensee, dataset, purposes, columns, row_filter, valid_from,
+				valid_until, max_rows_per_query, max_rows_per_day, max_queries_per_day,
+				require_consent_ref, price_per_query, price_per_row, mode, min_group_size,
+				unlicensed_columns)
+	VALUES (lic, ds, purposes, columns, row_filter, valid_from, valid_until,
+			max_rows_per_query, max_rows_per_day, max_queries_per_day, require_consent_ref,
+			price_per_query, price_per_row, mode, min_group_size, unlicensed_columns)
+	RETURNING l.id INTO new_id;
+	-- The licensee must be able to name the dataset; the licence, not a
+	-- GRANT on the table, is what lets it read.
+	EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I',
+				   (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ds),
+				   (SELECT rolname FROM pg_roles WHERE oid = lic));
+	RETURN new_id;
+END
+$$;
+
+REVOKE ALL ON FUNCTION licdata.register_licensee(regrole, text, text, text),
+	licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz, timestamptz,
+						  bigint, bigint, bigint, boolean, numeric, numeric, text, integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata.register_licensee(regrole, text, text, text),
+	licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz, timestamptz,
+						  bigint, bigint, bigint, boolean, numeric, numeric, text, integer, text) TO licdata_operator;
+
+CREATE OR REPLACE FUNCTION licdata.install_licence(document jsonb, signature text) RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	auth record;
+	k text;
+	allowed text[] := ARRAY['authority', 'licensee', 'dataset', 'purposes', 'columns', 'row_filter',
+							'valid_from', 'valid_until', 'max_rows_per_query', 'max_rows_per_day',
+							'max_queries_per_day', 'require_consent_ref', 'price_per_query',
+							'price_per_row', 'mode', 'min_group_size', 'unlicensed_columns'];
+	lic regrole;
+	ds regclass;
+	new_id bigint;
+BEGIN
+	PERFORM licdata._not_null(document, 'document');
+	PERFORM licdata._not_null(signature, 'signature');
+	IF jsonb_typeof(document) <> 'object' THEN
+		RAISE EXCEPTION 'licence document must be a JSON object'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the document written by "licdata-sign sign".';
+	END IF;
+	FOR k IN SELECT jsonb_object_keys(document) LOOP
+		IF NOT k = ANY (allowed) THEN
+			RAISE EXCEPTION 'unknown key "%" in licence document', k
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'Known keys: ' || array_to_string(allowed, ', ') || '.';
+		END IF;
+	END LOOP;
+	IF document->>'authority' IS NULL OR document->>'licensee' IS NULL
+	   OR document->>'dataset' IS NULL OR document->'purposes' IS NULL THEN
+		RAISE EXCEPTION 'licence document lacks authority, licensee, dataset or purposes'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'A document names at least its authority, licensee, dataset and purposes.';
+	END IF;
+	SELECT * INTO auth FROM licdata.authorities a WHERE a.name = document->>'authority';
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'unknown licensing authority "%"', document->>'authority'
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Register it with licdata.add_authority(name, public_key) first.';
+	END IF;
+	IF NOT licdata._verify_document(document, signature, auth.public_key) THEN
+		RAISE EXCEPTION 'signature of the licence document does not verify with the key of authority "%"', auth.name
+			USING ERRCODE = 'invalid_authorization_specification',
+				  DETAIL = 'The document was changed after signing, or signed with another key.',
+				  HINT = 'Install the document exactly as the authority signed it.';
+	END IF;
+	IF EXISTS (SELECT FROM licdata.licences l WHERE l.signature = install_licence.signature) THEN
+		RAISE EXCEPTION 'this signed licence is already installed'
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Each signed document grants one licence.';
+	END IF;
+	lic := to_regrole(document->>'licensee');
+	IF lic IS NULL THEN
+		RAISE EXCEPTION 'role "%" named by the licence document does not exist', document->>'licensee'
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	ds := to_regclass(document->>'dataset');
+	IF ds IS NULL THEN
+		RAISE EXCEPTION 'dataset "%" named by the licence document does not exist', document->>'dataset'
+			USING ERRCODE = 'undefined_table';
+	END IF;
+	new_id := licdata.grant_licence(
+		lic, ds,
+		ARRAY(SELECT jsonb_array_elements_text(document->'purposes')),
+		columns => CASE WHEN jsonb_typeof(document->'columns') = 'array'
+						THEN ARRAY(SELECT jsonb_array_elements_text(document->'columns'))::name[] END,
+		row_filter => document->>'row_filter',
+		valid_from => coalesce((document->>'valid_from')::timestamptz, now()),
+		valid_until => (document->>'valid_until')::timestamptz,
+		max_rows_per_query => (document->>'max_rows_per_query')::bigint,
+		max_rows_per_day => (document->>'max_rows_per_day')::bigint,
+		max_queries_per_day => (document->>'max_queries_per_day')::bigint,
+		require_consent_ref => coalesce((document->>'require_consent_ref')::boolean, false),
+		price_per_query => (document->>'price_per_query')::numeric,
+		price_per_row => (document->>'price_per_row')::numeric,
+		mode => coalesce(document->>'mode', 'rows'),
+		min_group_size => coalesce((document->>'min_group_size')::integer, 10),
+		unlicensed_columns => coalesce(document->>'unlicensed_columns', 'refuse'));
+	UPDATE licdata.licences SET authority = auth.name, document = install_licence.document,
+		   signature = install_licence.signature
+	 WHERE id = new_id;
+	RETURN new_id;
+END
+$$;
+
+CREATE OR REPLACE VIEW licdata.my_licences WITH (security_barrier) AS
+	SELECT l.id, l.dataset, d.description, l.purposes, l.columns, l.row_filter, l.mode,
+		   l.min_group_size, l.valid_from, l.valid_until, l.status,
+		   (l.status = 'active' AND l.valid_from <= now()
+			AND (l.valid_until IS NULL OR l.valid_until > now())) AS usable_now,
+		   l.require_consent_ref, l.max_rows_per_query,
+		   l.max_rows_per_day, l.max_rows_per_day - q.rows AS rows_left_today,
+		   l.max_queries_per_day, l.max_queries_per_day - q.queries AS queries_left_today,
+		   coalesce(l.price_per_query, d.price_per_query) AS price_per_query,
+		   coalesce(l.price_per_row, d.price_per_row) AS price_per_row,
+		   l.unlicensed_columns
+	  FROM licdata.licences l
+	  JOIN licdata.datasets d ON d.dataset = l.dataset
+	  CROSS JOIN LATERAL licdata._quota_used(l.id) q
+	 WHERE l.licensee = licdata._my_licensee();
+
+-- schema/70_clients.sql
+
+-- The privileges of every registered licensee on dataset ds, made to match
+-- its active and valid licences: SELECT on the table when a licence covers
+-- every column, else SELECT on the union of the licensed columns, else
+-- nothing.  Privileges of licensees beyond that (granted by hand) are
+-- revoked.  Only changes what differs; a table that no longer exists is
+-- skipped.
+CREATE FUNCTION licdata._sync_privileges(ds regclass) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	want_table text[];
+	want_cols text[];
+BEGIN
+	IF ds IS NULL OR NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = ds AND c.relkind IN ('r', 'p')) THEN
+		RETURN;
+	END IF;
+	FOR r IN
+		WITH lic AS (
+			SELECT l.licensee, l.columns
+			  FROM licdata.licences l
+			 WHERE l.dataset = ds AND l.status = 'active' AND l.valid_from <= now()
+			   AND (l.valid_until IS NULL OR l.valid_until > now())
+		)
+		SELECT lr.rolname,
+			   EXISTS (SELECT FROM lic WHERE lic.licensee = le.licensee AND lic.columns IS NULL) AS want_all,
+			   ARRAY(SELECT a.attname::text FROM pg_attribute a
+					  WHERE a.attrelid = ds AND a.attnum > 0 AND NOT a.attisdropped
+						AND EXISTS (SELECT FROM lic WHERE lic.licensee = le.licensee
+									   AND a.attname = ANY (lic.columns))
+					  ORDER BY a.attnum) AS licensed_cols,
+			   ARRAY(SELECT p.privilege_type FROM pg_class c, aclexplode(c.relacl) p
+					  WHERE c.oid = ds AND p.grantee = lr.oid) AS have_table,
+			   ARRAY(SELECT a.attname || ':' || p.privilege_type
+					   FROM pg_attribute a, aclexplode(a.attacl) p
+					  WHERE a.attrelid = ds AND a.attnum > 0 AND NOT a.attisdropped
+						AND p.grantee = lr.oid) AS have_cols
+		  FROM licdata.licensees le JOIN pg_roles lr ON lr.oid = le.licensee
+	LOOP
+		IF r.want_all THEN
+			want_table := ARRAY['SELECT'];
+			want_cols := '{}';
+		ELSE
+			want_table := '{}';
+			want_cols := ARRAY(SELECT c || ':SELECT' FROM unnest(r.licensed_cols) c);
+		END IF;
+		-- (as sets: no order, no collation to agree on)
+		CONTINUE WHEN r.have_table @> want_table AND want_table @> r.have_table
+				  AND r.have_cols @> want_cols AND want_cols @> r.have_cols;
+		EXECUTE format('REVOKE ALL ON TABLE %s FROM %I', ds, r.rolname);
+		IF r.want_all THEN
+			EXECUTE format('GRANT SELECT ON TABLE %s TO %I', ds, r.rolname);
+		ELSIF cardinality(r.licensed_cols) > 0 THEN
+			EXECUTE format('GRANT SELECT (%s) ON TABLE %s TO %I',
+						   (SELECT string_agg(quote_ident(c), ', ') FROM unnest(r.licensed_cols) c),
+						   ds, r.rolname);
+		END IF;
+	END LOOP;
+END
+$$;
+
+-- The worker's sweep: datasets with a licence that became valid or expired
+-- after "since" (and up to now); every dataset when since is NULL.
+CREATE FUNCTION licdata._sync_privileges_due(since timestamptz) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ds regclass;
+BEGIN
+	FOR ds IN
+		SELECT d.dataset FROM licdata.datasets d
+		 WHERE since IS NULL
+			OR EXISTS (SELECT FROM licdata.licences l
+						WHERE l.dataset = d.dataset AND l.status = 'active'
+						  AND ((l.valid_from > since AND l.valid_from <= now())
+							   OR (l.valid_until > since AND l.valid_until <= now())))
+		 ORDER BY d.dataset::oid
+	LOOP
+		PERFORM licdata._sync_privileges(ds);
+	END LOOP;
+END
+$$;
+
+CREATE FUNCTION licdata._licence_privileges() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF TG_OP IN ('UPDATE', 'DELETE') THEN
+		PERFORM licdata._sync_privileges(OLD.dataset);
+	END IF;
+	IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.dataset IS DISTINCT FROM OLD.dataset) THEN
+		PERFORM licdata._sync_privileges(NEW.dataset);
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER licence_privileges AFTER INSERT OR UPDATE OR DELETE ON licdata.licences
+	FOR EACH ROW EXECUTE FUNCTION licdata._licence_privileges();
+
+-- A column added to or dropped from a published table: licences name
+-- columns, so the column privileges are made to match again.
+CREATE FUNCTION licdata._table_altered() RETURNS event_trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	obj record;
+BEGIN
+	FOR obj IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE object_type = 'table' LOOP
+		IF EXISTS (SELECT FROM licdata.datasets d
+					WHERE d.dataset::oid = obj.objid AND d.unpublished_at IS NULL) THEN
+			PERFORM licdata._sync_privileges(obj.objid::regclass);
+		END IF;
+	END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER licdata_table_altered ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+	EXECUTE FUNCTION licdata._table_altered();
+
+REVOKE ALL ON FUNCTION licdata._sync_privileges(regclass), licdata._sync_privileges_due(timestamptz)
+	FROM PUBLIC;
+
+/*
+ * Purpose scope.  'session' (the default): licdata.purpose and
+ * licdata.consent_ref count however they were set.  'transaction': they
+ * count only when set for the current transaction (SET LOCAL, set_config(...,
+ * true), a function's SET clause); a value set for the session -- plain SET,
+ * a connection option, ALTER ROLE ... SET -- is ignored, so behind a
+ * transaction-pooling pooler one client's purpose never serves the next.
+ */
+CREATE FUNCTION licdata._check_purpose_scope(purpose_scope text) RETURNS void
+	LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM licdata._not_null(purpose_scope, 'purpose_scope', true);
+	IF purpose_scope NOT IN ('session', 'transaction') THEN
+		RAISE EXCEPTION 'invalid purpose scope %', quote_literal(purpose_scope)
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'It says whether licdata.purpose and licdata.consent_ref set for the session count.',
+				  HINT = 'Use ''session'' or ''transaction'' (only SET LOCAL counts; for connection poolers).';
+	END IF;
+END
+$$;
+
+CREATE FUNCTION licdata.alter_licensee(licensee regrole, purpose_scope text) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM licdata._not_null(licensee, 'licensee');
+	PERFORM licdata._not_null(purpose_scope, 'purpose_scope');
+	PERFORM licdata._check_purpose_scope(purpose_scope);
+	UPDATE licdata.licensees l SET purpose_scope = alter_licensee.purpose_scope
+	 WHERE l.licensee = alter_licensee.licensee;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'role % is not a registered licensee', licensee
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Register it first with licdata.register_licensee.';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION licdata.alter_licensee(regrole, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata.alter_licensee(regrole, text) TO licdata_operator;
+
+-- Bring a 1.0 installation's privileges in step: operators may name every
+-- published dataset, licensees hold SELECT on what their licences cover.
+DO $usage$
+DECLARE
+	s name;
+BEGIN
+	FOR s IN SELECT DISTINCT n.nspname FROM licdata.datasets d
+				JOIN pg_catalog.pg_class c ON c.oid = d.dataset
+				JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			  WHERE d.unpublished_at IS NULL
+	LOOP
+		EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO licdata_operator', s);
+	END LOOP;
+END
+$usage$;
+SELECT licdata._sync_privileges_due(NULL);
