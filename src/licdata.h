@@ -18,6 +18,7 @@
  *	worker.c		background worker moving journal records into tables
  *	shmem.c			shared state and its locking protocol
  *	keys.c			master key file and per-licensee keys (libsodium)
+ *	keys_sql.c		export_master_key / import_master_key (superuser, log checks)
  *	mask.c			masking functions (C, SQL-callable)
  *	ff1.c			FF1 format-preserving encryption (OpenSSL AES)
  *	sqlfuncs.c		small SQL-callable helpers of the operator API
