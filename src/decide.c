@@ -21,6 +21,7 @@
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -211,4 +212,50 @@ licdata_raise_decision(const LicdataDecision *d)
 			 d->detail ? errdetail_internal("%s", d->detail) : 0,
 			 d->hint ? errhint("%s", d->hint) : 0));
 	pg_unreachable();
+}
+
+/*
+ * A 64-bit fingerprint of the terms a licence serves a dataset under: the
+ * licence and its scope (columns, row filter, mode), the purpose, and every
+ * mask that could apply.  The rewrite computes it when it decides (rewrite.c)
+ * and the plan carries it (plantag.c); ExecutorStart computes it again from
+ * the current terms, and a plan built under other terms is refused (LD010).
+ */
+uint64
+licdata_terms_fingerprint(const LicdataDataset *ds, const LicdataLicence *lic,
+						  const char *purpose)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) &lic->id, sizeof(lic->id), 0x4C44);
+	ListCell   *lc;
+
+	if (purpose == NULL)
+		purpose = "";
+#define MIX(s) do { const char *s_ = (s) ? (s) : "\x01"; \
+		h = hash_combine64(h, hash_bytes_extended((const unsigned char *) s_, strlen(s_), 0x4C44)); } while (0)
+#define MIXINT(v) do { int64 v_ = (v); \
+		h = hash_combine64(h, hash_bytes_extended((const unsigned char *) &v_, sizeof(v_), 0x4C44)); } while (0)
+	MIX(purpose);
+	MIX(lic->row_filter);
+	MIXINT(list_length(lic->columns));
+	foreach(lc, lic->columns)
+		MIX((const char *) lfirst(lc));
+	MIXINT(lic->aggregate_mode);
+	MIXINT(lic->min_group_size);
+	foreach(lc, ds->masks)
+	{
+		const LicdataMask *m = lfirst(lc);
+
+		if (m->licence_id != 0 && m->licence_id != lic->id)
+			continue;
+		if (m->purpose && strcmp(m->purpose, purpose) != 0)
+			continue;
+		MIX(m->column_name);
+		MIX(m->method);
+		MIX(m->params);
+		MIXINT(m->licence_id);
+		MIX(m->purpose);
+	}
+#undef MIX
+#undef MIXINT
+	return h;
 }

@@ -52,11 +52,8 @@
 #include "hooks.h"
 #include "licdata.h"
 #include "meter.h"
+#include "plantag.h"
 #include "rewrite.h"
-
-/* Tags in PlannedStmt->invalItems: never a real syscache id, so never matched. */
-#define TAG_DATASET		(-0x4C44)
-#define TAG_FINGERPRINT	(-0x4C45)
 
 static planner_hook_type prev_planner = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
@@ -82,81 +79,19 @@ acting(void)
 	return licdata_acting_licensee();
 }
 
-/*
- * A fingerprint of what a plan serves for a dataset: the licence and its
- * scope, the purpose, and every mask that could apply.  Plans carry it; the
- * executor compares it with the current terms.
- */
-static uint32
-fingerprint(LicdataDataset *ds, const LicdataLicence *lic)
-{
-	uint32		h = hash_bytes((const unsigned char *) &lic->id, sizeof(lic->id));
-	ListCell   *lc;
-	const char *purpose = licdata_purpose ? licdata_purpose : "";
-
-#define MIX(s) do { const char *s_ = (s) ? (s) : "\x01"; \
-		h = hash_combine(h, hash_bytes((const unsigned char *) s_, strlen(s_))); } while (0)
-	MIX(purpose);
-	MIX(lic->row_filter);
-	foreach(lc, lic->columns)
-		MIX((const char *) lfirst(lc));
-	h = hash_combine(h, (uint32) lic->aggregate_mode * 7919 + (uint32) lic->min_group_size);
-	foreach(lc, ds->masks)
-	{
-		const LicdataMask *m = lfirst(lc);
-
-		if (m->licence_id != 0 && m->licence_id != lic->id)
-			continue;
-		if (m->purpose && strcmp(m->purpose, purpose) != 0)
-			continue;
-		MIX(m->column_name);
-		MIX(m->method);
-		MIX(m->params);
-		h = hash_combine(h, (uint32) m->licence_id);
-		MIX(m->purpose);
-	}
-#undef MIX
-	return h;
-}
-
-bool
-licdata_plan_fingerprint_matches(PlannedStmt *ps, LicdataDataset *ds, const LicdataLicence *lic)
-{
-	ListCell   *lc;
-	bool		next_is_ours = false;
-
-	foreach(lc, ps->invalItems)
-	{
-		PlanInvalItem *item = lfirst(lc);
-
-		if (item->cacheId == TAG_DATASET)
-			next_is_ours = (item->hashValue == (uint32) ds->relid);
-		else if (item->cacheId == TAG_FINGERPRINT && next_is_ours)
-			return item->hashValue == fingerprint(ds, lic);
-	}
-	/* A plan that reads a dataset through a licence always carries a tag. */
-	return false;
-}
-
-static PlanInvalItem *
-tag(int id, uint32 value)
-{
-	PlanInvalItem *item = makeNode(PlanInvalItem);
-
-	item->cacheId = id;
-	item->hashValue = value;
-	return item;
-}
-
 static PlannedStmt *
 licdata_planner(Query *parse, const char *query_string, int cursorOptions,
 				ParamListInfo boundParams)
 {
-	const LicdataLicensee *who = acting();
+	const LicdataLicensee *who;
 	LicdataRewrite ctx;
 	bool		rewrote = false;
 	PlannedStmt *result;
 
+	/* A safe point: the policy is reloaded here if it changed. */
+	if (!licdata_policy_loading && IsTransactionState() && licdata_catalog() != NULL)
+		licdata_policy_refresh();
+	who = acting();
 	if (who)
 	{
 		memset(&ctx, 0, sizeof(ctx));
@@ -176,50 +111,13 @@ licdata_planner(Query *parse, const char *query_string, int cursorOptions,
 
 	if (rewrote)
 	{
-		ListCell   *lc;
-
 		/* Any catalog change invalidates the plan; so does a role change. */
 		result->relationOids = list_concat(result->relationOids, licdata_catalog_relids());
 		result->dependsOnRole = true;
-		foreach(lc, ctx.uses)
-		{
-			LicdataUse *u = lfirst(lc);
-			LicdataDataset *ds = licdata_dataset_for_rel(u->dataset);
-			LicdataLicence *lic = licdata_licence_by_id(u->licence_id);
-
-			if (ds == NULL || lic == NULL)
-				continue;
-			result->invalItems = lappend(result->invalItems, tag(TAG_DATASET, (uint32) ds->relid));
-			result->invalItems = lappend(result->invalItems, tag(TAG_FINGERPRINT, fingerprint(ds, lic)));
-		}
+		/* The terms as the rewrite decided them, not as they are now. */
+		licdata_plan_tag(result, ctx.uses);
 	}
 	return result;
-}
-
-void
-licdata_rewrite_note_use(LicdataRewrite *ctx, LicdataDataset *ds, const LicdataLicence *lic)
-{
-	ListCell   *lc;
-	LicdataUse *u;
-
-	foreach(lc, ctx->uses)
-	{
-		u = lfirst(lc);
-		if (u->dataset == ds->relid && u->licence_id == lic->id)
-			return;
-	}
-	u = palloc0(sizeof(LicdataUse));
-	u->dataset = ds->relid;
-	u->licence_id = lic->id;
-	u->aggregate = lic->aggregate_mode;
-	ctx->uses = lappend(ctx->uses, u);
-}
-
-void
-licdata_rewrite_refuse(LicdataRewrite *ctx, LicdataDataset *ds, const LicdataDecision *d)
-{
-	licdata_meter_denial(ds, d, d->licence ? d->licence->id : 0);
-	licdata_raise_decision(d);
 }
 
 static void
@@ -231,8 +129,9 @@ licdata_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	 */
 	bool		meter = !IsParallelWorker() && !licdata_policy_loading;
 
-	if (meter && acting() != NULL)
-		AcceptInvalidationMessages();
+	/* A safe point: the policy is reloaded here if it changed. */
+	if (meter && IsTransactionState() && licdata_catalog() != NULL)
+		licdata_policy_refresh();
 	if (meter && IsTransactionState() && licdata_catalog() != NULL)
 		licdata_meter_executor_start(queryDesc, eflags, depth);
 	if (prev_ExecutorStart)

@@ -72,6 +72,7 @@
 #include "errcodes.h"
 #include "licdata.h"
 #include "meter.h"
+#include "plantag.h"
 #include "rewrite.h"
 #include "shmem.h"
 
@@ -816,7 +817,8 @@ attach_uses(MeterStmt *ms, QueryDesc *qd, List *dss, const LicdataLicensee *who)
 			licdata_meter_denial(ds, &d, 0);
 			licdata_raise_decision(&d);
 		}
-		if (!licdata_plan_fingerprint_matches(qd->plannedstmt, ds, d.licence))
+		if (!licdata_plan_terms_match(qd->plannedstmt, ds->relid,
+									  licdata_terms_fingerprint(ds, d.licence, licdata_purpose)))
 		{
 			LicdataDecision changed;
 

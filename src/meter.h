@@ -151,10 +151,6 @@ extern void licdata_meter_lookup(LicdataDataset *ds, const LicdataLicence *lic);
 extern void *licdata_meter_block_begin(void);
 extern void licdata_meter_block_end(void *block);
 
-/* hooks.c: the plan's record of the terms it was built under */
-extern bool licdata_plan_fingerprint_matches(PlannedStmt *ps, LicdataDataset *ds,
-											 const LicdataLicence *lic);
-
 /* worker.c */
 extern void licdata_worker_register(void);
 extern void licdata_worker_wake(void);

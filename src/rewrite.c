@@ -50,6 +50,7 @@
 
 #include "errcodes.h"
 #include "licdata.h"
+#include "meter.h"
 #include "rewrite.h"
 
 /* Parsed row filters and masks, per relation, dropped with the policy. */
@@ -317,6 +318,39 @@ wrap_rte(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds, LicdataRew
 	q->hasRowSecurity = q->hasRowSecurity || sub->hasRowSecurity;
 
 	licdata_rewrite_note_use(ctx, ds, lic);
+}
+
+/*
+ * Record that the statement uses licence lic on dataset ds, with the
+ * fingerprint of the terms just applied (the plan is tagged with it).
+ */
+void
+licdata_rewrite_note_use(LicdataRewrite *ctx, LicdataDataset *ds, const LicdataLicence *lic)
+{
+	ListCell   *lc;
+	LicdataUse *u;
+	uint64		fp = licdata_terms_fingerprint(ds, lic, ctx->purpose);
+
+	foreach(lc, ctx->uses)
+	{
+		u = lfirst(lc);
+		if (u->dataset == ds->relid && u->licence_id == lic->id && u->fingerprint == fp)
+			return;
+	}
+	u = palloc0(sizeof(LicdataUse));
+	u->dataset = ds->relid;
+	u->licence_id = lic->id;
+	u->aggregate = lic->aggregate_mode;
+	u->fingerprint = fp;
+	ctx->uses = lappend(ctx->uses, u);
+}
+
+/* Refuse the statement: a denial record, then the error. */
+void
+licdata_rewrite_refuse(LicdataRewrite *ctx, LicdataDataset *ds, const LicdataDecision *d)
+{
+	licdata_meter_denial(ds, d, d->licence ? d->licence->id : 0);
+	licdata_raise_decision(d);
 }
 
 static void rewrite_query(Query *q, LicdataRewrite *ctx);
