@@ -22,7 +22,8 @@
  *							rewritten) on their own
  *
  * Nesting depth counts executor runs and metered utility blocks, restored
- * in PG_FINALLY so an error cannot leave it wrong.
+ * in PG_CATCH so an error cannot leave it wrong; there too the SQLSTATE of
+ * an error passing through is handed to the meter (the statement's outcome).
  *
  *-------------------------------------------------------------------------
  */
@@ -132,12 +133,21 @@ licdata_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	/* A safe point: the policy is reloaded here if it changed. */
 	if (meter && IsTransactionState() && licdata_catalog() != NULL)
 		licdata_policy_refresh();
-	if (meter && IsTransactionState() && licdata_catalog() != NULL)
-		licdata_meter_executor_start(queryDesc, eflags, depth);
-	if (prev_ExecutorStart)
-		prev_ExecutorStart(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
+	PG_TRY();
+	{
+		if (meter && IsTransactionState() && licdata_catalog() != NULL)
+			licdata_meter_executor_start(queryDesc, eflags, depth);
+		if (prev_ExecutorStart)
+			prev_ExecutorStart(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+	}
+	PG_CATCH();
+	{
+		licdata_meter_note_error();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 static void
@@ -158,13 +168,18 @@ licdata_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		else
 			standard_ExecutorRun(queryDesc, direction, count, execute_once);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		licdata_meter_note_error();
 		depth--;
 		queryDesc->dest = orig;
 		licdata_meter_unwrap_dest(queryDesc, wrapper);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	depth--;
+	queryDesc->dest = orig;
+	licdata_meter_unwrap_dest(queryDesc, wrapper);
 }
 
 static void
@@ -178,11 +193,14 @@ licdata_ExecutorFinish(QueryDesc *queryDesc)
 		else
 			standard_ExecutorFinish(queryDesc);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		licdata_meter_note_error();
 		depth--;
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	depth--;
 }
 
 static void
@@ -415,15 +433,22 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 									queryEnv, dest, qc);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		licdata_meter_note_error();
 		if (block)
 			depth--;
 		licdata_records_writable = was_writable;
 		if (counting)
 			licdata_meter_fetch_done(counting, held_id);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (block)
+		depth--;
+	licdata_records_writable = was_writable;
+	if (counting)
+		licdata_meter_fetch_done(counting, held_id);
 	if (block)
 		licdata_meter_block_end(block);
 }

@@ -151,8 +151,7 @@ static List *nested_queries = NIL;	/* NestedQuery * */
 static List *run_stack = NIL;	/* RunFrame * */
 static uint64 next_stmt_id = 1;
 static bool exit_registered = false;
-static char last_sqlstate[6] = "";
-static emit_log_hook_type prev_emit_log_hook = NULL;
+static char last_sqlstate[6] = "";	/* of the last error seen passing */
 
 static void held_cleanup(Portal portal);
 
@@ -994,6 +993,8 @@ licdata_meter_block_end(void *block)
 	if (ms == NULL)
 		return;
 	stmt_close(ms, OUTCOME_OK, NULL);
+	if (open_stmts == NIL)
+		last_sqlstate[0] = '\0';	/* an error caught inside it is past */
 }
 
 /*
@@ -1060,6 +1061,8 @@ licdata_meter_executor_end(QueryDesc *qd)
 				(errmsg("licdata: %lld group(s) smaller than the licence's minimum group size were suppressed",
 						(long long) licdata_aggregate_suppressed)));
 	stmt_close(ms, OUTCOME_OK, NULL);
+	if (open_stmts == NIL)
+		last_sqlstate[0] = '\0';	/* an error caught inside it is past */
 }
 
 /* ---- counting rows ---- */
@@ -1389,13 +1392,22 @@ meter_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	 */
 }
 
-static void
-meter_emit_log(ErrorData *edata)
+/*
+ * An error is passing through one of licdata's hook wrappers (hooks.c, in
+ * PG_CATCH, before re-throwing): remember its SQLSTATE for the outcome of
+ * the statements the abort closes.  Taken here, where the error passes, and
+ * not from the server log (emit_log_hook sees no ERROR when
+ * log_min_messages is above it, and never one caught by PL/pgSQL).
+ */
+void
+licdata_meter_note_error(void)
 {
-	if (edata->elevel >= ERROR)
-		memcpy(last_sqlstate, unpack_sql_state(edata->sqlerrcode), 6);
-	if (prev_emit_log_hook)
-		prev_emit_log_hook(edata);
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	ErrorData  *edata = CopyErrorData();
+
+	MemoryContextSwitchTo(old);
+	memcpy(last_sqlstate, unpack_sql_state(edata->sqlerrcode), 6);
+	FreeErrorData(edata);
 }
 
 void
@@ -1403,6 +1415,4 @@ licdata_meter_init(void)
 {
 	RegisterXactCallback(meter_xact_callback, NULL);
 	RegisterSubXactCallback(meter_subxact_callback, NULL);
-	prev_emit_log_hook = emit_log_hook;
-	emit_log_hook = meter_emit_log;
 }

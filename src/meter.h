@@ -150,6 +150,7 @@ extern void licdata_meter_fetch_done(DestReceiver *counting, uint64 id);
 extern void licdata_meter_lookup(LicdataDataset *ds, const LicdataLicence *lic);
 extern void *licdata_meter_block_begin(void);
 extern void licdata_meter_block_end(void *block);
+extern void licdata_meter_note_error(void);
 
 /* worker.c */
 extern void licdata_worker_register(void);
