@@ -55,6 +55,7 @@
 #include "meter.h"
 #include "plantag.h"
 #include "rewrite.h"
+#include "utility.h"
 
 static planner_hook_type prev_planner = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
@@ -135,6 +136,8 @@ licdata_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		licdata_policy_refresh();
 	PG_TRY();
 	{
+		if (meter && licdata_explain_depth > 0 && IsTransactionState())
+			licdata_explain_check(queryDesc);
 		if (meter && IsTransactionState() && licdata_catalog() != NULL)
 			licdata_meter_executor_start(queryDesc, eflags, depth);
 		if (prev_ExecutorStart)
@@ -424,6 +427,8 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 		depth++;
 	if (restore)
 		licdata_records_writable = true;
+	if (IsA(stmt, ExplainStmt))
+		licdata_explain_depth++;
 	PG_TRY();
 	{
 		if (prev_ProcessUtility)
@@ -436,6 +441,8 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 	PG_CATCH();
 	{
 		licdata_meter_note_error();
+		if (IsA(stmt, ExplainStmt))
+			licdata_explain_depth--;
 		if (block)
 			depth--;
 		licdata_records_writable = was_writable;
@@ -444,6 +451,8 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (IsA(stmt, ExplainStmt))
+		licdata_explain_depth--;
 	if (block)
 		depth--;
 	licdata_records_writable = was_writable;
