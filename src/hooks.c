@@ -402,6 +402,7 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 	void	   *block = NULL;
 	DestReceiver *counting = NULL;
 	uint64		held_id = 0;
+	uint64		copy_audit = 0;
 	bool		restore = false;
 	bool		was_writable = licdata_records_writable;
 
@@ -418,6 +419,8 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 		restore = true;
 	if ((IsA(stmt, DoStmt) || IsA(stmt, CallStmt)) && acting() != NULL)
 		block = licdata_meter_block_begin();
+	if (IsA(stmt, CopyStmt) && IsTransactionState() && !licdata_policy_loading)
+		copy_audit = licdata_utility_copy_audit_begin(stmt);
 
 	if (IsA(stmt, FetchStmt))
 		counting = licdata_meter_fetch_dest(stmt, dest, &held_id);
@@ -458,6 +461,7 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 	licdata_records_writable = was_writable;
 	if (counting)
 		licdata_meter_fetch_done(counting, held_id);
+	licdata_utility_copy_audit_end(copy_audit, qc);
 	if (block)
 		licdata_meter_block_end(block);
 }

@@ -998,6 +998,39 @@ licdata_meter_block_end(void *block)
 }
 
 /*
+ * An operator's (or superuser's) COPY dataset TO: COPY of a table reads it
+ * without the executor when row-level security does not apply, so it is
+ * audited here, as one statement around the whole COPY; it is the running
+ * statement meanwhile, so a COPY that row-level security turns into a query
+ * is not audited twice.  Returns a token for licdata_meter_operator_copy_end,
+ * or 0 when not audited.
+ */
+uint64
+licdata_meter_operator_copy_begin(LicdataDataset *ds)
+{
+	MeterStmt  *ms;
+
+	if (IsParallelWorker() || !licdata_audit_operators || running != NULL)
+		return 0;
+	ms = stmt_new(NULL, KIND_OPERATOR);
+	stmt_add_use(ms, ds->relid, NULL, ds);
+	stmt_journal(ms, NULL, 0);
+	running = ms;
+	return ms->id;
+}
+
+void
+licdata_meter_operator_copy_end(uint64 id, uint64 rows)
+{
+	MeterStmt  *ms = stmt_by_id(id);
+
+	if (ms == NULL)
+		return;
+	ms->rows = (int64) rows;
+	stmt_close(ms, OUTCOME_OK, NULL);
+}
+
+/*
  * INSERT / UPDATE / DELETE / MERGE without RETURNING deliver no rows to a
  * destination: the rows they wrote count (INSERT INTO own_table SELECT
  * ... FROM dataset copies licensed rows as surely as CREATE TABLE AS).

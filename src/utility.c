@@ -18,10 +18,15 @@
  * EXPLAIN ANALYZE runs included).  (auto_explain writes plans to the
  * server log, which licensees do not read.)
  *
+ * COPY dataset TO by an operator or a superuser is audited like a SELECT:
+ * COPY of a table reads it without the executor when row-level security
+ * does not apply (a superuser, pg_dump), so the executor hooks never see it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "nodes/plannodes.h"
 
 #include "errcodes.h"
@@ -68,4 +73,36 @@ licdata_explain_check(QueryDesc *qd)
 		licdata_meter_denial(ds, &d, 0);
 		licdata_raise_decision(&d);
 	}
+}
+
+/*
+ * Before an operator's (or superuser's) COPY: if it copies a published
+ * table (or a table that inherits from one) out, open its audit record.
+ * Returns the token for licdata_utility_copy_audit_end, or 0.
+ */
+uint64
+licdata_utility_copy_audit_begin(Node *stmt)
+{
+	CopyStmt   *cs = (CopyStmt *) stmt;
+	LicdataDataset *ds;
+	Oid			relid;
+
+	if (!IsA(stmt, CopyStmt) || cs->is_from || cs->relation == NULL || cs->query != NULL)
+		return 0;
+	if (licdata_catalog() == NULL || licdata_acting_licensee() != NULL)
+		return 0;
+	relid = RangeVarGetRelid(cs->relation, NoLock, true);
+	if (!OidIsValid(relid))
+		return 0;
+	ds = licdata_dataset_for_rel(relid);
+	if (ds == NULL)
+		return 0;
+	return licdata_meter_operator_copy_begin(ds);
+}
+
+void
+licdata_utility_copy_audit_end(uint64 token, QueryCompletion *qc)
+{
+	if (token != 0)
+		licdata_meter_operator_copy_end(token, qc ? qc->nprocessed : 0);
 }

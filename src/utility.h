@@ -9,8 +9,11 @@
 #define LICDATA_UTILITY_H
 
 #include "executor/execdesc.h"
+#include "tcop/cmdtag.h"
 
 extern int	licdata_explain_depth;
 extern void licdata_explain_check(QueryDesc *qd);
+extern uint64 licdata_utility_copy_audit_begin(Node *stmt);
+extern void licdata_utility_copy_audit_end(uint64 token, QueryCompletion *qc);
 
 #endif							/* LICDATA_UTILITY_H */
