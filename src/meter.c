@@ -69,6 +69,7 @@
 #include "utils/portal.h"
 #include "utils/timestamp.h"
 
+#include "denial.h"
 #include "errcodes.h"
 #include "licdata.h"
 #include "meter.h"
@@ -393,12 +394,16 @@ wait_quota_ready(void)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (waited >= 30000)
+		{
+			char	   *home = licdata_home_database();
+
 			ereport(ERROR,
 					(errcode(ERRCODE_LD_NOT_READY),
 					 errmsg("quota counters are not ready"),
 					 errdetail("The licdata background worker has not yet rebuilt today's quota counters from the usage table."),
-					 errhint("Check that the licdata worker is running in database \"%s\" and retry.",
-							 licdata_database[0] ? licdata_database : "pg_licdata/database")));
+					 home ? errhint("Check that the licdata worker is running in database \"%s\" and retry.", home)
+					 : errhint("Set licdata.database to the database licdata serves, reload, and retry.")));
+		}
 		pg_usleep(10000L);
 		waited += 10;
 	}
@@ -805,6 +810,8 @@ attach_uses(MeterStmt *ms, QueryDesc *qd, List *dss, const LicdataLicensee *who)
 	TimestampTz now = GetCurrentTimestamp();
 	ListCell   *lc;
 
+	if (dss != NIL)
+		licdata_refuse_on_standby();
 	foreach(lc, dss)
 	{
 		LicdataDataset *ds = lfirst(lc);

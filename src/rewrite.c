@@ -49,6 +49,7 @@
 #include "utils/rel.h"
 
 #include "errcodes.h"
+#include "denial.h"
 #include "licdata.h"
 #include "meter.h"
 #include "rewrite.h"
@@ -164,6 +165,9 @@ wrap_rte(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds, LicdataRew
 	char	   *bad_col = NULL;
 	bool		bad_whole = false;
 	ListCell   *lc;
+
+	/* A standby cannot meter (fail closed, before anything else). */
+	licdata_refuse_on_standby();
 
 	/* Licences never allow writing or locking a dataset. */
 	if ((int) rti == q->resultRelation ||

@@ -25,6 +25,7 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "denial.h"
 #include "errcodes.h"
 #include "licdata.h"
 #include "meter.h"
@@ -106,6 +107,7 @@ licdata_token(PG_FUNCTION_ARGS)
 				 errmsg("column \"%s\" of dataset %s does not exist", col, ds->name),
 				 errhint("Name a column of the dataset.")));
 
+	licdata_refuse_on_standby();
 	licdata_decide(ds, who, licdata_purpose, licdata_consent_ref, GetCurrentTimestamp(), &d);
 	if (d.sqlerrcode != 0)
 	{
