@@ -5,18 +5,23 @@
  *	  previous hook and calls it (or the standard function), and each does
  *	  nothing unless licdata is created in this database.
  *
- *	planner_hook			rewrite a licensee's query (rewrite.c) and tag
- *							the plan with the terms it was built under
- *	ExecutorStart_hook		re-check the licence, open the usage record
+ *	planner_hook			safe point: reload the policy if it changed;
+ *							rewrite a licensee's query (rewrite.c) and tag
+ *							the plan with the terms it decided (plantag.c)
+ *	ExecutorStart_hook		safe point; refuse EXPLAIN of a dataset for
+ *							licensees (utility.c); re-check the licence
+ *							and open the usage record (meter.c)
  *	ExecutorRun_hook		count rows sent (meter.c)
  *	ExecutorFinish_hook		nesting depth
  *	ExecutorEnd_hook		close the usage record
  *	ExecutorCheckPerms_hook	safety net: a licensee never reaches a dataset
- *							other than through a licence
- *	ProcessUtility_hook		COPY dataset TO -> COPY (SELECT ...) TO for
- *							licensees; DO / CALL blocks metered as one;
- *							FETCH from a held cursor counted; DDL that
- *							would change what licences serve refused
+ *							other than through a licence (denial.c)
+ *	ProcessUtility_hook		utility.c: COPY dataset TO -> COPY (SELECT ...)
+ *							TO for licensees, audit of operators' COPY TO,
+ *							DDL that would change what licences serve
+ *							refused, restores of the records let through,
+ *							EXPLAIN tracked; meter.c: DO / CALL blocks
+ *							metered as one, FETCH from a held cursor counted
  *	needs_fmgr_hook			SQL functions are not inlined in licensee
  *							sessions, so their queries are planned (and
  *							rewritten) on their own
@@ -31,24 +36,16 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
-#include "commands/copy.h"
-#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
 #include "optimizer/planner.h"
-#include "parser/parsetree.h"
-#include "storage/lmgr.h"
 #include "tcop/utility.h"
-#include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-#include "miscadmin.h"
+#include "denial.h"
 #include "errcodes.h"
 #include "hooks.h"
 #include "licdata.h"
@@ -244,153 +241,15 @@ licdata_CheckPerms(List *rangeTable, bool ereport_on_violation)
 				continue;
 			if (!ereport_on_violation)
 				return false;
-			{
-				LicdataDecision d;
-
-				memset(&d, 0, sizeof(d));
-				d.sqlerrcode = ERRCODE_LD_NO_LICENCE;
-				d.message = psprintf("dataset %s was reached other than through a licence", ds->name);
-				d.detail = pstrdup("licdata could not apply the licence on this path, so it refuses the statement.");
-				d.hint = pstrdup("Query the dataset directly or through a view; report the statement to the operator.");
-				licdata_meter_denial(ds, &d, 0);
-				licdata_raise_decision(&d);
-			}
+			licdata_refuse(ds, 0, ERRCODE_LD_NO_LICENCE,
+						   "licdata could not apply the licence on this path, so it refuses the statement.",
+						   "Query the dataset directly or through a view; report the statement to the operator.",
+						   "dataset %s was reached other than through a licence", ds->name);
 		}
 	}
 	if (prev_CheckPerms)
 		return prev_CheckPerms(rangeTable, ereport_on_violation);
 	return true;
-}
-
-/* COPY dataset [(cols)] TO ... becomes COPY (SELECT cols FROM dataset) TO ... */
-static PlannedStmt *
-rewrite_copy(PlannedStmt *pstmt, bool readOnlyTree)
-{
-	CopyStmt   *cs = (CopyStmt *) pstmt->utilityStmt;
-	Oid			relid;
-	SelectStmt *sel;
-	List	   *targets = NIL;
-	ListCell   *lc;
-
-	if (cs->is_from || cs->relation == NULL || cs->query != NULL)
-		return pstmt;
-	relid = RangeVarGetRelid(cs->relation, NoLock, true);
-	if (!OidIsValid(relid) || licdata_dataset_for_rel(relid) == NULL)
-		return pstmt;
-	if (readOnlyTree)
-		pstmt = copyObject(pstmt);
-	cs = (CopyStmt *) pstmt->utilityStmt;
-
-	if (cs->attlist == NIL)
-	{
-		ColumnRef  *star = makeNode(ColumnRef);
-		ResTarget  *rt = makeNode(ResTarget);
-
-		star->fields = list_make1(makeNode(A_Star));
-		star->location = -1;
-		rt->val = (Node *) star;
-		rt->location = -1;
-		targets = list_make1(rt);
-	}
-	else
-	{
-		foreach(lc, cs->attlist)
-		{
-			ColumnRef  *cr = makeNode(ColumnRef);
-			ResTarget  *rt = makeNode(ResTarget);
-
-			cr->fields = list_make1(makeString(pstrdup(strVal(lfirst(lc)))));
-			cr->location = -1;
-			rt->val = (Node *) cr;
-			rt->location = -1;
-			targets = lappend(targets, rt);
-		}
-	}
-	sel = makeNode(SelectStmt);
-	sel->targetList = targets;
-	sel->fromClause = list_make1(cs->relation);
-	cs->query = (Node *) sel;
-	cs->relation = NULL;
-	cs->attlist = NIL;
-	return pstmt;
-}
-
-/*
- * DDL that would silently change what a licence serves is refused while a
- * table is published: masks, licences and row filters name columns, so a
- * renamed column would come out unmasked and a retyped one would no longer
- * fit its mask.  (Dropping a column or the table is allowed: a dropped
- * column is simply gone, and a dropped table is unpublished by the
- * licdata_table_dropped event trigger.)
- */
-static void
-refuse_dataset_ddl(Node *stmt)
-{
-	LicdataDataset *ds = NULL;
-	const char *what = NULL;
-
-	if (IsA(stmt, RenameStmt))
-	{
-		RenameStmt *rs = (RenameStmt *) stmt;
-
-		if (rs->renameType == OBJECT_COLUMN && rs->relation)
-		{
-			Oid			relid = RangeVarGetRelid(rs->relation, NoLock, true);
-
-			if (OidIsValid(relid))
-				ds = licdata_dataset_for_rel(relid);
-			what = "rename a column of";
-		}
-	}
-	else if (IsA(stmt, AlterTableStmt))
-	{
-		AlterTableStmt *at = (AlterTableStmt *) stmt;
-		ListCell   *lc;
-
-		foreach(lc, at->cmds)
-		{
-			AlterTableCmd *cmd = lfirst(lc);
-
-			if (cmd->subtype == AT_AlterColumnType)
-			{
-				Oid			relid = RangeVarGetRelid(at->relation, NoLock, true);
-
-				if (OidIsValid(relid))
-					ds = licdata_dataset_for_rel(relid);
-				what = "change a column type of";
-				break;
-			}
-		}
-	}
-	if (ds)
-		ereport(ERROR,
-				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("cannot %s published dataset %s", what, ds->name),
-				 errdetail("Licences, masks and row filters of the dataset name its columns; the change would alter what licensees are served."),
-				 errhint("Revoke its licences and unpublish it with licdata.unpublish first, or publish a new table.")));
-}
-
-/* Is this COPY FROM filling one of licdata's record tables (a restore)? */
-static bool
-is_records_restore(Node *stmt)
-{
-	CopyStmt   *cs;
-	const LicdataCatalog *c;
-	Oid			relid;
-
-	if (!IsA(stmt, CopyStmt))
-		return false;
-	cs = (CopyStmt *) stmt;
-	if (!cs->is_from || cs->relation == NULL || !superuser())
-		return false;
-	c = licdata_catalog();
-	if (c == NULL)
-		return false;
-	relid = RangeVarGetRelid(cs->relation, NoLock, true);
-	return OidIsValid(relid) && get_rel_namespace(relid) == c->schema &&
-		(strcmp(get_rel_name(relid), "usage") == 0 ||
-		 strcmp(get_rel_name(relid), "audit_log") == 0 ||
-		 strcmp(get_rel_name(relid), "audit_checkpoints") == 0);
 }
 
 static void
@@ -407,15 +266,15 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 	bool		was_writable = licdata_records_writable;
 
 	if (IsA(stmt, CopyStmt) && acting() != NULL)
-		pstmt = rewrite_copy(pstmt, readOnlyTree);
+		pstmt = licdata_utility_copy_for_licensee(pstmt, readOnlyTree);
 	if ((IsA(stmt, RenameStmt) || IsA(stmt, AlterTableStmt)) &&
 		IsTransactionState() && licdata_catalog() != NULL)
-		refuse_dataset_ddl(stmt);
+		licdata_utility_refuse_dataset_ddl(stmt);
 	/*
 	 * pg_restore COPYs the record tables back: a superuser's COPY FROM into
 	 * them is let through their write guard (verify_audit checks the chain).
 	 */
-	if (IsTransactionState() && is_records_restore(stmt))
+	if (IsTransactionState() && licdata_utility_is_records_restore(stmt))
 		restore = true;
 	if ((IsA(stmt, DoStmt) || IsA(stmt, CallStmt)) && acting() != NULL)
 		block = licdata_meter_block_begin();

@@ -7,6 +7,8 @@
  *	licdata.c		_PG_init: preload check, GUCs, each module's init, hooks last
  *	guc.c			every GUC
  *	hooks.c			hook entry points; dispatch only
+ *	utility.c		utility statements: COPY, DDL refusal, restores, EXPLAIN
+ *	denial.c		refusing a licensee's statement: metered, then raised
  *	catalog.c		is licdata installed in this database, OIDs of its objects
  *	policy.c		backend-local cache of datasets, licensees, licences, masks
  *	decide.c		licence decisions (pure: they return a decision), the

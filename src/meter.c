@@ -438,10 +438,9 @@ quota_refuse(MeterStmt *ms, int64 licence_id, const char *what, int64 limit, boo
 		memcpy(ms->rec->sqlstate, ms->deny_sqlstate, 5);
 		pg_write_barrier();
 		ms->rec->denied = 1;
+		licdata_raise_decision(&d);	/* audited by the statement's own record */
 	}
-	else
-		licdata_meter_denial(ds, &d, licence_id);
-	licdata_raise_decision(&d);
+	licdata_refuse_decision(ds, &d, licence_id);
 }
 
 /* Take one query from each day quota at statement start. */
@@ -819,24 +818,14 @@ attach_uses(MeterStmt *ms, QueryDesc *qd, List *dss, const LicdataLicensee *who)
 
 		licdata_decide(ds, who, licdata_purpose, licdata_consent_ref, now, &d);
 		if (d.sqlerrcode != 0)
-		{
-			licdata_meter_denial(ds, &d, 0);
-			licdata_raise_decision(&d);
-		}
+			licdata_refuse_decision(ds, &d, 0);
 		if (!licdata_plan_terms_match(qd->plannedstmt, ds->relid,
 									  licdata_terms_fingerprint(ds, d.licence, licdata_purpose)))
-		{
-			LicdataDecision changed;
-
-			memset(&changed, 0, sizeof(changed));
-			changed.sqlerrcode = ERRCODE_LD_LICENCE_CHANGED;
-			changed.message = psprintf("the terms of licence %lld for dataset %s changed after this statement was planned",
-									   (long long) d.licence->id, ds->name);
-			changed.detail = pstrdup("The statement was prepared under terms (columns, rows, masks or purpose) that no longer hold.");
-			changed.hint = pstrdup("Run the statement again; it will be planned under the current terms.");
-			licdata_meter_denial(ds, &changed, d.licence->id);
-			licdata_raise_decision(&changed);
-		}
+			licdata_refuse(ds, d.licence->id, ERRCODE_LD_LICENCE_CHANGED,
+						   "The statement was prepared under terms (columns, rows, masks or purpose) that no longer hold.",
+						   "Run the statement again; it will be planned under the current terms.",
+						   "the terms of licence %lld for dataset %s changed after this statement was planned",
+						   (long long) d.licence->id, ds->name);
 		quota_start(ms, d.licence, ds);
 		stmt_add_use(ms, ds->relid, d.licence, ds);
 	}
@@ -861,17 +850,10 @@ adopt_orphan(NestedQuery *nq, bool *nested)
 		LicdataDataset *ds = licdata_dataset_for_rel(nq->datasets[i]);
 
 		if (ds == NULL || who == NULL)
-		{
-			LicdataDecision d;
-
-			memset(&d, 0, sizeof(d));
-			d.sqlerrcode = ERRCODE_LD_NO_LICENCE;
-			d.message = psprintf("dataset %u is no longer served to this session", nq->datasets[i]);
-			d.detail = pstrdup("The cursor was opened under a licence that no longer applies.");
-			d.hint = pstrdup("Close the cursor and run the query again.");
-			licdata_meter_denial(NULL, &d, 0);
-			licdata_raise_decision(&d);
-		}
+			licdata_refuse(NULL, 0, ERRCODE_LD_NO_LICENCE,
+						   "The cursor was opened under a licence that no longer applies.",
+						   "Close the cursor and run the query again.",
+						   "dataset %u is no longer served to this session", nq->datasets[i]);
 		dss = lappend(dss, ds);
 	}
 	if (running != NULL && running->kind == KIND_LICENSEE)

@@ -349,12 +349,11 @@ licdata_rewrite_note_use(LicdataRewrite *ctx, LicdataDataset *ds, const LicdataL
 	ctx->uses = lappend(ctx->uses, u);
 }
 
-/* Refuse the statement: a denial record, then the error. */
+/* Refuse the statement: a denial record, then the error (denial.c). */
 void
 licdata_rewrite_refuse(LicdataRewrite *ctx, LicdataDataset *ds, const LicdataDecision *d)
 {
-	licdata_meter_denial(ds, d, d->licence ? d->licence->id : 0);
-	licdata_raise_decision(d);
+	licdata_refuse_decision(ds, d, d->licence ? d->licence->id : 0);
 }
 
 static void rewrite_query(Query *q, LicdataRewrite *ctx);

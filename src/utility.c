@@ -18,6 +18,15 @@
  * EXPLAIN ANALYZE runs included).  (auto_explain writes plans to the
  * server log, which licensees do not read.)
  *
+ * COPY dataset TO by a licensee becomes COPY (SELECT ...) TO, so the query
+ * is rewritten and metered like any other.
+ *
+ * DDL that would change what licences serve (renaming or retyping a column
+ * of a published table) is refused.
+ *
+ * A superuser's COPY FROM into the record tables is a restore (pg_restore):
+ * it is let through their write guard.
+ *
  * COPY dataset TO by an operator or a superuser is audited like a SELECT:
  * COPY of a table reads it without the executor when row-level security
  * does not apply (a superuser, pg_dump), so the executor hooks never see it.
@@ -27,8 +36,12 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "nodes/plannodes.h"
+#include "utils/lsyscache.h"
 
+#include "denial.h"
 #include "errcodes.h"
 #include "licdata.h"
 #include "meter.h"
@@ -57,21 +70,17 @@ licdata_explain_check(QueryDesc *qd)
 	{
 		RangeTblEntry *rte = lfirst(lc);
 		LicdataDataset *ds;
-		LicdataDecision d;
 
 		if (rte->rtekind != RTE_RELATION || rte->checkAsUser != c->reader_role)
 			continue;
 		ds = licdata_dataset_for_rel(rte->relid);
 		if (ds == NULL)
 			continue;
-		memset(&d, 0, sizeof(d));
-		d.sqlerrcode = ERRCODE_LD_EXPLAIN_REFUSED;
-		d.message = psprintf("EXPLAIN of a statement that reads dataset %s is not served to licensees",
-							 ds->name);
-		d.detail = pstrdup("A plan's row estimates and counts are drawn from the whole dataset, including rows and groups the licence does not serve.");
-		d.hint = pstrdup("Run the statement without EXPLAIN, or ask the operator to look at its plan.");
-		licdata_meter_denial(ds, &d, 0);
-		licdata_raise_decision(&d);
+		licdata_refuse(ds, 0, ERRCODE_LD_EXPLAIN_REFUSED,
+					   "A plan's row estimates and counts are drawn from the whole dataset, including rows and groups the licence does not serve.",
+					   "Run the statement without EXPLAIN, or ask the operator to look at its plan.",
+					   "EXPLAIN of a statement that reads dataset %s is not served to licensees",
+					   ds->name);
 	}
 }
 
@@ -105,4 +114,139 @@ licdata_utility_copy_audit_end(uint64 token, QueryCompletion *qc)
 {
 	if (token != 0)
 		licdata_meter_operator_copy_end(token, qc ? qc->nprocessed : 0);
+}
+
+/* COPY dataset [(cols)] TO ... becomes COPY (SELECT cols FROM dataset) TO ... */
+PlannedStmt *
+licdata_utility_copy_for_licensee(PlannedStmt *pstmt, bool readOnlyTree)
+{
+	CopyStmt   *cs = (CopyStmt *) pstmt->utilityStmt;
+	Oid			relid;
+	SelectStmt *sel;
+	List	   *targets = NIL;
+	ListCell   *lc;
+
+	if (cs->is_from || cs->relation == NULL || cs->query != NULL)
+		return pstmt;
+	relid = RangeVarGetRelid(cs->relation, NoLock, true);
+	if (!OidIsValid(relid) || licdata_dataset_for_rel(relid) == NULL)
+		return pstmt;
+	if (readOnlyTree)
+		pstmt = copyObject(pstmt);
+	cs = (CopyStmt *) pstmt->utilityStmt;
+
+	if (cs->attlist == NIL)
+	{
+		ColumnRef  *star = makeNode(ColumnRef);
+		ResTarget  *rt = makeNode(ResTarget);
+
+		star->fields = list_make1(makeNode(A_Star));
+		star->location = -1;
+		rt->val = (Node *) star;
+		rt->location = -1;
+		targets = list_make1(rt);
+	}
+	else
+	{
+		foreach(lc, cs->attlist)
+		{
+			ColumnRef  *cr = makeNode(ColumnRef);
+			ResTarget  *rt = makeNode(ResTarget);
+
+			cr->fields = list_make1(makeString(pstrdup(strVal(lfirst(lc)))));
+			cr->location = -1;
+			rt->val = (Node *) cr;
+			rt->location = -1;
+			targets = lappend(targets, rt);
+		}
+	}
+	sel = makeNode(SelectStmt);
+	sel->targetList = targets;
+	sel->fromClause = list_make1(cs->relation);
+	cs->query = (Node *) sel;
+	cs->relation = NULL;
+	cs->attlist = NIL;
+	return pstmt;
+}
+
+/*
+ * DDL that would silently change what a licence serves is refused while a
+ * table is published: masks, licences and row filters name columns, so a
+ * renamed column would come out unmasked and a retyped one would no longer
+ * fit its mask.  (Dropping a column or the table is allowed: a dropped
+ * column is simply gone, and a dropped table is unpublished by the
+ * licdata_table_dropped event trigger.)
+ */
+void
+licdata_utility_refuse_dataset_ddl(Node *stmt)
+{
+	LicdataDataset *ds = NULL;
+	const char *what = NULL;
+
+	if (IsA(stmt, RenameStmt))
+	{
+		RenameStmt *rs = (RenameStmt *) stmt;
+
+		if (rs->renameType == OBJECT_COLUMN && rs->relation)
+		{
+			Oid			relid = RangeVarGetRelid(rs->relation, NoLock, true);
+
+			if (OidIsValid(relid))
+				ds = licdata_dataset_for_rel(relid);
+			what = "rename a column of";
+		}
+	}
+	else if (IsA(stmt, AlterTableStmt))
+	{
+		AlterTableStmt *at = (AlterTableStmt *) stmt;
+		ListCell   *lc;
+
+		foreach(lc, at->cmds)
+		{
+			AlterTableCmd *cmd = lfirst(lc);
+
+			if (cmd->subtype == AT_AlterColumnType)
+			{
+				Oid			relid = RangeVarGetRelid(at->relation, NoLock, true);
+
+				if (OidIsValid(relid))
+					ds = licdata_dataset_for_rel(relid);
+				what = "change a column type of";
+				break;
+			}
+		}
+	}
+	if (ds)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot %s published dataset %s", what, ds->name),
+				 errdetail("Licences, masks and row filters of the dataset name its columns; the change would alter what licensees are served."),
+				 errhint("Revoke its licences and unpublish it with licdata.unpublish first, or publish a new table.")));
+}
+
+/* Is this COPY FROM filling one of licdata's record tables (a restore)? */
+bool
+licdata_utility_is_records_restore(Node *stmt)
+{
+	CopyStmt   *cs;
+	const LicdataCatalog *c;
+	Oid			relid;
+	char	   *name;
+
+	if (!IsA(stmt, CopyStmt))
+		return false;
+	cs = (CopyStmt *) stmt;
+	if (!cs->is_from || cs->relation == NULL || !superuser())
+		return false;
+	c = licdata_catalog();
+	if (c == NULL)
+		return false;
+	relid = RangeVarGetRelid(cs->relation, NoLock, true);
+	if (!OidIsValid(relid) || get_rel_namespace(relid) != c->schema)
+		return false;
+	/* NULL if dropped meanwhile (looked up without a lock) */
+	name = get_rel_name(relid);
+	return name != NULL &&
+		(strcmp(name, "usage") == 0 || strcmp(name, "audit_log") == 0 ||
+		 strcmp(name, "audit_checkpoints") == 0);
 }
