@@ -29,6 +29,11 @@ COPY hcp.part_bj TO stdout;
 COPY (SELECT id FROM hcp.t WHERE id <= 3) TO stdout;
 -- a COPY inside a function
 DO $$BEGIN EXECUTE 'COPY hcp.t TO ''/dev/null'''; END$$;
+-- a COPY of another dataset inside a function of an audited statement:
+-- that statement's audit row names both datasets
+CREATE FUNCTION hcp.copy_part() RETURNS integer LANGUAGE plpgsql AS
+	$$BEGIN EXECUTE 'COPY hcp.part_sh TO ''/dev/null'''; RETURN 1; END$$;
+SELECT hcp.copy_part(), count(*) FROM hcp.t;
 -- an operator role (row-level security applies: its COPY runs a query)
 SET SESSION AUTHORIZATION hcp_op;
 COPY hcp.t (id) TO stdout;

@@ -999,8 +999,15 @@ licdata_meter_operator_copy_begin(LicdataDataset *ds)
 {
 	MeterStmt  *ms;
 
-	if (IsParallelWorker() || !licdata_audit_operators || running != NULL)
+	if (IsParallelWorker() || !licdata_audit_operators)
 		return 0;
+	if (running != NULL)
+	{
+		/* inside an audited statement (a function it runs): one more dataset */
+		if (running->kind == KIND_OPERATOR)
+			stmt_add_use(running, ds->relid, NULL, ds);
+		return 0;
+	}
 	ms = stmt_new(NULL, KIND_OPERATOR);
 	stmt_add_use(ms, ds->relid, NULL, ds);
 	stmt_journal(ms, NULL, 0);
