@@ -21,6 +21,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -201,6 +202,37 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 	}
 	out->sqlerrcode = 0;
 	out->licence = chosen;
+}
+
+/* Fill d as a refusal (message already formatted, in palloc'd memory). */
+void
+licdata_decision_refusal(LicdataDecision *d, int sqlerrcode, char *message,
+						 const char *detail, const char *hint)
+{
+	memset(d, 0, sizeof(*d));
+	d->sqlerrcode = sqlerrcode;
+	d->message = message;
+	d->detail = detail ? pstrdup(detail) : NULL;
+	d->hint = hint ? pstrdup(hint) : NULL;
+}
+
+/*
+ * A hot standby serves no licensee statement that reaches a dataset: the
+ * usage and audit records it would make cannot reach the primary (this
+ * version has no records hand-off from standbys), so serving it would be
+ * serving it unmetered.  Refused at once (LD009), before any quota wait,
+ * and not metered (a record made here would never be moved either).
+ */
+void
+licdata_refuse_on_standby(void)
+{
+	if (!RecoveryInProgress())
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_LD_METERING_FAILED),
+			 errmsg("licensed datasets are not served to licensees on a standby server"),
+			 errdetail("This server is in recovery: the usage and audit records of the statement could not reach the primary, so it would be served unmetered."),
+			 errhint("Run the statement on the primary server; licensee access on standbys needs the hand-off of their records to the primary, which this version of licdata does not have.")));
 }
 
 void

@@ -15,6 +15,5 @@ extern void licdata_refuse_decision(LicdataDataset *ds, const LicdataDecision *d
 extern void licdata_refuse(LicdataDataset *ds, int64 licence_id, int sqlerrcode,
 						   const char *detail, const char *hint,
 						   const char *fmt,...) pg_attribute_printf(6, 7) pg_attribute_noreturn();
-extern void licdata_refuse_on_standby(void);
 
 #endif							/* LICDATA_DENIAL_H */

@@ -170,10 +170,10 @@ licdata_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 	}
 	PG_CATCH();
 	{
-		licdata_meter_note_error();
 		depth--;
 		queryDesc->dest = orig;
 		licdata_meter_unwrap_dest(queryDesc, wrapper);
+		licdata_meter_note_error();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -195,8 +195,8 @@ licdata_ExecutorFinish(QueryDesc *queryDesc)
 	}
 	PG_CATCH();
 	{
-		licdata_meter_note_error();
 		depth--;
+		licdata_meter_note_error();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -302,7 +302,6 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 	}
 	PG_CATCH();
 	{
-		licdata_meter_note_error();
 		if (IsA(stmt, ExplainStmt))
 			licdata_explain_depth--;
 		if (block)
@@ -310,6 +309,7 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 		licdata_records_writable = was_writable;
 		if (counting)
 			licdata_meter_fetch_done(counting, held_id);
+		licdata_meter_note_error();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

@@ -156,6 +156,9 @@ extern void licdata_decide(LicdataDataset *ds, const LicdataLicensee *who,
 						   const char *purpose, const char *consent_ref,
 						   TimestampTz now, LicdataDecision *out);
 extern void licdata_raise_decision(const LicdataDecision *d) pg_attribute_noreturn();
+extern void licdata_decision_refusal(LicdataDecision *d, int sqlerrcode, char *message,
+									 const char *detail, const char *hint);
+extern void licdata_refuse_on_standby(void);
 extern uint64 licdata_terms_fingerprint(const LicdataDataset *ds, const LicdataLicence *lic,
 										const char *purpose);
 

@@ -69,7 +69,6 @@
 #include "utils/portal.h"
 #include "utils/timestamp.h"
 
-#include "denial.h"
 #include "errcodes.h"
 #include "licdata.h"
 #include "meter.h"
@@ -354,6 +353,15 @@ effective_nested(const MeterStmt *ms, int64 nested_rows)
 
 static void sync_counts(MeterStmt *ms);
 
+/* A refusal found by the meter: its denial record, then the error. */
+static void meter_refuse(LicdataDataset *ds, const LicdataDecision *d, int64 licence_id) pg_attribute_noreturn();
+static void
+meter_refuse(LicdataDataset *ds, const LicdataDecision *d, int64 licence_id)
+{
+	licdata_meter_denial(ds, d, licence_id);
+	licdata_raise_decision(d);
+}
+
 /* ---- quotas ---- */
 
 /* The shared counter of a licence for today, or NULL when the table is full. */
@@ -440,7 +448,7 @@ quota_refuse(MeterStmt *ms, int64 licence_id, const char *what, int64 limit, boo
 		ms->rec->denied = 1;
 		licdata_raise_decision(&d);	/* audited by the statement's own record */
 	}
-	licdata_refuse_decision(ds, &d, licence_id);
+	meter_refuse(ds, &d, licence_id);
 }
 
 /* Take one query from each day quota at statement start. */
@@ -818,14 +826,19 @@ attach_uses(MeterStmt *ms, QueryDesc *qd, List *dss, const LicdataLicensee *who)
 
 		licdata_decide(ds, who, licdata_purpose, licdata_consent_ref, now, &d);
 		if (d.sqlerrcode != 0)
-			licdata_refuse_decision(ds, &d, 0);
+			meter_refuse(ds, &d, 0);
 		if (!licdata_plan_terms_match(qd->plannedstmt, ds->relid,
 									  licdata_terms_fingerprint(ds, d.licence, licdata_purpose)))
-			licdata_refuse(ds, d.licence->id, ERRCODE_LD_LICENCE_CHANGED,
-						   "The statement was prepared under terms (columns, rows, masks or purpose) that no longer hold.",
-						   "Run the statement again; it will be planned under the current terms.",
-						   "the terms of licence %lld for dataset %s changed after this statement was planned",
-						   (long long) d.licence->id, ds->name);
+		{
+			int64		id = d.licence->id;
+
+			licdata_decision_refusal(&d, ERRCODE_LD_LICENCE_CHANGED,
+									 psprintf("the terms of licence %lld for dataset %s changed after this statement was planned",
+											  (long long) id, ds->name),
+									 "The statement was prepared under terms (columns, rows, masks or purpose) that no longer hold.",
+									 "Run the statement again; it will be planned under the current terms.");
+			meter_refuse(ds, &d, id);
+		}
 		quota_start(ms, d.licence, ds);
 		stmt_add_use(ms, ds->relid, d.licence, ds);
 	}
@@ -850,10 +863,15 @@ adopt_orphan(NestedQuery *nq, bool *nested)
 		LicdataDataset *ds = licdata_dataset_for_rel(nq->datasets[i]);
 
 		if (ds == NULL || who == NULL)
-			licdata_refuse(NULL, 0, ERRCODE_LD_NO_LICENCE,
-						   "The cursor was opened under a licence that no longer applies.",
-						   "Close the cursor and run the query again.",
-						   "dataset %u is no longer served to this session", nq->datasets[i]);
+		{
+			LicdataDecision d;
+
+			licdata_decision_refusal(&d, ERRCODE_LD_NO_LICENCE,
+									 psprintf("dataset %u is no longer served to this session", nq->datasets[i]),
+									 "The cursor was opened under a licence that no longer applies.",
+									 "Close the cursor and run the query again.");
+			meter_refuse(NULL, &d, 0);
+		}
 		dss = lappend(dss, ds);
 	}
 	if (running != NULL && running->kind == KIND_LICENSEE)

@@ -51,7 +51,6 @@
 #include "errcodes.h"
 #include "denial.h"
 #include "licdata.h"
-#include "meter.h"
 #include "rewrite.h"
 
 /* Parsed row filters and masks, per relation, dropped with the policy. */
