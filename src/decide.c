@@ -25,6 +25,8 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
+#include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -231,6 +233,37 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 	out->licence = chosen;
 }
 
+/* Fill d as a refusal (message already formatted, in palloc'd memory). */
+void
+licdata_decision_refusal(LicdataDecision *d, int sqlerrcode, char *message,
+						 const char *detail, const char *hint)
+{
+	memset(d, 0, sizeof(*d));
+	d->sqlerrcode = sqlerrcode;
+	d->message = message;
+	d->detail = detail ? pstrdup(detail) : NULL;
+	d->hint = hint ? pstrdup(hint) : NULL;
+}
+
+/*
+ * A hot standby serves no licensee statement that reaches a dataset: the
+ * usage and audit records it would make cannot reach the primary (this
+ * version has no records hand-off from standbys), so serving it would be
+ * serving it unmetered.  Refused at once (LD009), before any quota wait,
+ * and not metered (a record made here would never be moved either).
+ */
+void
+licdata_refuse_on_standby(void)
+{
+	if (!RecoveryInProgress())
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_LD_METERING_FAILED),
+			 errmsg("licensed datasets are not served to licensees on a standby server"),
+			 errdetail("This server is in recovery: the usage and audit records of the statement could not reach the primary, so it would be served unmetered."),
+			 errhint("Run the statement on the primary server; licensee access on standbys needs the hand-off of their records to the primary, which this version of licdata does not have.")));
+}
+
 void
 licdata_raise_decision(const LicdataDecision *d)
 {
@@ -240,4 +273,50 @@ licdata_raise_decision(const LicdataDecision *d)
 			 d->detail ? errdetail_internal("%s", d->detail) : 0,
 			 d->hint ? errhint("%s", d->hint) : 0));
 	pg_unreachable();
+}
+
+/*
+ * A 64-bit fingerprint of the terms a licence serves a dataset under: the
+ * licence and its scope (columns, row filter, mode), the purpose, and every
+ * mask that could apply.  The rewrite computes it when it decides (rewrite.c)
+ * and the plan carries it (plantag.c); ExecutorStart computes it again from
+ * the current terms, and a plan built under other terms is refused (LD010).
+ */
+uint64
+licdata_terms_fingerprint(const LicdataDataset *ds, const LicdataLicence *lic,
+						  const char *purpose)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) &lic->id, sizeof(lic->id), 0x4C44);
+	ListCell   *lc;
+
+	if (purpose == NULL)
+		purpose = "";
+#define MIX(s) do { const char *s_ = (s) ? (s) : "\x01"; \
+		h = hash_combine64(h, hash_bytes_extended((const unsigned char *) s_, strlen(s_), 0x4C44)); } while (0)
+#define MIXINT(v) do { int64 v_ = (v); \
+		h = hash_combine64(h, hash_bytes_extended((const unsigned char *) &v_, sizeof(v_), 0x4C44)); } while (0)
+	MIX(purpose);
+	MIX(lic->row_filter);
+	MIXINT(list_length(lic->columns));
+	foreach(lc, lic->columns)
+		MIX((const char *) lfirst(lc));
+	MIXINT(lic->aggregate_mode);
+	MIXINT(lic->min_group_size);
+	foreach(lc, ds->masks)
+	{
+		const LicdataMask *m = lfirst(lc);
+
+		if (m->licence_id != 0 && m->licence_id != lic->id)
+			continue;
+		if (m->purpose && strcmp(m->purpose, purpose) != 0)
+			continue;
+		MIX(m->column_name);
+		MIX(m->method);
+		MIX(m->params);
+		MIXINT(m->licence_id);
+		MIX(m->purpose);
+	}
+#undef MIX
+#undef MIXINT
+	return h;
 }

@@ -37,5 +37,7 @@
 #define ERRCODE_LD_LICENCE_CHANGED		MAKE_SQLSTATE('L','D','0','1','0')
 /* LD011: licdata is not loaded or not set up, so it cannot decide */
 #define ERRCODE_LD_NOT_READY			MAKE_SQLSTATE('L','D','0','1','1')
+/* LD012: EXPLAIN of a statement that reads a dataset, in a licensee's session */
+#define ERRCODE_LD_EXPLAIN_REFUSED		MAKE_SQLSTATE('L','D','0','1','2')
 
 #endif							/* LICDATA_ERRCODES_H */

@@ -5,24 +5,30 @@
  *	  previous hook and calls it (or the standard function), and each does
  *	  nothing unless licdata is created in this database.
  *
- *	planner_hook			rewrite a licensee's query (rewrite.c) and tag
- *							the plan with the terms it was built under
- *	ExecutorStart_hook		re-check the licence, open the usage record
+ *	planner_hook			safe point: reload the policy if it changed;
+ *							rewrite a licensee's query (rewrite.c) and tag
+ *							the plan with the terms it decided (plantag.c)
+ *	ExecutorStart_hook		safe point; refuse EXPLAIN of a dataset for
+ *							licensees (utility.c); re-check the licence
+ *							and open the usage record (meter.c)
  *	ExecutorRun_hook		count rows sent (meter.c)
  *	ExecutorFinish_hook		nesting depth
  *	ExecutorEnd_hook		close the usage record
  *	ExecutorCheckPerms_hook	safety net: a licensee never reaches a dataset
- *							other than through a licence
- *	ProcessUtility_hook		COPY dataset TO -> COPY (SELECT ...) TO for
- *							licensees; DO / CALL blocks metered as one;
- *							FETCH from a held cursor counted; DDL that
- *							would change what licences serve refused
+ *							other than through a licence (denial.c)
+ *	ProcessUtility_hook		utility.c: COPY dataset TO -> COPY (SELECT ...)
+ *							TO for licensees, audit of operators' COPY TO,
+ *							DDL that would change what licences serve
+ *							refused, restores of the records let through,
+ *							EXPLAIN tracked; meter.c: DO / CALL blocks
+ *							metered as one, FETCH from a held cursor counted
  *	needs_fmgr_hook			SQL functions are not inlined in licensee
  *							sessions, so their queries are planned (and
  *							rewritten) on their own
  *
  * Nesting depth counts executor runs and metered utility blocks, restored
- * in PG_FINALLY so an error cannot leave it wrong.
+ * in PG_CATCH so an error cannot leave it wrong; there too the SQLSTATE of
+ * an error passing through is handed to the meter (the statement's outcome).
  *
  *-------------------------------------------------------------------------
  */
@@ -30,33 +36,23 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
-#include "commands/copy.h"
-#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
 #include "optimizer/planner.h"
-#include "parser/parsetree.h"
-#include "storage/lmgr.h"
 #include "tcop/utility.h"
-#include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-#include "miscadmin.h"
+#include "denial.h"
 #include "errcodes.h"
 #include "hooks.h"
 #include "licdata.h"
 #include "meter.h"
+#include "plantag.h"
 #include "rewrite.h"
-
-/* Tags in PlannedStmt->invalItems: never a real syscache id, so never matched. */
-#define TAG_DATASET		(-0x4C44)
-#define TAG_FINGERPRINT	(-0x4C45)
+#include "utility.h"
 
 static planner_hook_type prev_planner = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
@@ -82,81 +78,19 @@ acting(void)
 	return licdata_acting_licensee();
 }
 
-/*
- * A fingerprint of what a plan serves for a dataset: the licence and its
- * scope, the purpose, and every mask that could apply.  Plans carry it; the
- * executor compares it with the current terms.
- */
-static uint32
-fingerprint(LicdataDataset *ds, const LicdataLicence *lic)
-{
-	uint32		h = hash_bytes((const unsigned char *) &lic->id, sizeof(lic->id));
-	ListCell   *lc;
-	const char *purpose = licdata_purpose_for(licdata_acting_licensee());
-
-#define MIX(s) do { const char *s_ = (s) ? (s) : "\x01"; \
-		h = hash_combine(h, hash_bytes((const unsigned char *) s_, strlen(s_))); } while (0)
-	MIX(purpose);
-	MIX(lic->row_filter);
-	foreach(lc, lic->columns)
-		MIX((const char *) lfirst(lc));
-	h = hash_combine(h, (uint32) lic->aggregate_mode * 7919 + (uint32) lic->min_group_size);
-	foreach(lc, ds->masks)
-	{
-		const LicdataMask *m = lfirst(lc);
-
-		if (m->licence_id != 0 && m->licence_id != lic->id)
-			continue;
-		if (m->purpose && strcmp(m->purpose, purpose) != 0)
-			continue;
-		MIX(m->column_name);
-		MIX(m->method);
-		MIX(m->params);
-		h = hash_combine(h, (uint32) m->licence_id);
-		MIX(m->purpose);
-	}
-#undef MIX
-	return h;
-}
-
-bool
-licdata_plan_fingerprint_matches(PlannedStmt *ps, LicdataDataset *ds, const LicdataLicence *lic)
-{
-	ListCell   *lc;
-	bool		next_is_ours = false;
-
-	foreach(lc, ps->invalItems)
-	{
-		PlanInvalItem *item = lfirst(lc);
-
-		if (item->cacheId == TAG_DATASET)
-			next_is_ours = (item->hashValue == (uint32) ds->relid);
-		else if (item->cacheId == TAG_FINGERPRINT && next_is_ours)
-			return item->hashValue == fingerprint(ds, lic);
-	}
-	/* A plan that reads a dataset through a licence always carries a tag. */
-	return false;
-}
-
-static PlanInvalItem *
-tag(int id, uint32 value)
-{
-	PlanInvalItem *item = makeNode(PlanInvalItem);
-
-	item->cacheId = id;
-	item->hashValue = value;
-	return item;
-}
-
 static PlannedStmt *
 licdata_planner(Query *parse, const char *query_string, int cursorOptions,
 				ParamListInfo boundParams)
 {
-	const LicdataLicensee *who = acting();
+	const LicdataLicensee *who;
 	LicdataRewrite ctx;
 	bool		rewrote = false;
 	PlannedStmt *result;
 
+	/* A safe point: the policy is reloaded here if it changed. */
+	if (!licdata_policy_loading && IsTransactionState() && licdata_catalog() != NULL)
+		licdata_policy_refresh();
+	who = acting();
 	if (who)
 	{
 		memset(&ctx, 0, sizeof(ctx));
@@ -176,50 +110,13 @@ licdata_planner(Query *parse, const char *query_string, int cursorOptions,
 
 	if (rewrote)
 	{
-		ListCell   *lc;
-
 		/* Any catalog change invalidates the plan; so does a role change. */
 		result->relationOids = list_concat(result->relationOids, licdata_catalog_relids());
 		result->dependsOnRole = true;
-		foreach(lc, ctx.uses)
-		{
-			LicdataUse *u = lfirst(lc);
-			LicdataDataset *ds = licdata_dataset_for_rel(u->dataset);
-			LicdataLicence *lic = licdata_licence_by_id(u->licence_id);
-
-			if (ds == NULL || lic == NULL)
-				continue;
-			result->invalItems = lappend(result->invalItems, tag(TAG_DATASET, (uint32) ds->relid));
-			result->invalItems = lappend(result->invalItems, tag(TAG_FINGERPRINT, fingerprint(ds, lic)));
-		}
+		/* The terms as the rewrite decided them, not as they are now. */
+		licdata_plan_tag(result, ctx.uses);
 	}
 	return result;
-}
-
-void
-licdata_rewrite_note_use(LicdataRewrite *ctx, LicdataDataset *ds, const LicdataLicence *lic)
-{
-	ListCell   *lc;
-	LicdataUse *u;
-
-	foreach(lc, ctx->uses)
-	{
-		u = lfirst(lc);
-		if (u->dataset == ds->relid && u->licence_id == lic->id)
-			return;
-	}
-	u = palloc0(sizeof(LicdataUse));
-	u->dataset = ds->relid;
-	u->licence_id = lic->id;
-	u->aggregate = lic->aggregate_mode;
-	ctx->uses = lappend(ctx->uses, u);
-}
-
-void
-licdata_rewrite_refuse(LicdataRewrite *ctx, LicdataDataset *ds, const LicdataDecision *d)
-{
-	licdata_meter_denial(ds, d, d->licence ? d->licence->id : 0);
-	licdata_raise_decision(d);
 }
 
 static void
@@ -231,14 +128,26 @@ licdata_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	 */
 	bool		meter = !IsParallelWorker() && !licdata_policy_loading;
 
-	if (meter && acting() != NULL)
-		AcceptInvalidationMessages();
+	/* A safe point: the policy is reloaded here if it changed. */
 	if (meter && IsTransactionState() && licdata_catalog() != NULL)
-		licdata_meter_executor_start(queryDesc, eflags, depth);
-	if (prev_ExecutorStart)
-		prev_ExecutorStart(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
+		licdata_policy_refresh();
+	PG_TRY();
+	{
+		if (meter && licdata_explain_depth > 0 && IsTransactionState())
+			licdata_explain_check(queryDesc);
+		if (meter && IsTransactionState() && licdata_catalog() != NULL)
+			licdata_meter_executor_start(queryDesc, eflags, depth);
+		if (prev_ExecutorStart)
+			prev_ExecutorStart(queryDesc, eflags);
+		else
+			standard_ExecutorStart(queryDesc, eflags);
+	}
+	PG_CATCH();
+	{
+		licdata_meter_note_error();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 static void
@@ -259,13 +168,18 @@ licdata_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 		else
 			standard_ExecutorRun(queryDesc, direction, count, execute_once);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		depth--;
 		queryDesc->dest = orig;
 		licdata_meter_unwrap_dest(queryDesc, wrapper);
+		licdata_meter_note_error();
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	depth--;
+	queryDesc->dest = orig;
+	licdata_meter_unwrap_dest(queryDesc, wrapper);
 }
 
 static void
@@ -279,11 +193,14 @@ licdata_ExecutorFinish(QueryDesc *queryDesc)
 		else
 			standard_ExecutorFinish(queryDesc);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		depth--;
+		licdata_meter_note_error();
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	depth--;
 }
 
 static void
@@ -324,153 +241,15 @@ licdata_CheckPerms(List *rangeTable, bool ereport_on_violation)
 				continue;
 			if (!ereport_on_violation)
 				return false;
-			{
-				LicdataDecision d;
-
-				memset(&d, 0, sizeof(d));
-				d.sqlerrcode = ERRCODE_LD_NO_LICENCE;
-				d.message = psprintf("dataset %s was reached other than through a licence", ds->name);
-				d.detail = pstrdup("licdata could not apply the licence on this path, so it refuses the statement.");
-				d.hint = pstrdup("Query the dataset directly or through a view; report the statement to the operator.");
-				licdata_meter_denial(ds, &d, 0);
-				licdata_raise_decision(&d);
-			}
+			licdata_refuse(ds, 0, ERRCODE_LD_NO_LICENCE,
+						   "licdata could not apply the licence on this path, so it refuses the statement.",
+						   "Query the dataset directly or through a view; report the statement to the operator.",
+						   "dataset %s was reached other than through a licence", ds->name);
 		}
 	}
 	if (prev_CheckPerms)
 		return prev_CheckPerms(rangeTable, ereport_on_violation);
 	return true;
-}
-
-/* COPY dataset [(cols)] TO ... becomes COPY (SELECT cols FROM dataset) TO ... */
-static PlannedStmt *
-rewrite_copy(PlannedStmt *pstmt, bool readOnlyTree)
-{
-	CopyStmt   *cs = (CopyStmt *) pstmt->utilityStmt;
-	Oid			relid;
-	SelectStmt *sel;
-	List	   *targets = NIL;
-	ListCell   *lc;
-
-	if (cs->is_from || cs->relation == NULL || cs->query != NULL)
-		return pstmt;
-	relid = RangeVarGetRelid(cs->relation, NoLock, true);
-	if (!OidIsValid(relid) || licdata_dataset_for_rel(relid) == NULL)
-		return pstmt;
-	if (readOnlyTree)
-		pstmt = copyObject(pstmt);
-	cs = (CopyStmt *) pstmt->utilityStmt;
-
-	if (cs->attlist == NIL)
-	{
-		ColumnRef  *star = makeNode(ColumnRef);
-		ResTarget  *rt = makeNode(ResTarget);
-
-		star->fields = list_make1(makeNode(A_Star));
-		star->location = -1;
-		rt->val = (Node *) star;
-		rt->location = -1;
-		targets = list_make1(rt);
-	}
-	else
-	{
-		foreach(lc, cs->attlist)
-		{
-			ColumnRef  *cr = makeNode(ColumnRef);
-			ResTarget  *rt = makeNode(ResTarget);
-
-			cr->fields = list_make1(makeString(pstrdup(strVal(lfirst(lc)))));
-			cr->location = -1;
-			rt->val = (Node *) cr;
-			rt->location = -1;
-			targets = lappend(targets, rt);
-		}
-	}
-	sel = makeNode(SelectStmt);
-	sel->targetList = targets;
-	sel->fromClause = list_make1(cs->relation);
-	cs->query = (Node *) sel;
-	cs->relation = NULL;
-	cs->attlist = NIL;
-	return pstmt;
-}
-
-/*
- * DDL that would silently change what a licence serves is refused while a
- * table is published: masks, licences and row filters name columns, so a
- * renamed column would come out unmasked and a retyped one would no longer
- * fit its mask.  (Dropping a column or the table is allowed: a dropped
- * column is simply gone, and a dropped table is unpublished by the
- * licdata_table_dropped event trigger.)
- */
-static void
-refuse_dataset_ddl(Node *stmt)
-{
-	LicdataDataset *ds = NULL;
-	const char *what = NULL;
-
-	if (IsA(stmt, RenameStmt))
-	{
-		RenameStmt *rs = (RenameStmt *) stmt;
-
-		if (rs->renameType == OBJECT_COLUMN && rs->relation)
-		{
-			Oid			relid = RangeVarGetRelid(rs->relation, NoLock, true);
-
-			if (OidIsValid(relid))
-				ds = licdata_dataset_for_rel(relid);
-			what = "rename a column of";
-		}
-	}
-	else if (IsA(stmt, AlterTableStmt))
-	{
-		AlterTableStmt *at = (AlterTableStmt *) stmt;
-		ListCell   *lc;
-
-		foreach(lc, at->cmds)
-		{
-			AlterTableCmd *cmd = lfirst(lc);
-
-			if (cmd->subtype == AT_AlterColumnType)
-			{
-				Oid			relid = RangeVarGetRelid(at->relation, NoLock, true);
-
-				if (OidIsValid(relid))
-					ds = licdata_dataset_for_rel(relid);
-				what = "change a column type of";
-				break;
-			}
-		}
-	}
-	if (ds)
-		ereport(ERROR,
-				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("cannot %s published dataset %s", what, ds->name),
-				 errdetail("Licences, masks and row filters of the dataset name its columns; the change would alter what licensees are served."),
-				 errhint("Revoke its licences and unpublish it with licdata.unpublish first, or publish a new table.")));
-}
-
-/* Is this COPY FROM filling one of licdata's record tables (a restore)? */
-static bool
-is_records_restore(Node *stmt)
-{
-	CopyStmt   *cs;
-	const LicdataCatalog *c;
-	Oid			relid;
-
-	if (!IsA(stmt, CopyStmt))
-		return false;
-	cs = (CopyStmt *) stmt;
-	if (!cs->is_from || cs->relation == NULL || !superuser())
-		return false;
-	c = licdata_catalog();
-	if (c == NULL)
-		return false;
-	relid = RangeVarGetRelid(cs->relation, NoLock, true);
-	return OidIsValid(relid) && get_rel_namespace(relid) == c->schema &&
-		(strcmp(get_rel_name(relid), "usage") == 0 ||
-		 strcmp(get_rel_name(relid), "audit_log") == 0 ||
-		 strcmp(get_rel_name(relid), "audit_checkpoints") == 0);
 }
 
 static void
@@ -482,22 +261,25 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 	void	   *block = NULL;
 	DestReceiver *counting = NULL;
 	uint64		held_id = 0;
+	uint64		copy_audit = 0;
 	bool		restore = false;
 	bool		was_writable = licdata_records_writable;
 
 	if (IsA(stmt, CopyStmt) && acting() != NULL)
-		pstmt = rewrite_copy(pstmt, readOnlyTree);
+		pstmt = licdata_utility_copy_for_licensee(pstmt, readOnlyTree);
 	if ((IsA(stmt, RenameStmt) || IsA(stmt, AlterTableStmt)) &&
 		IsTransactionState() && licdata_catalog() != NULL)
-		refuse_dataset_ddl(stmt);
+		licdata_utility_refuse_dataset_ddl(stmt);
 	/*
 	 * pg_restore COPYs the record tables back: a superuser's COPY FROM into
 	 * them is let through their write guard (verify_audit checks the chain).
 	 */
-	if (IsTransactionState() && is_records_restore(stmt))
+	if (IsTransactionState() && licdata_utility_is_records_restore(stmt))
 		restore = true;
 	if ((IsA(stmt, DoStmt) || IsA(stmt, CallStmt)) && acting() != NULL)
 		block = licdata_meter_block_begin();
+	if (IsA(stmt, CopyStmt) && IsTransactionState() && !licdata_policy_loading)
+		copy_audit = licdata_utility_copy_audit_begin(stmt);
 
 	if (IsA(stmt, FetchStmt))
 		counting = licdata_meter_fetch_dest(stmt, dest, &held_id);
@@ -507,6 +289,8 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 		depth++;
 	if (restore)
 		licdata_records_writable = true;
+	if (IsA(stmt, ExplainStmt))
+		licdata_explain_depth++;
 	PG_TRY();
 	{
 		if (prev_ProcessUtility)
@@ -516,15 +300,27 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 									queryEnv, dest, qc);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		if (IsA(stmt, ExplainStmt))
+			licdata_explain_depth--;
 		if (block)
 			depth--;
 		licdata_records_writable = was_writable;
 		if (counting)
 			licdata_meter_fetch_done(counting, held_id);
+		licdata_meter_note_error();
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (IsA(stmt, ExplainStmt))
+		licdata_explain_depth--;
+	if (block)
+		depth--;
+	licdata_records_writable = was_writable;
+	if (counting)
+		licdata_meter_fetch_done(counting, held_id);
+	licdata_utility_copy_audit_end(copy_audit, qc);
 	if (block)
 		licdata_meter_block_end(block);
 	/* ALTER EXTENSION licdata UPDATE: every backend re-reads the version */

@@ -7,9 +7,13 @@
  *	licdata.c		_PG_init: preload check, GUCs, each module's init, hooks last
  *	guc.c			every GUC
  *	hooks.c			hook entry points; dispatch only
+ *	utility.c		utility statements: COPY, DDL refusal, restores, EXPLAIN
+ *	denial.c		refusing a licensee's statement: metered, then raised
  *	catalog.c		is licdata installed in this database, OIDs of its objects
  *	policy.c		backend-local cache of datasets, licensees, licences, masks
- *	decide.c		licence decisions (pure: they return a decision)
+ *	decide.c		licence decisions (pure: they return a decision), the
+ *					fingerprint of the terms a licence serves under
+ *	plantag.c		the terms a plan was built under, carried in the plan
  *	rewrite.c		the query-tree change that serves a dataset through a licence
  *	expr.c			parsing and checking row filters and mask expressions
  *	aggregate.c		aggregate-only licences: shape checks and group gate
@@ -139,6 +143,7 @@ typedef struct LicdataLicensee
 extern uint64 licdata_policy_generation;
 extern bool licdata_policy_loading;
 extern void licdata_policy_init(void);
+extern void licdata_policy_refresh(void);
 extern LicdataDataset *licdata_dataset_for_rel(Oid relid);
 extern bool licdata_any_datasets(void);
 extern const LicdataLicensee *licdata_licensee_for_role(Oid roleid);
@@ -165,6 +170,11 @@ extern void licdata_decide(LicdataDataset *ds, const LicdataLicensee *who,
 						   const char *purpose, const char *consent_ref,
 						   TimestampTz now, LicdataDecision *out);
 extern void licdata_raise_decision(const LicdataDecision *d) pg_attribute_noreturn();
+extern void licdata_decision_refusal(LicdataDecision *d, int sqlerrcode, char *message,
+									 const char *detail, const char *hint);
+extern void licdata_refuse_on_standby(void);
+extern uint64 licdata_terms_fingerprint(const LicdataDataset *ds, const LicdataLicence *lic,
+										const char *purpose);
 
 /* visibility.c: licensees' privileges follow licence validity (worker) */
 extern void licdata_privileges_sweep(void);

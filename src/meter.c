@@ -72,6 +72,7 @@
 #include "errcodes.h"
 #include "licdata.h"
 #include "meter.h"
+#include "plantag.h"
 #include "rewrite.h"
 #include "shmem.h"
 
@@ -150,8 +151,7 @@ static List *nested_queries = NIL;	/* NestedQuery * */
 static List *run_stack = NIL;	/* RunFrame * */
 static uint64 next_stmt_id = 1;
 static bool exit_registered = false;
-static char last_sqlstate[6] = "";
-static emit_log_hook_type prev_emit_log_hook = NULL;
+static char last_sqlstate[6] = "";	/* of the last error seen passing */
 
 static void held_cleanup(Portal portal);
 
@@ -353,6 +353,15 @@ effective_nested(const MeterStmt *ms, int64 nested_rows)
 
 static void sync_counts(MeterStmt *ms);
 
+/* A refusal found by the meter: its denial record, then the error. */
+static void meter_refuse(LicdataDataset *ds, const LicdataDecision *d, int64 licence_id) pg_attribute_noreturn();
+static void
+meter_refuse(LicdataDataset *ds, const LicdataDecision *d, int64 licence_id)
+{
+	licdata_meter_denial(ds, d, licence_id);
+	licdata_raise_decision(d);
+}
+
 /* ---- quotas ---- */
 
 /* The shared counter of a licence for today, or NULL when the table is full. */
@@ -393,12 +402,16 @@ wait_quota_ready(void)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (waited >= 30000)
+		{
+			char	   *home = licdata_home_database();
+
 			ereport(ERROR,
 					(errcode(ERRCODE_LD_NOT_READY),
 					 errmsg("quota counters are not ready"),
 					 errdetail("The licdata background worker has not yet rebuilt today's quota counters from the usage table."),
-					 errhint("Check that the licdata worker is running in database \"%s\" and retry.",
-							 licdata_database[0] ? licdata_database : "pg_licdata/database")));
+					 home ? errhint("Check that the licdata worker is running in database \"%s\" and retry.", home)
+					 : errhint("Set licdata.database to the database licdata serves, reload, and retry.")));
+		}
 		pg_usleep(10000L);
 		waited += 10;
 	}
@@ -433,10 +446,9 @@ quota_refuse(MeterStmt *ms, int64 licence_id, const char *what, int64 limit, boo
 		memcpy(ms->rec->sqlstate, ms->deny_sqlstate, 5);
 		pg_write_barrier();
 		ms->rec->denied = 1;
+		licdata_raise_decision(&d);	/* audited by the statement's own record */
 	}
-	else
-		licdata_meter_denial(ds, &d, licence_id);
-	licdata_raise_decision(&d);
+	meter_refuse(ds, &d, licence_id);
 }
 
 /* Take one query from each day quota at statement start. */
@@ -805,6 +817,8 @@ attach_uses(MeterStmt *ms, QueryDesc *qd, List *dss, const LicdataLicensee *who)
 	TimestampTz now = GetCurrentTimestamp();
 	ListCell   *lc;
 
+	if (dss != NIL)
+		licdata_refuse_on_standby();
 	foreach(lc, dss)
 	{
 		LicdataDataset *ds = lfirst(lc);
@@ -812,22 +826,18 @@ attach_uses(MeterStmt *ms, QueryDesc *qd, List *dss, const LicdataLicensee *who)
 
 		licdata_decide(ds, who, licdata_purpose_for(who), licdata_consent_ref_for(who), now, &d);
 		if (d.sqlerrcode != 0)
+			meter_refuse(ds, &d, 0);
+		if (!licdata_plan_terms_match(qd->plannedstmt, ds->relid,
+									  licdata_terms_fingerprint(ds, d.licence, licdata_purpose_for(who))))
 		{
-			licdata_meter_denial(ds, &d, 0);
-			licdata_raise_decision(&d);
-		}
-		if (!licdata_plan_fingerprint_matches(qd->plannedstmt, ds, d.licence))
-		{
-			LicdataDecision changed;
+			int64		id = d.licence->id;
 
-			memset(&changed, 0, sizeof(changed));
-			changed.sqlerrcode = ERRCODE_LD_LICENCE_CHANGED;
-			changed.message = psprintf("the terms of licence %lld for dataset %s changed after this statement was planned",
-									   (long long) d.licence->id, ds->name);
-			changed.detail = pstrdup("The statement was prepared under terms (columns, rows, masks or purpose) that no longer hold.");
-			changed.hint = pstrdup("Run the statement again; it will be planned under the current terms.");
-			licdata_meter_denial(ds, &changed, d.licence->id);
-			licdata_raise_decision(&changed);
+			licdata_decision_refusal(&d, ERRCODE_LD_LICENCE_CHANGED,
+									 psprintf("the terms of licence %lld for dataset %s changed after this statement was planned",
+											  (long long) id, ds->name),
+									 "The statement was prepared under terms (columns, rows, masks or purpose) that no longer hold.",
+									 "Run the statement again; it will be planned under the current terms.");
+			meter_refuse(ds, &d, id);
 		}
 		quota_start(ms, d.licence, ds);
 		stmt_add_use(ms, ds->relid, d.licence, ds);
@@ -856,13 +866,11 @@ adopt_orphan(NestedQuery *nq, bool *nested)
 		{
 			LicdataDecision d;
 
-			memset(&d, 0, sizeof(d));
-			d.sqlerrcode = ERRCODE_LD_NO_LICENCE;
-			d.message = psprintf("dataset %u is no longer served to this session", nq->datasets[i]);
-			d.detail = pstrdup("The cursor was opened under a licence that no longer applies.");
-			d.hint = pstrdup("Close the cursor and run the query again.");
-			licdata_meter_denial(NULL, &d, 0);
-			licdata_raise_decision(&d);
+			licdata_decision_refusal(&d, ERRCODE_LD_NO_LICENCE,
+									 psprintf("dataset %u is no longer served to this session", nq->datasets[i]),
+									 "The cursor was opened under a licence that no longer applies.",
+									 "Close the cursor and run the query again.");
+			meter_refuse(NULL, &d, 0);
 		}
 		dss = lappend(dss, ds);
 	}
@@ -992,6 +1000,48 @@ licdata_meter_block_end(void *block)
 	if (ms == NULL)
 		return;
 	stmt_close(ms, OUTCOME_OK, NULL);
+	if (open_stmts == NIL)
+		last_sqlstate[0] = '\0';	/* an error caught inside it is past */
+}
+
+/*
+ * An operator's (or superuser's) COPY dataset TO: COPY of a table reads it
+ * without the executor when row-level security does not apply, so it is
+ * audited here, as one statement around the whole COPY; it is the running
+ * statement meanwhile, so a COPY that row-level security turns into a query
+ * is not audited twice.  Returns a token for licdata_meter_operator_copy_end,
+ * or 0 when not audited.
+ */
+uint64
+licdata_meter_operator_copy_begin(LicdataDataset *ds)
+{
+	MeterStmt  *ms;
+
+	if (IsParallelWorker() || !licdata_audit_operators)
+		return 0;
+	if (running != NULL)
+	{
+		/* inside an audited statement (a function it runs): one more dataset */
+		if (running->kind == KIND_OPERATOR)
+			stmt_add_use(running, ds->relid, NULL, ds);
+		return 0;
+	}
+	ms = stmt_new(NULL, KIND_OPERATOR);
+	stmt_add_use(ms, ds->relid, NULL, ds);
+	stmt_journal(ms, NULL, 0);
+	running = ms;
+	return ms->id;
+}
+
+void
+licdata_meter_operator_copy_end(uint64 id, uint64 rows)
+{
+	MeterStmt  *ms = stmt_by_id(id);
+
+	if (ms == NULL)
+		return;
+	ms->rows = (int64) rows;
+	stmt_close(ms, OUTCOME_OK, NULL);
 }
 
 /*
@@ -1058,6 +1108,8 @@ licdata_meter_executor_end(QueryDesc *qd)
 				(errmsg("licdata: %lld group(s) smaller than the licence's minimum group size were suppressed",
 						(long long) licdata_aggregate_suppressed)));
 	stmt_close(ms, OUTCOME_OK, NULL);
+	if (open_stmts == NIL)
+		last_sqlstate[0] = '\0';	/* an error caught inside it is past */
 }
 
 /* ---- counting rows ---- */
@@ -1387,13 +1439,22 @@ meter_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	 */
 }
 
-static void
-meter_emit_log(ErrorData *edata)
+/*
+ * An error is passing through one of licdata's hook wrappers (hooks.c, in
+ * PG_CATCH, before re-throwing): remember its SQLSTATE for the outcome of
+ * the statements the abort closes.  Taken here, where the error passes, and
+ * not from the server log (emit_log_hook sees no ERROR when
+ * log_min_messages is above it, and never one caught by PL/pgSQL).
+ */
+void
+licdata_meter_note_error(void)
 {
-	if (edata->elevel >= ERROR)
-		memcpy(last_sqlstate, unpack_sql_state(edata->sqlerrcode), 6);
-	if (prev_emit_log_hook)
-		prev_emit_log_hook(edata);
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	ErrorData  *edata = CopyErrorData();
+
+	MemoryContextSwitchTo(old);
+	memcpy(last_sqlstate, unpack_sql_state(edata->sqlerrcode), 6);
+	FreeErrorData(edata);
 }
 
 void
@@ -1401,6 +1462,4 @@ licdata_meter_init(void)
 {
 	RegisterXactCallback(meter_xact_callback, NULL);
 	RegisterSubXactCallback(meter_subxact_callback, NULL);
-	prev_emit_log_hook = emit_log_hook;
-	emit_log_hook = meter_emit_log;
 }

@@ -150,10 +150,9 @@ extern void licdata_meter_fetch_done(DestReceiver *counting, uint64 id);
 extern void licdata_meter_lookup(LicdataDataset *ds, const LicdataLicence *lic);
 extern void *licdata_meter_block_begin(void);
 extern void licdata_meter_block_end(void *block);
-
-/* hooks.c: the plan's record of the terms it was built under */
-extern bool licdata_plan_fingerprint_matches(PlannedStmt *ps, LicdataDataset *ds,
-											 const LicdataLicence *lic);
+extern void licdata_meter_note_error(void);
+extern uint64 licdata_meter_operator_copy_begin(LicdataDataset *ds);
+extern void licdata_meter_operator_copy_end(uint64 id, uint64 rows);
 
 /* worker.c */
 extern void licdata_worker_register(void);

@@ -13,9 +13,24 @@
  * next statement), and the acting-licensee answer is dropped when role
  * membership changes.
  *
- * licdata_policy_generation counts drops; a plan remembers the generation
- * it was built under, so the executor can tell a plan built under terms
- * that no longer hold.
+ * Rules that keep it right under concurrency (the way relcache does it):
+ *	- It is loaded under a snapshot taken for the load (the latest one), never
+ *	  the caller's: in REPEATABLE READ and SERIALIZABLE the caller's snapshot
+ *	  is the transaction's, and a licence suspended since would be cached as
+ *	  active -- for later transactions too, once its invalidation is consumed.
+ *	- The invalidation callbacks only set flags and bump a counter; they never
+ *	  free memory.  The counter is bumped unconditionally, also while a load
+ *	  is running (a load takes locks, and locks absorb invalidations): a load
+ *	  that saw the counter move loads again.
+ *	- A load never frees the cache it replaces: that one is retired and freed
+ *	  at the end of the transaction, so a caller that holds a dataset or
+ *	  licence pointer across a call that can reload keeps valid memory.
+ *	- The hook layer reloads at its safe points (the start of the planner
+ *	  hook and of ExecutorStart, after accepting invalidations); a statement
+ *	  keeps the values it decided (rewrite.h LicdataUse), not cache pointers.
+ *
+ * licdata_policy_generation counts loads and drops: caches derived from this
+ * one (parsed row filters and masks, rewrite.c) are dropped when it moves.
  *
  *-------------------------------------------------------------------------
  */
@@ -39,6 +54,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "errcodes.h"
@@ -48,7 +64,11 @@ uint64		licdata_policy_generation = 1;
 bool		licdata_policy_loading = false;
 
 static MemoryContext policy_cxt = NULL;
+static List *retired_cxts = NIL;	/* replaced caches, freed at transaction end */
+static MemoryContext relmap_cxt = NULL;	/* relmap_hash, rebuilt when stale */
 static bool policy_valid = false;
+static bool relmap_stale = false;
+static uint64 policy_inval_count = 0;	/* bumped by every relevant invalidation */
 static HTAB *dataset_hash = NULL;	/* relid -> DatasetEntry */
 static HTAB *relmap_hash = NULL;	/* any relid -> dataset relid or InvalidOid */
 static HTAB *licensee_hash = NULL;	/* roleid -> LicdataLicensee */
@@ -78,9 +98,14 @@ policy_invalidate(void)
 {
 	policy_valid = false;
 	acting_valid = false;
+	policy_inval_count++;
 	licdata_policy_generation++;
 }
 
+/*
+ * Relcache invalidation: set flags, free nothing (see the file header).
+ * Runs wherever invalidations are accepted, a load in progress included.
+ */
 static void
 policy_relcache_callback(Datum arg, Oid relid)
 {
@@ -89,17 +114,12 @@ policy_relcache_callback(Datum arg, Oid relid)
 	if (relid == InvalidOid)
 	{
 		policy_invalidate();
+		relmap_stale = true;
 		return;
 	}
-	if (!policy_valid)
-		return;
 	/* A change to a dataset's table (e.g. a new partition) redoes the map. */
-	if (dataset_hash && hash_search(dataset_hash, &relid, HASH_FIND, NULL))
-	{
-		if (relmap_hash)
-			hash_destroy(relmap_hash);
-		relmap_hash = NULL;
-	}
+	if (dataset_hash == NULL || hash_search(dataset_hash, &relid, HASH_FIND, NULL))
+		relmap_stale = true;
 	/*
 	 * Don't look up the catalog here (no catalog access in callbacks); the
 	 * catalog module keeps its OIDs until told otherwise.
@@ -108,6 +128,30 @@ policy_relcache_callback(Datum arg, Oid relid)
 	if (c == NULL || relid == c->datasets || relid == c->licensees ||
 		relid == c->licences || relid == c->masks || relid == c->authorities)
 		policy_invalidate();
+}
+
+/* Free the caches replaced during the transaction (nobody holds them now). */
+static void
+policy_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			while (retired_cxts != NIL)
+			{
+				MemoryContext cxt = linitial(retired_cxts);
+
+				retired_cxts = list_delete_first(retired_cxts);
+				MemoryContextDelete(cxt);
+			}
+			break;
+		default:
+			break;
+	}
 }
 
 static void
@@ -122,6 +166,7 @@ licdata_policy_init(void)
 	CacheRegisterRelcacheCallback(policy_relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, policy_role_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, policy_role_callback, (Datum) 0);
+	RegisterXactCallback(policy_xact_callback, NULL);
 }
 
 static char *
@@ -168,29 +213,35 @@ run_query(const char *sql)
 }
 
 /*
- * Load the whole catalog into policy_cxt.  Runs as the bootstrap superuser
- * with a restricted security context and a pinned search_path.
+ * Load the whole catalog into a new policy_cxt, retiring the old one.  Runs
+ * as the bootstrap superuser with a restricted security context, under a
+ * snapshot of its own (see the file header).
  */
 static void
-policy_load(void)
+policy_load_once(void)
 {
 	Oid			save_userid;
 	int			save_sec;
 	MemoryContext oldcxt;
 	HASHCTL		ctl;
+	Snapshot	snap;
 
-	if (policy_cxt == NULL)
-		policy_cxt = AllocSetContextCreate(CacheMemoryContext, "licdata policy cache",
-										   ALLOCSET_DEFAULT_SIZES);
-
-	/* Drop the old cache before loading the new one. */
-	MemoryContextReset(policy_cxt);
+	if (policy_cxt != NULL)
+	{
+		oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+		retired_cxts = lappend(retired_cxts, policy_cxt);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	policy_cxt = AllocSetContextCreate(CacheMemoryContext, "licdata policy cache",
+									   ALLOCSET_DEFAULT_SIZES);
 	dataset_hash = NULL;
-	relmap_hash = NULL;
+	relmap_stale = true;
 	licensee_hash = NULL;
 	licensee_list = NIL;
 	licence_list = NIL;
 	acting_valid = false;
+	acting = NULL;
+	licdata_policy_generation++;
 
 	oldcxt = MemoryContextSwitchTo(policy_cxt);
 	memset(&ctl, 0, sizeof(ctl));
@@ -201,6 +252,14 @@ policy_load(void)
 	ctl.entrysize = sizeof(LicdataLicensee);
 	licensee_hash = hash_create("licdata licensees", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	MemoryContextSwitchTo(oldcxt);
+
+	/*
+	 * The catalog as committed now.  (A parallel leader cannot take a new
+	 * snapshot; it keeps the statement's, taken after the safe point that
+	 * accepted invalidations.)
+	 */
+	snap = IsInParallelMode() ? GetActiveSnapshot() : GetLatestSnapshot();
+	PushActiveSnapshot(snap);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
@@ -370,15 +429,48 @@ loaded:
 		SetUserIdAndSecContext(save_userid, save_sec);
 	}
 	PG_END_TRY();
+	/* (on an error, the transaction's abort pops what was pushed) */
+	PopActiveSnapshot();
+}
 
-	policy_valid = true;
+/*
+ * Load until no invalidation arrived during the load.  After a few tries
+ * under a stream of changes the last load serves this call and the cache
+ * stays marked invalid, so the next call loads again.
+ */
+static void
+policy_load(void)
+{
+	for (int attempt = 0; attempt < 4; attempt++)
+	{
+		uint64		seen = policy_inval_count;
+
+		policy_load_once();
+		if (policy_inval_count == seen)
+		{
+			policy_valid = true;
+			return;
+		}
+	}
 }
 
 static void
 policy_ensure(void)
 {
-	if (!policy_valid)
+	if (!policy_valid || dataset_hash == NULL)
 		policy_load();
+}
+
+/*
+ * A safe point (the start of the planner hook and of ExecutorStart): take
+ * in the invalidations that arrived since the last statement and reload the
+ * cache if they touched it.
+ */
+void
+licdata_policy_refresh(void)
+{
+	AcceptInvalidationMessages();
+	policy_ensure();
 }
 
 bool
@@ -407,14 +499,24 @@ licdata_dataset_for_rel(Oid relid)
 	if (e)
 		return e->ds;
 
-	if (relmap_hash == NULL)
+	/*
+	 * The map is rebuilt when stale; no pointer into it outlives this
+	 * function, and the callbacks below (has_superclass, table_open accept
+	 * invalidations) only mark it stale, so it stays valid here.
+	 */
+	if (relmap_hash == NULL || relmap_stale)
 	{
 		HASHCTL		ctl;
 
+		if (relmap_cxt == NULL)
+			relmap_cxt = AllocSetContextCreate(CacheMemoryContext, "licdata relation map",
+											   ALLOCSET_SMALL_SIZES);
+		MemoryContextReset(relmap_cxt);
+		relmap_stale = false;
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(Oid);
 		ctl.entrysize = sizeof(RelmapEntry);
-		ctl.hcxt = policy_cxt;
+		ctl.hcxt = relmap_cxt;
 		relmap_hash = hash_create("licdata relation map", 64, &ctl,
 								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}

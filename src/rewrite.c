@@ -52,6 +52,7 @@
 #include "utils/rel.h"
 
 #include "errcodes.h"
+#include "denial.h"
 #include "licdata.h"
 #include "rewrite.h"
 
@@ -166,6 +167,9 @@ wrap_rte(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds, LicdataRew
 	char	   *bad_col = NULL;
 	bool		bad_whole = false;
 	ListCell   *lc;
+
+	/* A standby cannot meter (fail closed, before anything else). */
+	licdata_refuse_on_standby();
 
 	/* Licences never allow writing or locking a dataset. */
 	if ((int) rti == q->resultRelation ||
@@ -321,6 +325,38 @@ wrap_rte(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds, LicdataRew
 	q->hasRowSecurity = q->hasRowSecurity || sub->hasRowSecurity;
 
 	licdata_rewrite_note_use(ctx, ds, lic);
+}
+
+/*
+ * Record that the statement uses licence lic on dataset ds, with the
+ * fingerprint of the terms just applied (the plan is tagged with it).
+ */
+void
+licdata_rewrite_note_use(LicdataRewrite *ctx, LicdataDataset *ds, const LicdataLicence *lic)
+{
+	ListCell   *lc;
+	LicdataUse *u;
+	uint64		fp = licdata_terms_fingerprint(ds, lic, ctx->purpose);
+
+	foreach(lc, ctx->uses)
+	{
+		u = lfirst(lc);
+		if (u->dataset == ds->relid && u->licence_id == lic->id && u->fingerprint == fp)
+			return;
+	}
+	u = palloc0(sizeof(LicdataUse));
+	u->dataset = ds->relid;
+	u->licence_id = lic->id;
+	u->aggregate = lic->aggregate_mode;
+	u->fingerprint = fp;
+	ctx->uses = lappend(ctx->uses, u);
+}
+
+/* Refuse the statement: a denial record, then the error (denial.c). */
+void
+licdata_rewrite_refuse(LicdataRewrite *ctx, LicdataDataset *ds, const LicdataDecision *d)
+{
+	licdata_refuse_decision(ds, d, d->licence ? d->licence->id : 0);
 }
 
 static void rewrite_query(Query *q, LicdataRewrite *ctx);

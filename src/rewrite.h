@@ -11,12 +11,18 @@
 
 #include "licdata.h"
 
-/* One licence a statement uses, on one dataset. */
+/*
+ * One licence a statement uses, on one dataset: values decided once, in the
+ * rewrite, never pointers into the policy cache (which may be reloaded
+ * before the statement runs).  The fingerprint is of the terms the rewrite
+ * applied (licdata_terms_fingerprint), computed when it decided.
+ */
 typedef struct LicdataUse
 {
 	Oid			dataset;
 	int64		licence_id;
 	bool		aggregate;
+	uint64		fingerprint;
 } LicdataUse;
 
 typedef struct LicdataRewrite

@@ -25,6 +25,7 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
+#include "denial.h"
 #include "errcodes.h"
 #include "licdata.h"
 #include "meter.h"
@@ -106,12 +107,10 @@ licdata_token(PG_FUNCTION_ARGS)
 				 errmsg("column \"%s\" of dataset %s does not exist", col, ds->name),
 				 errhint("Name a column of the dataset.")));
 
+	licdata_refuse_on_standby();
 	licdata_decide(ds, who, licdata_purpose_for(who), licdata_consent_ref_for(who), GetCurrentTimestamp(), &d);
 	if (d.sqlerrcode != 0)
-	{
-		licdata_meter_denial(ds, &d, 0);
-		licdata_raise_decision(&d);
-	}
+		licdata_refuse_decision(ds, &d, 0);
 	covered = (d.licence->columns == NIL);
 	foreach(lc, d.licence->columns)
 	{
@@ -128,8 +127,7 @@ licdata_token(PG_FUNCTION_ARGS)
 							  col, ds->name, (long long) d.licence->id);
 		cd.detail = pstrdup("The licence covers only some of the dataset's columns.");
 		cd.hint = pstrdup("Ask for tokens of licensed columns only (see licdata.my_licences).");
-		licdata_meter_denial(ds, &cd, d.licence->id);
-		licdata_raise_decision(&cd);
+		licdata_refuse_decision(ds, &cd, d.licence->id);
 	}
 	licdata_meter_lookup(ds, d.licence);
 

@@ -201,6 +201,9 @@ is( $node_a->safe_psql('postgres', 'SELECT count(*) FROM licdata.masks'),
 	'6', 'A: six masks over the three precedence levels');
 isnt($catalog_a->{usage}, '', 'A: the licensee\'s queries left usage records');
 
+# A's audit chain as dumped (the dump's own reads are audited after it).
+my $verify_a = $node_a->safe_psql('postgres', 'SELECT ok, records_checked FROM licdata.verify_audit()');
+
 # ---------------------------------------------------------------------------
 # Dump
 # ---------------------------------------------------------------------------
@@ -213,6 +216,13 @@ $node_a->command_ok(
 $node_a->command_ok(
 	[ 'pg_dumpall', '--roles-only', '-f', $roles, '-d', $node_a->connstr('postgres') ],
 	'pg_dumpall --roles-only on A');
+$node_a->safe_psql('postgres', 'SELECT licdata.flush()');
+is( $node_a->safe_psql(
+		'postgres',
+		q{SELECT string_agg(DISTINCT dataset_names[1], ' ') FROM licdata.audit_log
+		   WHERE kind = 'operator' AND statement ~ '^COPY .* TO stdout'}),
+	'pd.firms pd.people',
+	'A: pg_dump\'s reads of the published tables are audited');
 
 # ---------------------------------------------------------------------------
 # Node B: A's master key before the first start, then roles, then the dump
@@ -263,8 +273,7 @@ is($catalog_b->{audit_log}, $catalog_a->{audit_log}, 'B: the audit records came 
 is($catalog_b->{sequences}, $catalog_a->{sequences}, 'B: licdata\'s sequences continue where A\'s were');
 is( $node_b->safe_psql(
 		'postgres', 'SELECT ok, records_checked FROM licdata.verify_audit()'),
-	$node_a->safe_psql(
-		'postgres', 'SELECT ok, records_checked FROM licdata.verify_audit()'),
+	$verify_a,
 	'B: the restored audit chain verifies, with as many records as on A');
 isnt(
 	$node_b->safe_psql('postgres', q{SELECT 'dr_bank'::regrole::oid}),
@@ -335,8 +344,7 @@ for my $t (sort keys %catalog_sql)
 }
 is( $node_b->safe_psql(
 		'postgres', 'SELECT ok, records_checked FROM licdata.verify_audit()'),
-	$node_a->safe_psql(
-		'postgres', 'SELECT ok, records_checked FROM licdata.verify_audit()'),
+	$verify_a,
 	'B, three-step restore: the audit chain verifies, with as many records as on A');
 my $view_b2 = licensee_view($node_b, 'dr_analyst');
 is($view_b2->{credit}, $view_a->{credit}, 'B, three-step restore: the licensee is served as on A');

@@ -1,0 +1,18 @@
+/*-------------------------------------------------------------------------
+ *
+ * plantag.h
+ *	  The terms a plan was built under, carried in the plan (plantag.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LICDATA_PLANTAG_H
+#define LICDATA_PLANTAG_H
+
+#include "nodes/plannodes.h"
+
+#include "rewrite.h"
+
+extern void licdata_plan_tag(PlannedStmt *ps, List *uses);
+extern bool licdata_plan_terms_match(PlannedStmt *ps, Oid dataset, uint64 fingerprint);
+
+#endif							/* LICDATA_PLANTAG_H */

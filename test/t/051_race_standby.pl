@@ -1,0 +1,108 @@
+# test/t/051_race_standby.pl -- a hot standby serves licensees nothing, fast.
+#
+# A standby's usage and audit records cannot reach the primary's tables (this
+# version has no records hand-off from standbys), so a licensee statement
+# served there would be served unmetered -- which is what the old code did
+# -- and a licence with a day quota made it wait 30 s for quota counters no
+# worker would build.  Now, on a server in recovery, a licensee statement
+# that reaches a dataset (directly, through a view or a function) and
+# licdata.token() are refused at once with LD009 and a hint that names the
+# missing records hand-off.  Statements that reach no dataset, and operators'
+# reads, are served as before; after promotion licensees are served again.
+#
+# Run by test/run-tests.sh (suite "tap") with prove, from the top of the tree.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+my $conf = "shared_preload_libraries = 'licdata'\n"
+  . "licdata.database = 'postgres'\n"
+  . "licdata.flush_interval = '100ms'\n";
+
+my $primary = PostgreSQL::Test::Cluster->new('sb_primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', $conf);
+$primary->start;
+$primary->safe_psql(
+	'postgres', q{
+CREATE EXTENSION licdata;
+CREATE ROLE sb_bank NOLOGIN;
+CREATE ROLE sb_user LOGIN IN ROLE sb_bank;
+CREATE SCHEMA pd;
+GRANT USAGE ON SCHEMA pd TO sb_user;
+CREATE TABLE pd.people (id integer PRIMARY KEY, code text, region text);
+INSERT INTO pd.people SELECT g, 'C' || g, CASE WHEN g % 2 = 0 THEN 'bj' ELSE 'sh' END
+  FROM generate_series(1, 20) g;
+CREATE VIEW pd.people_v AS SELECT id, region FROM pd.people;
+GRANT SELECT ON pd.people_v TO sb_user;
+CREATE FUNCTION pd.n() RETURNS bigint LANGUAGE plpgsql AS
+	$$DECLARE c bigint; BEGIN SELECT count(*) INTO c FROM pd.people; RETURN c; END$$;
+SELECT licdata.publish('pd.people');
+SELECT licdata.register_licensee('sb_bank', 'Standby Bank');
+SELECT licdata.grant_licence('sb_bank', 'pd.people', ARRAY['research'], row_filter => 'region = ''bj''');
+SELECT licdata.grant_licence('sb_bank', 'pd.people', ARRAY['quota'], max_queries_per_day => 100);
+SELECT licdata.set_mask('pd.people', 'code', 'pseudonym', '{"length": 8}');
+});
+
+# A licensee statement on NODE: (exit code, stdout, stderr, seconds).
+sub as_licensee
+{
+	my ($node, $purpose, $sql) = @_;
+	my ($out, $err);
+	my $t0 = time;
+	my $rc = $node->psql(
+		'postgres', "\\set VERBOSITY verbose\nSET licdata.purpose = '$purpose';\n$sql",
+		extra_params => [ '-U', 'sb_user' ],
+		stdout => \$out,
+		stderr => \$err,
+		on_error_stop => 1);
+	return ($rc, $out, $err, time - $t0);
+}
+
+my ($rc, $out, $err, $secs) = as_licensee($primary, 'research', 'SELECT count(*) FROM pd.people');
+is($out, '10', 'the primary serves the licensee its licensed rows');
+
+$primary->backup('b');
+my $standby = PostgreSQL::Test::Cluster->new('sb_standby');
+$standby->init_from_backup($primary, 'b', has_streaming => 1);
+$standby->append_conf('postgresql.conf', "hot_standby = on\n");
+$standby->start;
+$primary->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'the standby is in recovery');
+
+my @cases = (
+	[ 'research', 'SELECT count(*) FROM pd.people', 'a direct read' ],
+	[ 'research', 'SELECT count(*) FROM pd.people_v', 'a read through a view' ],
+	[ 'research', 'SELECT pd.n()', 'a read in a function' ],
+	[ 'research', 'DECLARE c CURSOR WITH HOLD FOR SELECT id FROM pd.people; FETCH 1 FROM c', 'a cursor' ],
+	[ 'quota', 'SELECT count(*) FROM pd.people', 'a licence with a day quota' ],
+	[ 'research', q{SELECT licdata.token('pd.people', 'code', 'C2')}, 'licdata.token()' ],);
+foreach my $c (@cases)
+{
+	my ($purpose, $sql, $what) = @$c;
+	($rc, $out, $err, $secs) = as_licensee($standby, $purpose, $sql);
+	isnt($rc, 0, "standby: $what is refused");
+	like($err, qr/ERROR:  LD009: licensed datasets are not served to licensees on a standby server/,
+		"standby: $what: LD009");
+	like($err, qr/HINT:  .*hand-off of their records to the primary/, "standby: $what: the hint names the missing records hand-off");
+	is($out // '', '', "standby: $what: no row served");
+	cmp_ok($secs, '<', 10, "standby: $what: refused at once (${\ sprintf('%.1f', $secs)} s)");
+}
+
+($rc, $out, $err) = as_licensee($standby, 'research', 'SELECT 1 + 1');
+is($out, '2', 'standby: a licensee statement that reaches no dataset is served');
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM pd.people'), '20', 'standby: an operator reads the dataset');
+
+# Promoted, it is a primary: licensees are served (and metered) again.
+$standby->promote;
+$standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 'promotion';
+($rc, $out, $err) = as_licensee($standby, 'research', 'SELECT count(*) FROM pd.people');
+is($out, '10', 'promoted: the licensee is served again');
+
+$standby->stop;
+$primary->stop;
+done_testing();
