@@ -71,7 +71,8 @@ COMMENT ON TABLE licdata.licensees IS 'Roles that act as licensees; members of s
 CREATE TABLE licdata.licences (
 	id					bigserial PRIMARY KEY,
 	licensee			regrole NOT NULL REFERENCES licdata.licensees (licensee),
-	dataset				regclass NOT NULL REFERENCES licdata.datasets (dataset),
+	-- NULL for a data product's licence (then 'product' is set, see 70_products.sql)
+	dataset				regclass REFERENCES licdata.datasets (dataset),
 	purposes			text[] NOT NULL CHECK (cardinality(purposes) > 0),
 	columns				name[],
 	row_filter			text,
@@ -91,7 +92,11 @@ CREATE TABLE licdata.licences (
 	status_changed_at	timestamptz,
 	authority			text,
 	document			jsonb,
-	signature			text
+	signature			text,
+	-- data products (70_products.sql): the product a product licence is for,
+	-- and its day quota of calls; price_per_query is then the price per call
+	product				regprocedure,
+	max_calls_per_day	bigint CHECK (max_calls_per_day > 0)
 );
 CREATE INDEX licences_licensee_dataset ON licdata.licences (licensee, dataset);
 COMMENT ON TABLE licdata.licences IS 'Licences: which licensee may use which dataset, for which purposes, how, until when';
