@@ -118,12 +118,19 @@ typedef struct CallState
 	PGFunction	real;			/* the function's own entry point */
 	bool		checked;		/* the function's safety was checked */
 	Oid			owner;
+	bool		secdef;			/* SECURITY DEFINER: fmgr switches the user */
 	int			saved_depth;	/* CALL_FOREIGN: product depth before it */
+	bool		switched;		/* CALL_FOREIGN: user switched back to the caller */
+	Oid			saved_user;
+	int			saved_sec;
 	FunctionCallInfo fcinfo;	/* for the audit of the arguments */
 } CallState;
 
 /* Handed from FHET_START to product_call, which runs right after it. */
 static CallState *pending = NULL;
+
+/* The user that called the product now running (the licensee's role). */
+static Oid	product_caller = InvalidOid;
 
 /* > 0 while a licensee's EXPLAIN ANALYZE runs */
 static int	explain_analyze = 0;
@@ -525,6 +532,7 @@ product_call(PG_FUNCTION_ARGS)
 	SetUserIdAndSecContext(st->owner,
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	licdata_product_depth = 1;
+	product_caller = save_userid;
 	PG_TRY();
 	{
 		result = st->real(fcinfo);
@@ -598,6 +606,7 @@ call_state(FmgrInfo *flinfo, Datum *arg)
 	if (HeapTupleIsValid(tup))
 	{
 		owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+		st->secdef = ((Form_pg_proc) GETSTRUCT(tup))->prosecdef;
 		ReleaseSysCache(tup);
 	}
 	if (!OidIsValid(owner) || !licdata_role_is_operator(owner))
@@ -624,8 +633,21 @@ licdata_product_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 		}
 		else if (st->kind == CALL_FOREIGN)
 		{
-			/* licensee code never runs with raw access */
+			/*
+			 * Licensee code never runs with raw access, nor as the
+			 * product's owner: reached from inside a product, it runs with
+			 * the depth reset and as the role that called the product
+			 * (unless it is SECURITY DEFINER: fmgr has switched to its
+			 * owner then).
+			 */
 			st->saved_depth = licdata_product_depth;
+			st->switched = false;
+			if (licdata_product_depth > 0 && !st->secdef && OidIsValid(product_caller))
+			{
+				GetUserIdAndSecContext(&st->saved_user, &st->saved_sec);
+				SetUserIdAndSecContext(product_caller, st->saved_sec | SECURITY_LOCAL_USERID_CHANGE);
+				st->switched = true;
+			}
 			licdata_product_depth = 0;
 		}
 		return;
@@ -633,7 +655,12 @@ licdata_product_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 	/* FHET_END, FHET_ABORT */
 	st = (CallState *) DatumGetPointer(*arg);
 	if (st && st->kind == CALL_FOREIGN)
+	{
 		licdata_product_depth = st->saved_depth;
+		if (st->switched)
+			SetUserIdAndSecContext(st->saved_user, st->saved_sec);
+		st->switched = false;
+	}
 }
 
 /* ---- EXPLAIN ANALYZE (dispatched from hooks.c's utility hook) ---- */
