@@ -61,6 +61,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
 #include "nodes/parsenodes.h"
@@ -388,7 +389,9 @@ product_unsafe(Product *p, Oid *owner)
 	return why;
 }
 
-/* The call's arguments as SQL literals, for the audit. */
+/* The call's arguments as SQL literals, for the audit (at most about 4 kB). */
+#define ARGS_TEXT_MAX 4000
+
 static const char *
 call_args_text(void *arg)
 {
@@ -401,6 +404,9 @@ call_args_text(void *arg)
 	for (int i = 0; i < fcinfo->nargs; i++)
 	{
 		Oid			type = get_fn_expr_argtype(fcinfo->flinfo, i);
+
+		if (buf.len > ARGS_TEXT_MAX)
+			break;
 
 		if (i > 0)
 			appendStringInfoString(&buf, ", ");
@@ -418,7 +424,17 @@ call_args_text(void *arg)
 								   quote_literal_cstr(OidOutputFunctionCall(out, fcinfo->args[i].value)));
 		}
 	}
-	appendStringInfoChar(&buf, ')');
+	if (buf.len > ARGS_TEXT_MAX)
+	{
+		/* a batch of 20,000 codes: its start, and how long it was */
+		int			len = buf.len;
+
+		buf.len = pg_mbcliplen(buf.data, buf.len, ARGS_TEXT_MAX);
+		buf.data[buf.len] = '\0';
+		appendStringInfo(&buf, "... (%d bytes of arguments)", len);
+	}
+	else
+		appendStringInfoChar(&buf, ')');
 	return buf.data;
 }
 

@@ -11,6 +11,8 @@
 #   1. credit: bank_a checks three loan applicants; then six refused statements
 #   2. statistics: the bureau counts enterprises above the reporting thresholds
 #   3. operator: flush, invoices, usage, the audit trail of denials, verify_audit()
+#   4. data products: the bank's credit check and the bureau's threshold verification,
+#      called per applicant / once per register, with their usage rows and invoice lines
 #
 # Environment: LICDATA_DEMO_SCALE (default 1) is the scale of test/data/generate.sql.
 # Exit status: 0 if every step gave what it should (successes succeeded, every
@@ -124,5 +126,13 @@ as_operator operator_stats_check.sql || fail "the bureau's figures do not match 
 # ---------------------------------------------------------------------------
 heading "3. OPERATOR: metering, billing, audit"
 as_operator operator_report.sql || fail "the operator's report failed"
+
+# ---------------------------------------------------------------------------
+heading "4. DATA PRODUCTS: a credit check and a threshold verification, licensed and metered per call
+   the licensees call the operator's functions by name; inside them the data is read as published"
+as_operator operator_products.sql || fail "the operator could not publish the products"
+as_role bank_a_analyst credit_assessment bank_products.sql || fail "bank_a's product calls failed"
+as_role stats_bureau statistics stats_products.sql || fail "the bureau's product call failed"
+as_operator operator_products_report.sql || fail "the product usage does not check out"
 
 heading "Demo complete in $(elapsed): every allowed step succeeded, every refusal had its expected SQLSTATE."
