@@ -117,7 +117,7 @@ BEGIN
 	PERFORM licdata._not_null(price_per_row, 'price_per_row', true);
 	PERFORM licdata._not_null(hide_errors, 'hide_errors', true);
 	SELECT p.prokind, p.proowner, p.provolatile, p.proparallel, p.proconfig, p.proargtypes,
-		   l.lanname INTO f
+		   p.prorettype, l.lanname INTO f
 	  FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = fn;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'function % does not exist', fn
@@ -154,6 +154,12 @@ BEGIN
 					  HINT = 'Use built-in types or types an operator owns.';
 		END IF;
 	END LOOP;
+	IF f.prorettype = 'refcursor'::regtype THEN
+		RAISE EXCEPTION 'cannot publish % as a product: it returns a cursor', fn
+			USING ERRCODE = 'invalid_function_definition',
+				  DETAIL = 'Rows fetched from a cursor after the call would be neither the product''s result nor metered.',
+				  HINT = 'Return the rows (RETURNS TABLE or SETOF) instead.';
+	END IF;
 	IF NOT (price_per_call >= 0 AND price_per_call < 'Infinity' AND price_per_row >= 0 AND price_per_row < 'Infinity') THEN
 		RAISE EXCEPTION 'prices must be zero or a positive amount'
 			USING ERRCODE = 'invalid_parameter_value',

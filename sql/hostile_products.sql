@@ -66,6 +66,17 @@ CREATE FUNCTION hostile_t.band(idn text) RETURNS text
 -- mistake): the licensee writes that function
 CREATE FUNCTION hostile_t.with_callback(idn text) RETURNS text
 	LANGUAGE plpgsql AS $$ BEGIN RETURN hostile_own.callback(idn); END $$;
+-- opens a cursor named by its caller and leaves it open (the author's mistake)
+CREATE FUNCTION hostile_t.opens(c text) RETURNS integer
+	LANGUAGE plpgsql AS $$
+DECLARE
+	r refcursor := c;
+BEGIN
+	OPEN r FOR SELECT name, salary FROM hostile_t.people ORDER BY id_number;
+	RETURN 1;
+END $$;
+CREATE FUNCTION hostile_t.returns_cursor() RETURNS refcursor
+	LANGUAGE plpgsql AS $$ DECLARE r refcursor; BEGIN OPEN r FOR SELECT salary FROM hostile_t.people; RETURN r; END $$;
 GRANT USAGE ON SCHEMA hostile_t TO hostile_analyst;
 
 SET client_min_messages = warning;
@@ -75,11 +86,14 @@ SELECT licdata.publish_product('hostile_t.fragile(text)');
 SELECT licdata.publish_product('hostile_t.fragile_open(text)', hide_errors => false);
 SELECT licdata.publish_product('hostile_t.band(text)');
 SELECT licdata.publish_product('hostile_t.with_callback(text)');
+SELECT licdata.publish_product('hostile_t.opens(text)');
 RESET client_min_messages;
+-- a product may not return a cursor
+SELECT licdata.publish_product('hostile_t.returns_cursor()');
 SELECT licdata.grant_product_licence('hostile_bank', p, ARRAY['credit_assessment'], max_calls_per_day => 40)
   FROM unnest(ARRAY['hostile_t.eligible(text)', 'hostile_t.months(text)', 'hostile_t.fragile(text)',
 					'hostile_t.fragile_open(text)', 'hostile_t.band(text)',
-					'hostile_t.with_callback(text)']::regprocedure[]) p;
+					'hostile_t.with_callback(text)', 'hostile_t.opens(text)']::regprocedure[]) p;
 
 SET SESSION AUTHORIZATION hostile_analyst;
 SET licdata.purpose = 'credit_assessment';
@@ -191,6 +205,11 @@ SET ROLE postgres;
 -- 24: reading the catalog of products and the records: refused
 SELECT count(*) FROM licdata.products;
 SELECT count(*) FROM licdata.usage;
+-- 25: a cursor the product's body opened and left open: not readable after the call
+BEGIN;
+SELECT hostile_t.opens('leak');
+FETCH ALL FROM leak;
+ROLLBACK;
 RESET SESSION AUTHORIZATION;
 
 SELECT licdata.flush();

@@ -36,7 +36,7 @@ SELECT licdata.publish_product('prod_t.check_person(text)', 'point check', price
 SELECT licdata.publish_product('prod_t.above(numeric)', 'batch', price_per_call => 10, price_per_row => 0.01);
 SELECT licdata.publish_product('prod_t.months_of(text)');
 SELECT p.oid::regprocedure, p.proconfig, p.provolatile, p.proparallel
-  FROM pg_proc p WHERE p.pronamespace = 'prod_t'::regnamespace ORDER BY 1::text;
+  FROM pg_proc p WHERE p.pronamespace = 'prod_t'::regnamespace ORDER BY p.oid::regprocedure::text;
 SELECT product, description, price_per_call, price_per_row, hide_errors, search_path
   FROM licdata.products WHERE product::text LIKE 'prod\_t.%' ORDER BY product::text;
 

@@ -63,6 +63,7 @@
 /* Tags in PlannedStmt->invalItems: never a real syscache id, so never matched. */
 #define TAG_DATASET		(-0x4C44)
 #define TAG_FINGERPRINT	(-0x4C45)
+#define TAG_PRODUCT		(-0x4C46)	/* planned inside a data product's body */
 
 static planner_hook_type prev_planner = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
@@ -200,7 +201,10 @@ licdata_planner(Query *parse, const char *query_string, int cursorOptions,
 	 * product, nor a licensee's rewritten plan inside it.
 	 */
 	if (licdata_product_depth > 0)
+	{
 		result->dependsOnRole = true;
+		result->invalItems = lappend(result->invalItems, tag(TAG_PRODUCT, 1));
+	}
 
 	if (rewrote)
 	{
@@ -269,12 +273,40 @@ licdata_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		standard_ExecutorStart(queryDesc, eflags);
 }
 
+/*
+ * A plan made inside a data product's body reads datasets as published: it
+ * runs only inside a product.  Outside one (a cursor the body opened and the
+ * licensee FETCHes from after the call) it is refused.
+ */
+static void
+refuse_product_plan_outside(QueryDesc *queryDesc)
+{
+	ListCell   *lc;
+
+	if (licdata_product_depth > 0 || queryDesc->plannedstmt == NULL)
+		return;
+	foreach(lc, queryDesc->plannedstmt->invalItems)
+	{
+		PlanInvalItem *item = lfirst(lc);
+
+		if (item->cacheId == TAG_PRODUCT && session_licensee() != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_LD_NO_LICENCE),
+					 errmsg("a query of a data product's body cannot run outside the product"),
+					 errdetail("It reads datasets as published; only the product's own call may run it (a cursor the product opened cannot be read after the call)."),
+					 errhint("Use the product's result.")));
+	}
+}
+
 static void
 licdata_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 					bool execute_once)
 {
 	DestReceiver *orig = queryDesc->dest;
-	DestReceiver *wrapper = (licdata_policy_loading || IsParallelWorker()) ? NULL :
+	DestReceiver *wrapper;
+
+	refuse_product_plan_outside(queryDesc);
+	wrapper = (licdata_policy_loading || IsParallelWorker()) ? NULL :
 		licdata_meter_wrap_dest(queryDesc, orig);
 
 	if (wrapper)
