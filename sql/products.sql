@@ -136,6 +136,18 @@ DECLARE c CURSOR FOR SELECT * FROM prod_t.above(1095);
 FETCH 2 FROM c;
 CLOSE c;
 COMMIT;
+-- a session that asks for parallel plans: the body is planned without them
+-- (a parallel worker would not know it serves a product)
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SET licdata.consent_ref = 'P-04b parallel';
+SELECT count(*) FROM prod_t.above(0);
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
 -- the day quota of calls: 5 for the point check, 3 used above
 SET licdata.purpose = 'credit_assessment';
 SET licdata.consent_ref = 'P-05 quota';

@@ -24,8 +24,9 @@
  *	   raised (the hooks then read datasets as published and audit the
  *	   reads with the call), in a security-restricted operation (no SET
  *	   ROLE, no temporary objects, no held cursors: the body cannot leave
- *	   state behind in the licensee's session), messages below ERROR not
- *	   sent to the client, and a set result materialised;
+ *	   state behind in the licensee's session), no parallel plans (a worker
+ *	   would not know it serves a product), messages below ERROR not sent
+ *	   to the client, and a set result materialised;
  *	5. count the rows returned (1 for a scalar call, the tuplestore's rows
  *	   for a set), and, with the product's hide_errors, replace any error
  *	   raised inside by a generic one (the original goes to the server log
@@ -542,6 +543,12 @@ product_call(PG_FUNCTION_ARGS)
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	gucnest = NewGUCNestLevel();
+	/*
+	 * No parallel plan inside the body: a worker would not know it runs for
+	 * a product (and would refuse the read as the licensee's).
+	 */
+	(void) set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	if (p->hide_errors)
 		(void) set_config_option("client_min_messages", "error", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);

@@ -30,6 +30,13 @@
 # The flusher is paused during the runs and the journal thrown away after
 # each (as in point_lookup.sh): the TPS is the cost of the call itself.
 # The machine is noisy: only ratios of runs made back to back mean anything.
+#
+# Then (when valgrind is installed) the same three cases counted with
+# callgrind, which is repeatable: one `postgres --single` session per case
+# runs a prologue (the licensee case: SET SESSION AUTHORIZATION bank_a,
+# purpose bench; 5 warm-up calls) and N = 200 calls as simple statements
+# SELECT pd.check_salary(<id>); the prologue alone is subtracted:
+#     instructions per call = (Ir(prologue + N) - Ir(prologue)) / N
 set -euo pipefail
 
 SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
@@ -108,3 +115,34 @@ done
 echo "== median product/plain $(bench_median "${R_PROD[@]}") (range $(bench_min "${R_PROD[@]}")-$(bench_max "${R_PROD[@]}")),"
 echo "   median operator/plain $(bench_median "${R_OPER[@]}") (range $(bench_min "${R_OPER[@]}")-$(bench_max "${R_OPER[@]}"))"
 echo "== machine after: $(bench_machine)"
+
+if command -v valgrind >/dev/null 2>&1; then
+	pg_ctl -D "$LD_CLUSTER_DIR/data" -m fast -w -t 60 stop >/dev/null
+	# cg_input CASE N: the statements of one session
+	cg_input()
+	{
+		if [ "$1" = product ]; then
+			echo "SET SESSION AUTHORIZATION bank_a;"
+			echo "SET licdata.purpose = 'bench';"
+		fi
+		for i in $(seq 1 5); do echo "SELECT pd.check_salary($i);"; done
+		for i in $(seq 1 "$2"); do echo "SELECT pd.check_salary($((i * 37 % BENCH_ROWS + 1)));"; done
+	}
+	# cg CASE N: instructions of one single-user session
+	cg()
+	{
+		local opts=() f=$BENCH_DIR/cg_$1_$2
+		[ "$1" = plain ] && opts=(-c "shared_preload_libraries=")
+		cg_input "$1" "$2" >"$f.sql"
+		valgrind --tool=callgrind --callgrind-out-file="$f.out" --dump-instr=no \
+			postgres --single -D "$LD_CLUSTER_DIR/data" "${opts[@]}" -c log_min_messages=warning \
+			"$BENCH_DB" <"$f.sql" >"$f.log" 2>&1 || { tail -n 5 "$f.log" >&2; echo 0; return; }
+		sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$f.log" | tail -n1
+	}
+	declare -A IR
+	for c in plain operator product; do
+		IR[$c]=$((($(cg "$c" 200) - $(cg "$c" 0)) / 200))
+	done
+	echo "== callgrind, instructions per call (simple protocol, 200 calls):"
+	echo "   plain ${IR[plain]}  operator ${IR[operator]} ($(bench_ratio "${IR[operator]}" "${IR[plain]}") x plain)  product ${IR[product]} ($(bench_ratio "${IR[product]}" "${IR[plain]}") x plain)"
+fi
