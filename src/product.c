@@ -320,6 +320,7 @@ product_load(void)
 	PG_CATCH();
 	{
 		cache_valid = false;
+		SetUserIdAndSecContext(save_userid, save_sec);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -469,6 +470,7 @@ static Datum
 product_call(PG_FUNCTION_ARGS)
 {
 	CallState  *st = pending;
+	const LicdataLicensee *who;
 	Product    *p;
 	LicdataDecision d;
 	ProductLicence *pl;
@@ -500,9 +502,13 @@ product_call(PG_FUNCTION_ARGS)
 		licdata_meter_product_denial(st->fn, &d, 0);
 		licdata_raise_decision(&d);
 	}
-	p->fn = st->fn;
-	licdata_decide(&p->ds, licdata_acting_licensee(), licdata_purpose, licdata_consent_ref,
-				   GetCurrentTimestamp(), &d);
+	who = licdata_acting_licensee();
+	if (who == NULL)
+		return st->real(fcinfo);	/* no longer a licensee (the catalog changed
+									 * since the call site was set up): the
+									 * function runs as any function, with the
+									 * caller's rights */
+	licdata_decide(&p->ds, who, licdata_purpose, licdata_consent_ref, GetCurrentTimestamp(), &d);
 	if (d.sqlerrcode != 0)
 		refuse(p, &d, d.licence ? d.licence->id : 0);
 	pl = (ProductLicence *) d.licence;
