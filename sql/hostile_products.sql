@@ -66,6 +66,8 @@ CREATE FUNCTION hostile_t.band(idn text) RETURNS text
 -- mistake): the licensee writes that function
 CREATE FUNCTION hostile_t.with_callback(idn text) RETURNS text
 	LANGUAGE plpgsql AS $$ BEGIN RETURN hostile_own.callback(idn); END $$;
+CREATE FUNCTION hostile_t.with_callback_definer(idn text) RETURNS text
+	LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN RETURN hostile_own.callback(idn); END $$;
 -- opens a cursor named by its caller and leaves it open (the author's mistake)
 CREATE FUNCTION hostile_t.opens(c text) RETURNS integer
 	LANGUAGE plpgsql AS $$
@@ -86,6 +88,7 @@ SELECT licdata.publish_product('hostile_t.fragile(text)');
 SELECT licdata.publish_product('hostile_t.fragile_open(text)', hide_errors => false);
 SELECT licdata.publish_product('hostile_t.band(text)');
 SELECT licdata.publish_product('hostile_t.with_callback(text)');
+SELECT licdata.publish_product('hostile_t.with_callback_definer(text)');
 SELECT licdata.publish_product('hostile_t.opens(text)');
 RESET client_min_messages;
 -- a product may not return a cursor
@@ -93,7 +96,8 @@ SELECT licdata.publish_product('hostile_t.returns_cursor()');
 SELECT licdata.grant_product_licence('hostile_bank', p, ARRAY['credit_assessment'], max_calls_per_day => 40)
   FROM unnest(ARRAY['hostile_t.eligible(text)', 'hostile_t.months(text)', 'hostile_t.fragile(text)',
 					'hostile_t.fragile_open(text)', 'hostile_t.band(text)',
-					'hostile_t.with_callback(text)', 'hostile_t.opens(text)']::regprocedure[]) p;
+					'hostile_t.with_callback(text)', 'hostile_t.opens(text)',
+					'hostile_t.with_callback_definer(text)']::regprocedure[]) p;
 
 SET SESSION AUTHORIZATION hostile_analyst;
 SET licdata.purpose = 'credit_assessment';
@@ -182,6 +186,8 @@ SELECT hostile_t.with_callback('H030');
 CREATE OR REPLACE FUNCTION hostile_own.callback(idn text) RETURNS text
 	LANGUAGE plpgsql AS $$ BEGIN RETURN 'runs as ' || current_user; END $$;
 SELECT hostile_t.with_callback('H030');
+-- ... also when the product is SECURITY DEFINER
+SELECT hostile_t.with_callback_definer('H030');
 -- 18: the product next to the dataset in one statement: the dataset is still refused
 SELECT hostile_t.eligible(p.id_number) FROM hostile_t.people p;
 -- 19: a prepared statement: each execution is a call, metered

@@ -561,7 +561,11 @@ product_call(PG_FUNCTION_ARGS)
 	SetUserIdAndSecContext(st->owner,
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	licdata_product_depth = 1;
-	product_caller = save_userid;
+	/*
+	 * The licensee's role: the outer user (SET ROLE's), which fmgr's switch
+	 * for a SECURITY DEFINER product does not change.
+	 */
+	product_caller = GetOuterUserId();
 	PG_TRY();
 	{
 		result = st->real(fcinfo);
