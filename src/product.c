@@ -51,6 +51,7 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
@@ -627,8 +628,12 @@ call_state(FmgrInfo *flinfo, Datum *arg)
 	st->fn = flinfo->fn_oid;
 	st->kind = CALL_PLAIN;
 	*arg = PointerGetDatum(st);
-	if (!IsTransactionState() || licdata_policy_loading || licdata_catalog() == NULL ||
-		licdata_acting_licensee() == NULL)
+	/*
+	 * Products are PARALLEL UNSAFE, so a parallel worker never calls one
+	 * (and no product depth is ever raised in a worker).
+	 */
+	if (IsParallelWorker() || !IsTransactionState() || licdata_policy_loading ||
+		licdata_catalog() == NULL || licdata_acting_licensee() == NULL)
 		return st;
 	if (product_lookup(st->fn) != NULL)
 	{
