@@ -74,7 +74,8 @@ COMMENT ON TABLE licdata.licensees IS 'Roles that act as licensees; members of s
 CREATE TABLE licdata.licences (
 	id					bigserial PRIMARY KEY,
 	licensee			regrole NOT NULL REFERENCES licdata.licensees (licensee),
-	dataset				regclass NOT NULL REFERENCES licdata.datasets (dataset),
+	-- NULL for a data product's licence (then 'product' is set, see 70_products.sql)
+	dataset				regclass REFERENCES licdata.datasets (dataset),
 	purposes			text[] NOT NULL CHECK (cardinality(purposes) > 0),
 	columns				name[],
 	row_filter			text,
@@ -95,6 +96,10 @@ CREATE TABLE licdata.licences (
 	authority			text,
 	document			jsonb,
 	signature			text,
+	-- data products (70_products.sql): the product a product licence is for,
+	-- and its day quota of calls; price_per_query is then the price per call
+	product				regprocedure,
+	max_calls_per_day	bigint CHECK (max_calls_per_day > 0),
 	-- 'null': columns outside the licence are served as NULL of their type
 	-- instead of refusing the query (LD003), so SELECT * and BI previews work.
 	unlicensed_columns	text NOT NULL DEFAULT 'refuse' CHECK (unlicensed_columns IN ('refuse', 'null'))

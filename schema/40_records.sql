@@ -32,7 +32,9 @@ CREATE TABLE licdata.usage (
 	mode				text NOT NULL DEFAULT 'rows',
 	amount				numeric NOT NULL,
 	journal_ref			text NOT NULL,
-	UNIQUE (journal_ref, licence_id, dataset)
+	UNIQUE (journal_ref, licence_id, dataset),
+	-- data products (70_products.sql): calls of the product in the statement
+	calls				bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX usage_licensee_at ON licdata.usage (licensee, at);
 CREATE INDEX usage_licence_at ON licdata.usage (licence_id, at);

@@ -35,6 +35,13 @@
 #include "errcodes.h"
 #include "licdata.h"
 
+/*
+ * A data product (product.c) is decided like a dataset: its licences hang
+ * off a LicdataDataset whose relid is InvalidOid and whose name is the
+ * product's signature.  Messages name which of the two it is.
+ */
+#define KIND(ds) (OidIsValid((ds)->relid) ? "dataset" : "product")
+
 static bool
 has_purpose(const LicdataLicence *lic, const char *purpose)
 {
@@ -140,7 +147,7 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 	if (purpose == NULL || purpose[0] == '\0')
 	{
 		refuse(out, ERRCODE_LD_NO_PURPOSE,
-			   psprintf("no purpose declared for dataset %s", ds->name),
+			   psprintf("no purpose declared for %s %s", KIND(ds), ds->name),
 			   pstrdup("Queries on licensed datasets are served only for a declared purpose."),
 			   mine ? psprintf("Run SET licdata.purpose = '<purpose>' first; licensed purposes: %s.",
 							   licensed_purposes(mine))
@@ -151,7 +158,7 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 	if (mine == NIL)
 	{
 		refuse(out, ERRCODE_LD_NO_LICENCE,
-			   psprintf("no licence for dataset %s", ds->name),
+			   psprintf("no licence for %s %s", KIND(ds), ds->name),
 			   psprintf("Licensee \"%s\" holds no licence for this dataset.",
 						GetUserNameFromId(who->roleid, false)),
 			   pstrdup("Ask the operator for a licence, or query only datasets you are licensed for (see licdata.my_licences)."));
@@ -168,8 +175,8 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 	if (for_purpose == NIL)
 	{
 		refuse(out, ERRCODE_LD_PURPOSE_NOT_LICENSED,
-			   psprintf("purpose \"%s\" is not licensed for dataset %s; licensed purposes: %s",
-						purpose, ds->name, licensed_purposes(mine)),
+			   psprintf("purpose \"%s\" is not licensed for %s %s; licensed purposes: %s",
+						purpose, KIND(ds), ds->name, licensed_purposes(mine)),
 			   psprintf("The licences of \"%s\" for this dataset do not include the purpose \"%s\".",
 						GetUserNameFromId(who->roleid, false), purpose),
 			   pstrdup("Declare one of the licensed purposes with SET licdata.purpose, or ask the operator to extend the licence."));
@@ -192,8 +199,8 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 	if (active_any == NULL)
 	{
 		refuse(out, ERRCODE_LD_NO_LICENCE,
-			   psprintf("licence %lld for dataset %s is %s",
-						(long long) inactive_any->id, ds->name,
+			   psprintf("licence %lld for %s %s is %s",
+						(long long) inactive_any->id, KIND(ds), ds->name,
 						inactive_any->status == 's' ? "suspended" : "revoked"),
 			   inactive_any->status == 's'
 			   ? pstrdup("The operator has suspended this licence.")
@@ -205,14 +212,14 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 	{
 		if (now < active_any->valid_from)
 			refuse(out, ERRCODE_LD_LICENCE_NOT_VALID,
-				   psprintf("licence %lld for dataset %s is not yet valid",
-							(long long) active_any->id, ds->name),
+				   psprintf("licence %lld for %s %s is not yet valid",
+							(long long) active_any->id, KIND(ds), ds->name),
 				   psprintf("It is valid from %s.", timestamptz_to_str(active_any->valid_from)),
 				   pstrdup("Query again once the licence is valid."));
 		else
 			refuse(out, ERRCODE_LD_LICENCE_NOT_VALID,
-				   psprintf("licence %lld for dataset %s has expired",
-							(long long) active_any->id, ds->name),
+				   psprintf("licence %lld for %s %s has expired",
+							(long long) active_any->id, KIND(ds), ds->name),
 				   psprintf("It was valid until %s.", timestamptz_to_str(active_any->valid_until)),
 				   pstrdup("Ask the operator to renew the licence."));
 		return;
@@ -221,8 +228,8 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 		(consent_ref == NULL || strspn(consent_ref, " \t\r\n") == strlen(consent_ref)))
 	{
 		refuse(out, ERRCODE_LD_CONSENT_REQUIRED,
-			   psprintf("licence %lld for dataset %s requires a consent reference",
-						(long long) chosen->id, ds->name),
+			   psprintf("licence %lld for %s %s requires a consent reference",
+						(long long) chosen->id, KIND(ds), ds->name),
 			   pstrdup("Each query under this licence must name the data subject's consent or business case."),
 			   licdata_purpose_session_only(who)
 			   ? pstrdup("This licensee's purpose scope is \"transaction\": run SET LOCAL licdata.consent_ref = '<reference>' in the transaction of the query; a reference set for the session is ignored.")

@@ -22,9 +22,14 @@
  *							refused, restores of the records let through,
  *							EXPLAIN tracked; meter.c: DO / CALL blocks
  *							metered as one, FETCH from a held cursor counted
- *	needs_fmgr_hook			SQL functions are not inlined in licensee
- *							sessions, so their queries are planned (and
- *							rewritten) on their own
+ *	needs_fmgr_hook			functions in procedural languages (SQL,
+ *							PL/pgSQL, ...) go through fmgr in licensee
+ *							sessions: SQL functions are not inlined, so
+ *							their queries are planned (and rewritten) on
+ *							their own, and fmgr_hook sees every call
+ *	fmgr_hook				data products (product.c): a call of a
+ *							published product is decided and metered, and
+ *							its body reads datasets as published
  *
  * Nesting depth counts executor runs and metered utility blocks, restored
  * in PG_CATCH so an error cannot leave it wrong; there too the SQLSTATE of
@@ -51,6 +56,7 @@
 #include "licdata.h"
 #include "meter.h"
 #include "plantag.h"
+#include "product.h"
 #include "rewrite.h"
 #include "utility.h"
 
@@ -62,6 +68,7 @@ static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static ExecutorCheckPerms_hook_type prev_CheckPerms = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static needs_fmgr_hook_type prev_needs_fmgr = NULL;
+static fmgr_hook_type prev_fmgr = NULL;
 
 static int	depth = 0;
 
@@ -69,13 +76,25 @@ extern bool licdata_records_writable;
 
 /* The licensee this session acts for, when licdata is active here. */
 static const LicdataLicensee *
-acting(void)
+session_licensee(void)
 {
 	if (licdata_policy_loading || !IsTransactionState())
 		return NULL;
 	if (licdata_catalog() == NULL)
 		return NULL;
 	return licdata_acting_licensee();
+}
+
+/*
+ * The licensee whose licences apply to what runs now: none while a data
+ * product's body runs (product.c), which reads datasets as published.
+ */
+static const LicdataLicensee *
+acting(void)
+{
+	if (licdata_product_depth > 0)
+		return NULL;
+	return session_licensee();
 }
 
 static PlannedStmt *
@@ -107,6 +126,18 @@ licdata_planner(Query *parse, const char *query_string, int cursorOptions,
 		result = prev_planner(parse, query_string, cursorOptions, boundParams);
 	else
 		result = standard_planner(parse, query_string, cursorOptions, boundParams);
+
+	/*
+	 * A plan made inside a data product's body reads datasets as published:
+	 * tie it to the role it was made for (the product's owner), so that a
+	 * cached plan of an operator's function is never reused outside the
+	 * product, nor a licensee's rewritten plan inside it.
+	 */
+	if (licdata_product_depth > 0)
+	{
+		result->dependsOnRole = true;
+		licdata_plan_tag_product(result);
+	}
 
 	if (rewrote)
 	{
@@ -150,12 +181,33 @@ licdata_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	PG_END_TRY();
 }
 
+/*
+ * A plan made inside a data product's body reads datasets as published: it
+ * runs only inside a product.  Outside one (a cursor the body opened and the
+ * licensee FETCHes from after the call) it is refused.
+ */
+static void
+refuse_product_plan_outside(QueryDesc *queryDesc)
+{
+	if (licdata_product_depth > 0 || queryDesc->plannedstmt == NULL)
+		return;
+	if (licdata_plan_is_product(queryDesc->plannedstmt) && session_licensee() != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_LD_NO_LICENCE),
+				 errmsg("a query of a data product's body cannot run outside the product"),
+				 errdetail("It reads datasets as published; only the product's own call may run it (a cursor the product opened cannot be read after the call)."),
+				 errhint("Use the product's result.")));
+}
+
 static void
 licdata_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
 					bool execute_once)
 {
 	DestReceiver *orig = queryDesc->dest;
-	DestReceiver *wrapper = (licdata_policy_loading || IsParallelWorker()) ? NULL :
+	DestReceiver *wrapper;
+
+	refuse_product_plan_outside(queryDesc);
+	wrapper = (licdata_policy_loading || IsParallelWorker()) ? NULL :
 		licdata_meter_wrap_dest(queryDesc, orig);
 
 	if (wrapper)
@@ -264,6 +316,7 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 	uint64		copy_audit = 0;
 	bool		restore = false;
 	bool		was_writable = licdata_records_writable;
+	bool		explain_analyze = false;
 
 	if (IsA(stmt, CopyStmt) && acting() != NULL)
 		pstmt = licdata_utility_copy_for_licensee(pstmt, readOnlyTree);
@@ -291,6 +344,8 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 		licdata_records_writable = true;
 	if (IsA(stmt, ExplainStmt))
 		licdata_explain_depth++;
+	/* product.c: a licensee's EXPLAIN ANALYZE may not run a data product */
+	explain_analyze = licdata_product_utility_begin(stmt);
 	PG_TRY();
 	{
 		if (prev_ProcessUtility)
@@ -307,6 +362,7 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 		if (block)
 			depth--;
 		licdata_records_writable = was_writable;
+		licdata_product_utility_end(explain_analyze);
 		if (counting)
 			licdata_meter_fetch_done(counting, held_id);
 		licdata_meter_note_error();
@@ -318,6 +374,7 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 	if (block)
 		depth--;
 	licdata_records_writable = was_writable;
+	licdata_product_utility_end(explain_analyze);
 	if (counting)
 		licdata_meter_fetch_done(counting, held_id);
 	licdata_utility_copy_audit_end(copy_audit, qc);
@@ -330,25 +387,38 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 }
 
 /*
- * In a licensee's session, SQL functions go through fmgr (and are not
- * inlined), so every query they run is planned and rewritten on its own.
+ * In a licensee's session, functions in procedural languages go through
+ * fmgr: SQL functions are not inlined, so every query they run is planned
+ * and rewritten on its own; and fmgr_hook sees every call, which data
+ * products need (product.c: a product's call, and licensee code reached
+ * from inside a product).  Asked of the session, not of the product depth:
+ * the answer is kept in plans and FmgrInfos made inside a product too.
  */
 static bool
 licdata_needs_fmgr(Oid fn_oid)
 {
 	HeapTuple	tup;
-	bool		sql;
+	Oid			lang;
 
 	if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
 		return true;
-	if (acting() == NULL)
+	if (session_licensee() == NULL)
 		return false;
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
 	if (!HeapTupleIsValid(tup))
 		return false;
-	sql = ((Form_pg_proc) GETSTRUCT(tup))->prolang == SQLlanguageId;
+	lang = ((Form_pg_proc) GETSTRUCT(tup))->prolang;
 	ReleaseSysCache(tup);
-	return sql;
+	return lang != INTERNALlanguageId && lang != ClanguageId;
+}
+
+/* Data products (product.c). */
+static void
+licdata_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
+{
+	if (prev_fmgr)
+		prev_fmgr(event, flinfo, arg);
+	licdata_product_fmgr(event, flinfo, arg);
 }
 
 void
@@ -370,4 +440,6 @@ licdata_hooks_install(void)
 	ProcessUtility_hook = licdata_ProcessUtility;
 	prev_needs_fmgr = needs_fmgr_hook;
 	needs_fmgr_hook = licdata_needs_fmgr;
+	prev_fmgr = fmgr_hook;
+	fmgr_hook = licdata_fmgr;
 }

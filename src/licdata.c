@@ -21,6 +21,7 @@
 #include "keys.h"
 #include "licdata.h"
 #include "meter.h"
+#include "product.h"
 #include "shmem.h"
 
 PG_MODULE_MAGIC;
@@ -42,6 +43,7 @@ _PG_init(void)
 	licdata_catalog_init();
 	licdata_policy_init();
 	licdata_meter_init();
+	licdata_product_init();
 	licdata_sqlfuncs_init();
 	licdata_worker_register();
 	licdata_hooks_install();

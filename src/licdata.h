@@ -18,6 +18,7 @@
  *	expr.c			parsing and checking row filters and mask expressions
  *	aggregate.c		aggregate-only licences: shape checks and group gate
  *	meter.c			per-statement accounting, quotas
+ *	product.c		data products: licensed, metered calls of operators' functions
  *	journal.c		the durable, crash-safe metering journal
  *	worker.c		background worker moving journal records into tables
  *	shmem.c			shared state and its locking protocol

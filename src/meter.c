@@ -67,6 +67,7 @@
 #include "utils/elog.h"
 #include "utils/memutils.h"
 #include "utils/portal.h"
+#include "utils/regproc.h"
 #include "utils/timestamp.h"
 
 #include "errcodes.h"
@@ -74,6 +75,7 @@
 #include "meter.h"
 #include "plantag.h"
 #include "rewrite.h"
+#include "product.h"
 #include "shmem.h"
 
 typedef struct QuotaState
@@ -106,6 +108,9 @@ typedef struct MeterStmt
 	/* only the first nquota / nuses entries are ever read: not zeroed */
 	QuotaState	quota[LICDATA_MAX_USES];
 	JournalUse	uses[LICDATA_MAX_USES];
+	/* product calls and rows of a re-run (held cursor), per use */
+	int64		rerun_calls[LICDATA_MAX_USES];
+	int64		rerun_rows[LICDATA_MAX_USES];
 } MeterStmt;
 
 /*
@@ -152,6 +157,8 @@ static List *run_stack = NIL;	/* RunFrame * */
 static uint64 next_stmt_id = 1;
 static bool exit_registered = false;
 static char last_sqlstate[6] = "";	/* of the last error seen passing */
+static const char *stmt_suffix = NULL;	/* a product call's arguments, while
+										 * it opens its statement's record */
 
 static void held_cleanup(Portal portal);
 
@@ -190,7 +197,12 @@ static char *
 statement_text(uint32 *len, bool *is_hash)
 {
 	const char *src = debug_query_string ? debug_query_string : "";
-	size_t		n = strlen(src);
+	size_t		n;
+
+	/* A data product's call opens the record: its arguments are audited too. */
+	if (stmt_suffix)
+		src = psprintf("%s\n/* licdata product call: %s */", src, stmt_suffix);
+	n = strlen(src);
 
 	if (licdata_audit_statement_text)
 	{
@@ -891,6 +903,208 @@ adopt_orphan(NestedQuery *nq, bool *nested)
 	return ms;
 }
 
+/* ---- data products (product.c) ---- */
+
+/*
+ * Add a use built by the caller (a product's, or a read inside one) to a
+ * statement, or find it there: the same target, licence and kind is one
+ * use.  Returns its index.
+ */
+static int
+add_use(MeterStmt *ms, const JournalUse *u)
+{
+	const uint32 kind = USE_PRODUCT | USE_PRODUCT_READ;
+
+	for (int i = 0; i < ms->nuses; i++)
+	{
+		if (ms->uses[i].dataset == u->dataset && ms->uses[i].licence_id == u->licence_id &&
+			(ms->uses[i].flags & kind) == (u->flags & kind))
+			return i;
+	}
+	if (ms->nuses >= LICDATA_MAX_USES)
+		ereport(ERROR,
+				(errcode(ERRCODE_LD_METERING_FAILED),
+				 errmsg("a statement may use at most %d licences", LICDATA_MAX_USES),
+				 errhint("Split the statement.")));
+	ms->uses[ms->nuses] = *u;
+	ms->rerun_calls[ms->nuses] = 0;
+	ms->rerun_rows[ms->nuses] = 0;
+	ms->nuses++;
+	if (ms->rec)
+	{
+		if ((uint32) ms->nuses > ms->rec->uses_capacity)
+			ms->rec = licdata_journal_regrow(ms->rec, ms->nuses + 2 * JR_SPARE_USES);
+		JR_USES(ms->rec)[ms->nuses - 1] = ms->uses[ms->nuses - 1];
+		pg_write_barrier();
+		ms->rec->nuses = ms->nuses;
+	}
+	return ms->nuses - 1;
+}
+
+/* The datasets a product's body reads: audited with the call, not billed. */
+static void
+product_reads(QueryDesc *qd, const LicdataCatalog *c)
+{
+	List	   *dss;
+	ListCell   *lc;
+
+	if (running == NULL || running->kind != KIND_LICENSEE || qd->plannedstmt == NULL)
+		return;
+	dss = plan_datasets(qd->plannedstmt, c->reader_role, false);
+	foreach(lc, dss)
+	{
+		JournalUse	u;
+
+		memset(&u, 0, sizeof(u));
+		u.dataset = ((LicdataDataset *) lfirst(lc))->relid;
+		u.flags = USE_PRODUCT_READ;
+		add_use(running, &u);
+	}
+}
+
+/* Store a use's call and row counts into the record. */
+static void
+sync_use(MeterStmt *ms, int i)
+{
+	if (ms->rec && (uint32) i < ms->rec->nuses)
+	{
+		JR_USES(ms->rec)[i].calls = ms->uses[i].calls;
+		JR_USES(ms->rec)[i].rows = ms->uses[i].rows;
+	}
+}
+
+/*
+ * One call of a data product under licence lic, by the running licensee
+ * statement: the day quota of calls is taken first (exact across
+ * sessions: a product licence's shared counter counts calls in 'queries'),
+ * then the call is counted on the statement's use of the licence, and the
+ * statement's record is opened if it is not yet (with the call's
+ * arguments, from args_text, appended to the audited statement).  Returns
+ * the use's index for licdata_meter_product_rows, and the statement's id.
+ * With no licensee statement running the call cannot be metered, so it is
+ * refused (fail closed).
+ */
+int
+licdata_meter_product_call(Oid product, const LicdataLicence *lic,
+						   const char *price_per_call, const char *price_per_row,
+						   int64 max_calls_per_day, const char *(*args_text) (void *),
+						   void *args_arg, uint64 *stmt_id)
+{
+	MeterStmt  *ms = running;
+	JournalUse	u;
+	int			i;
+
+	if (ms == NULL || ms->kind != KIND_LICENSEE || IsParallelWorker())
+		ereport(ERROR,
+				(errcode(ERRCODE_LD_METERING_FAILED),
+				 errmsg("could not meter a call of data product %s, so it is refused",
+						format_procedure(product)),
+				 errdetail("The product was called outside a statement licdata meters (for example by COPY FROM)."),
+				 errhint("Call the product in a SELECT, or in a function called by one.")));
+	if (max_calls_per_day > 0)
+	{
+		int32		today = utc_day(GetCurrentTimestamp());
+		LicdataQuotaEntry *e;
+		bool		refused = false;
+
+		wait_quota_ready();
+		LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);
+		e = quota_entry(lic->id, today);
+		if (e == NULL)
+		{
+			LWLockRelease(licdata_shared->quota_lock);
+			quota_table_full(lic->id);
+		}
+		if (e->queries >= max_calls_per_day)
+			refused = true;
+		else
+			e->queries++;
+		LWLockRelease(licdata_shared->quota_lock);
+		if (refused)
+		{
+			LicdataDecision d;
+
+			memset(&d, 0, sizeof(d));
+			d.sqlerrcode = ERRCODE_LD_QUOTA_EXCEEDED;
+			d.message = psprintf("quota of licence %lld reached: calls per day", (long long) lic->id);
+			d.detail = psprintf("The limit is %lld.", (long long) max_calls_per_day);
+			d.hint = pstrdup("Wait for the quota to reset at midnight UTC, or ask the operator to raise it.");
+			licdata_meter_product_denial(product, &d, lic->id);
+			licdata_raise_decision(&d);
+		}
+	}
+	memset(&u, 0, sizeof(u));
+	u.dataset = product;
+	u.licence_id = lic->id;
+	u.flags = USE_PRODUCT;
+	set_price(u.price_per_query, price_per_call, lic);
+	set_price(u.price_per_row, price_per_row, lic);
+	i = add_use(ms, &u);
+	if (ms->rerun)
+	{
+		/* a held cursor's re-run repeats the calls its fetches made */
+		ms->rerun_calls[i]++;
+		ms->uses[i].calls = Max(ms->uses[i].calls, ms->rerun_calls[i]);
+	}
+	else
+		ms->uses[i].calls++;
+	if (ms->rec == NULL)
+	{
+		stmt_suffix = args_text ? args_text(args_arg) : NULL;
+		PG_TRY();
+		{
+			stmt_journal(ms, licdata_acting_licensee(), 0);
+		}
+		PG_FINALLY();
+		{
+			stmt_suffix = NULL;
+		}
+		PG_END_TRY();
+	}
+	sync_use(ms, i);
+	*stmt_id = ms->id;
+	return i;
+}
+
+/* The rows a product call returned, counted on its use. */
+void
+licdata_meter_product_rows(uint64 stmt_id, int use, int64 rows)
+{
+	MeterStmt  *ms = stmt_by_id(stmt_id);
+
+	if (ms == NULL || use < 0 || use >= ms->nuses)
+		return;
+	if (ms->rerun)
+	{
+		ms->rerun_rows[use] += rows;
+		ms->uses[use].rows = Max(ms->uses[use].rows, ms->rerun_rows[use]);
+	}
+	else
+		ms->uses[use].rows += rows;
+	sync_use(ms, use);
+}
+
+/* A refused product call: an audit record of the denial, then the caller raises. */
+void
+licdata_meter_product_denial(Oid product, const LicdataDecision *d, int64 licence_id)
+{
+	JournalUse	u;
+	JournalRecord *rec;
+
+	if (IsParallelWorker())
+		return;
+	memset(&u, 0, sizeof(u));
+	u.dataset = product;
+	u.licence_id = licence_id;
+	u.flags = USE_PRODUCT;
+	rec = write_record(KIND_DENIAL, licdata_acting_licensee(), &u, 1,
+					   unpack_sql_state(d->sqlerrcode), 0);
+	rec->ended_at = GetCurrentTimestamp();
+	rec->outcome = OUTCOME_ERROR;
+	memcpy(rec->sqlstate, unpack_sql_state(d->sqlerrcode), 5);
+	licdata_journal_close_record(rec);
+}
+
 void
 licdata_meter_executor_start(QueryDesc *qd, int eflags, int depth)
 {
@@ -906,6 +1120,16 @@ licdata_meter_executor_start(QueryDesc *qd, int eflags, int depth)
 	c = licdata_catalog();
 	if (c == NULL || (eflags & EXEC_FLAG_EXPLAIN_ONLY))
 		return;
+	/*
+	 * Inside a data product's body (product.c) the statement is the
+	 * product's: its dataset reads are audited with the call, not decided
+	 * or billed as the licensee's.
+	 */
+	if (licdata_product_depth > 0)
+	{
+		product_reads(qd, c);
+		return;
+	}
 	/* an entry left for a QueryDesc that was freed without ExecutorEnd */
 	if (nested_queries != NIL)
 	{
@@ -1236,6 +1460,8 @@ licdata_meter_wrap_dest(QueryDesc *qd, DestReceiver *orig)
 		ms->rerun = true;
 		ms->nested_base = ms->nested_rows;
 		ms->nested_rows = 0;
+		memset(ms->rerun_calls, 0, sizeof(ms->rerun_calls));
+		memset(ms->rerun_rows, 0, sizeof(ms->rerun_rows));
 		return NULL;
 	}
 	if (orig->mydest == DestNone)

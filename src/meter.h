@@ -26,13 +26,24 @@
 
 #define JOURNAL_PRICE_LEN	40		/* a price as numeric text, NUL included */
 
+/* JournalUse.flags */
+#define USE_AGGREGATE		1	/* an aggregate licence */
+#define USE_PRODUCT			2	/* a data product's licence (product.c): 'dataset'
+								 * holds the product's function OID, the prices
+								 * are per call and per row it returned */
+#define USE_PRODUCT_READ	4	/* a dataset a product's body read: audited with
+								 * the call, never billed (licence_id 0) */
+
 typedef struct JournalUse
 {
 	int64		licence_id;		/* 0 when none (operator access, denial) */
 	Oid			dataset;
-	uint32		flags;			/* 1 = aggregate licence */
-	char		price_per_query[JOURNAL_PRICE_LEN];	/* numeric as text, at query time */
+	uint32		flags;			/* USE_* */
+	char		price_per_query[JOURNAL_PRICE_LEN];	/* numeric as text, at query time;
+														 * per call for USE_PRODUCT */
 	char		price_per_row[JOURNAL_PRICE_LEN];
+	int64		calls;			/* USE_PRODUCT: calls of the product */
+	int64		rows;			/* USE_PRODUCT: rows the product returned */
 } JournalUse;
 
 /*
@@ -118,7 +129,7 @@ typedef struct JournalFileHeader
 #define JR_PAD_MAGIC	0x504A444C	/* "LDJP" */
 
 #define JF_MAGIC	0x464A444C	/* "LDJF" */
-#define JF_VERSION	4			/* layout of JournalRecord and the ring */
+#define JF_VERSION	5			/* layout of JournalRecord and the ring */
 #define JR_MAGIC	0x524A444C	/* "LDJR" */
 #define JR_WRITING	0			/* being written; not yet a record */
 #define JR_OPEN		1			/* statement running; rows updated in place */
@@ -153,6 +164,15 @@ extern void licdata_meter_block_end(void *block);
 extern void licdata_meter_note_error(void);
 extern uint64 licdata_meter_operator_copy_begin(LicdataDataset *ds);
 extern void licdata_meter_operator_copy_end(uint64 id, uint64 rows);
+
+/* meter.c: data products (product.c) */
+extern int	licdata_meter_product_call(Oid product, const LicdataLicence *lic,
+									   const char *price_per_call, const char *price_per_row,
+									   int64 max_calls_per_day, const char *(*args_text) (void *),
+									   void *args_arg, uint64 *stmt_id);
+extern void licdata_meter_product_rows(uint64 stmt_id, int use, int64 rows);
+extern void licdata_meter_product_denial(Oid product, const LicdataDecision *d, int64 licence_id);
+
 
 /* worker.c */
 extern void licdata_worker_register(void);

@@ -30,8 +30,10 @@
 #define TAG_DATASET		(-0x4C44)
 #define TAG_FP_HIGH		(-0x4C45)
 #define TAG_FP_LOW		(-0x4C46)
+#define TAG_PRODUCT		(-0x4C47)	/* planned inside a data product's body */
 
-StaticAssertDecl(TAG_DATASET < 0 && TAG_FP_HIGH < 0 && TAG_FP_LOW < 0 && SysCacheSize > 0,
+StaticAssertDecl(TAG_DATASET < 0 && TAG_FP_HIGH < 0 && TAG_FP_LOW < 0 && TAG_PRODUCT < 0 &&
+				 SysCacheSize > 0,
 				 "plan tags must never equal a syscache id");
 
 static PlanInvalItem *
@@ -99,4 +101,27 @@ licdata_plan_terms_match(PlannedStmt *ps, Oid dataset, uint64 fingerprint)
 		}
 	}
 	return found;
+}
+
+/* Mark a plan made inside a data product's body (product.c). */
+void
+licdata_plan_tag_product(PlannedStmt *ps)
+{
+	ps->invalItems = lappend(ps->invalItems, tag(TAG_PRODUCT, 1));
+}
+
+/* Was the plan made inside a data product's body? */
+bool
+licdata_plan_is_product(PlannedStmt *ps)
+{
+	ListCell   *lc;
+
+	foreach(lc, ps->invalItems)
+	{
+		PlanInvalItem *item = lfirst(lc);
+
+		if (item->cacheId == TAG_PRODUCT)
+			return true;
+	}
+	return false;
 }

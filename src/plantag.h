@@ -14,5 +14,7 @@
 
 extern void licdata_plan_tag(PlannedStmt *ps, List *uses);
 extern bool licdata_plan_terms_match(PlannedStmt *ps, Oid dataset, uint64 fingerprint);
+extern void licdata_plan_tag_product(PlannedStmt *ps);
+extern bool licdata_plan_is_product(PlannedStmt *ps);
 
 #endif							/* LICDATA_PLANTAG_H */

@@ -333,7 +333,12 @@ flush_record(const char *file, uint64 offset, const JournalRecord *r, bool dead)
 		if (i > 0)
 			appendStringInfoChar(&buf, ',');
 		appendStringInfo(&buf, "{\"licence_id\":%lld,\"dataset\":%u,\"aggregate\":%s",
-						 (long long) u->licence_id, u->dataset, (u->flags & 1) ? "true" : "false");
+						 (long long) u->licence_id, u->dataset, (u->flags & USE_AGGREGATE) ? "true" : "false");
+		/* data products (product.c): 'dataset' is then the product's function */
+		appendStringInfo(&buf, ",\"product\":%s,\"product_read\":%s,\"calls\":%lld,\"use_rows\":%lld",
+						 (u->flags & USE_PRODUCT) ? "true" : "false",
+						 (u->flags & USE_PRODUCT_READ) ? "true" : "false",
+						 (long long) Max(u->calls, 0), (long long) Max(u->rows, 0));
 		json_kv(&buf, "price_per_query", valid_price(u->price_per_query, file, offset), false);
 		json_kv(&buf, "price_per_row", valid_price(u->price_per_row, file, offset), false);
 		appendStringInfoChar(&buf, '}');
@@ -580,7 +585,9 @@ rebuild_quotas(void)
 {
 	int			rc;
 
-	rc = SPI_execute("SELECT licence_id, count(*), sum(rows) FROM licdata.usage "
+	/* a product licence's day counter counts calls (product.c) */
+	rc = SPI_execute("SELECT licence_id, pg_catalog.sum(CASE WHEN mode OPERATOR(pg_catalog.=) 'product' "
+					 "THEN calls ELSE 1 END)::pg_catalog.int8, sum(rows) FROM licdata.usage "
 					 "WHERE licence_id IS NOT NULL AND at >= "
 					 "(pg_catalog.date_trunc('day', pg_catalog.now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') "
 					 "GROUP BY licence_id", true, 0);

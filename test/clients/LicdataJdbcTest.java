@@ -506,6 +506,68 @@ public class LicdataJdbcTest {
 			checkEq("audit chain verifies", "t", scalar(su, "SELECT ok FROM licdata.verify_audit()"));
 		});
 		lookup.close();
+
+		/*
+		 * Data products: a prepared product call executed 7 times (pgjdbc
+		 * switches to a named server-side statement at the 5th), and a
+		 * set-returning product read with a fetch size: one usage row per
+		 * execution, its calls and the rows the product returned, amount =
+		 * price per call x calls + price per row x rows.
+		 */
+		group("data products through JDBC: metered exactly", () -> {
+			final long[] ids = {1, 2, 3, 4, 5, 6, 7};
+			try (PreparedStatement ps = c.prepareStatement("SELECT pd.salary_band(?) /* jdbc-product */")) {
+				for (long id : ids) {
+					ps.setLong(1, id);
+					try (ResultSet rs = ps.executeQuery()) {
+						rs.next();
+						checkEq("salary_band(" + id + ") as the superuser computes it",
+								scalar(su, "SELECT pd.salary_band(" + id + ")"), rs.getString(1));
+					}
+				}
+			}
+			long setRows = 0;
+			c.setAutoCommit(false);
+			try (PreparedStatement ps = c.prepareStatement("SELECT * FROM pd.region_members(?, ?) /* jdbc-product-set */")) {
+				ps.setFetchSize(2);
+				for (String r : new String[] {"bj", "sh"}) {
+					ps.setString(1, r);
+					ps.setInt(2, 5);
+					try (ResultSet rs = ps.executeQuery()) {
+						while (rs.next())
+							setRows++;
+					}
+				}
+			} finally {
+				c.commit();
+				c.setAutoCommit(true);
+			}
+			checkEq("region_members rows received", 10L, setRows);
+			checkEq("licdata.flush() as superuser", "t", scalar(su, "SELECT licdata.flush()"));
+			String lic = "'" + licensee + "'::regrole";
+			try (Statement s = su.createStatement();
+				 ResultSet rs = s.executeQuery(
+					 "SELECT count(*), sum(calls), sum(rows), sum(amount), bool_and(mode = 'product'), "
+					 + "bool_and(consent_ref = '" + CONSENT + "') FROM licdata.usage WHERE licensee = " + lic
+					 + " AND statement LIKE '%jdbc-product */%' AND statement NOT LIKE '%licdata.usage%'")) {
+				rs.next();
+				checkEq("one usage row per execution of the product call", 7L, rs.getLong(1));
+				checkEq("calls = executions", 7L, rs.getLong(2));
+				checkEq("rows = one per call", 7L, rs.getLong(3));
+				checkEq("amount = 7 x (0.5 + 0.1)", "4.2", rs.getBigDecimal(4).stripTrailingZeros().toPlainString());
+				check("mode product, consent reference recorded", rs.getBoolean(5) && rs.getBoolean(6), null);
+			}
+			try (Statement s = su.createStatement();
+				 ResultSet rs = s.executeQuery(
+					 "SELECT count(*), sum(calls), sum(rows), sum(amount) FROM licdata.usage WHERE licensee = " + lic
+					 + " AND statement LIKE '%jdbc-product-set%' AND statement NOT LIKE '%licdata.usage%'")) {
+				rs.next();
+				checkEq("one usage row per execution of the set product", 2L, rs.getLong(1));
+				checkEq("its calls", 2L, rs.getLong(2));
+				checkEq("its rows = rows the product returned", 10L, rs.getLong(3));
+				checkEq("amount = 2 x 2 + 10 x 0.25", "6.5", rs.getBigDecimal(4).stripTrailingZeros().toPlainString());
+			}
+		});
 	}
 
 	static void compareMeta(String what, ResultSetMetaData m) throws SQLException {

@@ -87,3 +87,16 @@ SELECT licdata.grant_licence('bank_a', 'pd.accounts', ARRAY['credit_assessment']
 		max_rows_per_query => 100);
 
 -- pd.tax_records: published, deliberately no licence for bank_a.
+
+-- Data products: pd.salary_band reads salary (outside bank_a's column
+-- licence) and returns a band only; pd.region_members returns up to n
+-- person ids of a region (a set).  Licensed to bank_a for credit_assessment.
+CREATE FUNCTION pd.salary_band(p bigint) RETURNS text LANGUAGE sql
+	AS $$ SELECT CASE WHEN salary >= 30000 THEN 'high' WHEN salary >= 10000 THEN 'mid' ELSE 'low' END
+			FROM pd.people WHERE person_id = p $$;
+CREATE FUNCTION pd.region_members(r text, n integer) RETURNS SETOF bigint LANGUAGE sql
+	AS $$ SELECT person_id FROM pd.people WHERE region = r ORDER BY person_id LIMIT n $$;
+SELECT licdata.publish_product('pd.salary_band(bigint)', 'salary band', price_per_call => 0.5, price_per_row => 0.1);
+SELECT licdata.publish_product('pd.region_members(text,integer)', 'members', price_per_call => 2, price_per_row => 0.25);
+SELECT licdata.grant_product_licence('bank_a', 'pd.salary_band(bigint)', ARRAY['credit_assessment']);
+SELECT licdata.grant_product_licence('bank_a', 'pd.region_members(text,integer)', ARRAY['credit_assessment']);

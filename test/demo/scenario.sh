@@ -12,6 +12,7 @@
 #   20  credit: bank_a checks three loan applicants; then six refused statements
 #   30  statistics: the bureau counts enterprises above the reporting thresholds
 #   90  operator: flush, invoices, usage, the audit trail of denials, verify_audit()
+#   95  data products (steps/95_products.sh): the bank's credit check, the bureau's threshold verification
 # then a closing summary.
 #
 # Adding a step: write a function and register it with demo_step, anywhere
