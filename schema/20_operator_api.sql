@@ -59,7 +59,7 @@ $$;
 
 CREATE FUNCTION licdata._not_null(val anyelement, argname text, has_default boolean DEFAULT false)
 	RETURNS void
-	LANGUAGE plpgsql IMMUTABLE AS $$
+	LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF val IS NULL THEN
 		RAISE EXCEPTION 'argument "%" must not be null', argname

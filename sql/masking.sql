@@ -28,7 +28,8 @@ CREATE ROLE msk_user LOGIN IN ROLE msk_bank;
 CREATE ROLE msk_other NOLOGIN;
 CREATE ROLE msk_other_user LOGIN IN ROLE msk_other;
 CREATE SCHEMA msk_own AUTHORIZATION msk_user;
-CREATE FUNCTION msk.first_char(text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT left($1, 1)';
+CREATE FUNCTION msk.first_char(text) RETURNS text LANGUAGE sql IMMUTABLE
+	SET search_path = pg_catalog, pg_temp AS 'SELECT left($1, 1)';
 GRANT USAGE ON SCHEMA msk TO PUBLIC;
 SELECT licdata.publish('msk.people');
 SELECT licdata.register_licensee('msk_bank', 'Bank');

@@ -21,6 +21,7 @@
  *	mask.c			masking functions (C, SQL-callable)
  *	ff1.c			FF1 format-preserving encryption (OpenSSL AES)
  *	sqlfuncs.c		small SQL-callable helpers of the operator API
+ *	searchpath.c	search_path pinned around SQL licdata runs itself
  *
  *-------------------------------------------------------------------------
  */
@@ -38,6 +39,8 @@
 #define LICDATA_OPERATOR_ROLE	"licdata_operator"
 #define LICDATA_AUDITOR_ROLE	"licdata_auditor"
 #define LICDATA_DIR				"pg_licdata"
+/* The search_path every SQL text licdata runs or analyses is resolved under. */
+#define LICDATA_SAFE_SEARCH_PATH	"pg_catalog, pg_temp"
 
 /* licdata.c */
 extern bool licdata_preloaded;
@@ -155,6 +158,10 @@ extern void licdata_raise_decision(const LicdataDecision *d) pg_attribute_noretu
 /* sqlfuncs.c */
 extern void licdata_sqlfuncs_init(void);
 extern char *licdata_home_database(void);
+
+/* searchpath.c */
+extern int	licdata_pin_search_path(void);
+extern void licdata_unpin_search_path(int nestlevel);
 
 /* expr.c */
 extern Node *licdata_parse_row_filter(Oid relid, const char *filter, bool for_check);

@@ -169,7 +169,8 @@ run_query(const char *sql)
 
 /*
  * Load the whole catalog into policy_cxt.  Runs as the bootstrap superuser
- * with a restricted security context and a pinned search_path.
+ * with a restricted security context and search_path pinned to pg_catalog,
+ * pg_temp (searchpath.c); every operator is written OPERATOR(pg_catalog.x).
  */
 static void
 policy_load(void)
@@ -178,6 +179,7 @@ policy_load(void)
 	int			save_sec;
 	MemoryContext oldcxt;
 	HASHCTL		ctl;
+	int			save_nestlevel;
 
 	if (policy_cxt == NULL)
 		policy_cxt = AllocSetContextCreate(CacheMemoryContext, "licdata policy cache",
@@ -210,13 +212,19 @@ policy_load(void)
 	{
 		TupleDesc	td;
 
+		/*
+		 * Runs as superuser in the caller's session: nothing the caller
+		 * created or put in search_path may resolve here.
+		 */
+		save_nestlevel = licdata_pin_search_path();
+
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "licdata: SPI_connect failed");
 
 		/* datasets */
 		run_query("SELECT d.dataset::pg_catalog.oid, d.dataset::pg_catalog.text, "
 				  "d.price_per_query::pg_catalog.text, d.price_per_row::pg_catalog.text "
-				  "FROM licdata.datasets d JOIN pg_catalog.pg_class c ON c.oid = d.dataset "
+				  "FROM licdata.datasets d JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.dataset::pg_catalog.oid "
 				  "WHERE d.unpublished_at IS NULL");
 		td = SPI_tuptable->tupdesc;
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -240,7 +248,7 @@ policy_load(void)
 
 		/* licensees */
 		run_query("SELECT l.licensee::pg_catalog.oid, l.key_id, l.org_name FROM licdata.licensees l "
-				  "JOIN pg_catalog.pg_roles r ON r.oid = l.licensee ORDER BY l.licensee::pg_catalog.oid");
+				  "JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) l.licensee::pg_catalog.oid ORDER BY l.licensee::pg_catalog.oid");
 		td = SPI_tuptable->tupdesc;
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -336,6 +344,7 @@ policy_load(void)
 			MemoryContextSwitchTo(oldcxt);
 		}
 		SPI_finish();
+		licdata_unpin_search_path(save_nestlevel);
 	}
 	PG_FINALLY();
 	{

@@ -579,8 +579,8 @@ rebuild_quotas(void)
 {
 	int			rc;
 
-	rc = SPI_execute("SELECT licence_id, count(*), sum(rows) FROM licdata.usage "
-					 "WHERE licence_id IS NOT NULL AND at >= "
+	rc = SPI_execute("SELECT licence_id, pg_catalog.count(*), pg_catalog.sum(rows) FROM licdata.usage "
+					 "WHERE licence_id IS NOT NULL AND at OPERATOR(pg_catalog.>=) "
 					 "(pg_catalog.date_trunc('day', pg_catalog.now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') "
 					 "GROUP BY licence_id", true, 0);
 	if (rc != SPI_OK_SELECT)
@@ -616,10 +616,13 @@ flush_pass(void)
 	List	   *done = NIL;
 	ListCell   *lc;
 	bool		extension_here;
+	int			save_nestlevel;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
+	/* the database's or role's search_path setting must not redirect our SQL */
+	save_nestlevel = licdata_pin_search_path();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "moving journal records");
 
@@ -666,6 +669,7 @@ flush_pass(void)
 	}
 
 	MemoryContextSwitchTo(old);
+	licdata_unpin_search_path(save_nestlevel);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
