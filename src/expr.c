@@ -655,6 +655,70 @@ scalar_param_text(const MaskParams *p, const char *key, bool *present, bool *isn
 }
 
 /*
+ * The keyed masks read the key of the licensee the session acts for.  The
+ * mask tree is analysed against the variants a licensee could name in SQL
+ * (licdata.mask_pseudonym(text, integer), mask_fpe(text, text),
+ * mask_noise(value, double precision, double precision)), which are not
+ * granted to PUBLIC; each call is then switched to the variant with a
+ * trailing argument of type internal.  No SQL expression has that type (not
+ * even NULL::internal), so only a tree built here can call those variants:
+ * a licensee computes no keyed value of its choosing (see 30_masks.sql).
+ * The argument is a NULL constant, which EXPLAIN VERBOSE can print; the
+ * variants are therefore not strict.
+ */
+static const char *const keyed_masks[] = {"mask_pseudonym", "mask_fpe", "mask_noise", NULL};
+
+static Node *
+keyed_calls_mutator(Node *node, void *context)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, FuncExpr))
+	{
+		FuncExpr   *fe = (FuncExpr *) expression_tree_mutator(node, keyed_calls_mutator, context);
+		HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fe->funcid));
+		Form_pg_proc proc;
+		bool		keyed = false;
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for function %u", fe->funcid);
+		proc = (Form_pg_proc) GETSTRUCT(tup);
+		if (proc->pronamespace == get_namespace_oid(LICDATA_SCHEMA, false))
+		{
+			for (const char *const *k = keyed_masks; *k; k++)
+				keyed |= (strcmp(NameStr(proc->proname), *k) == 0);
+		}
+		if (keyed && proc->pronargs > 0 &&
+			proc->proargtypes.values[proc->pronargs - 1] != INTERNALOID &&
+			proc->proargtypes.values[proc->pronargs - 1] != REGROLEOID)
+		{
+			Oid			argtypes[FUNC_MAX_ARGS];
+			int			nargs = proc->pronargs;
+			List	   *name = list_make2(makeString(LICDATA_SCHEMA),
+										  makeString(pstrdup(NameStr(proc->proname))));
+			Oid			rw;
+
+			memcpy(argtypes, proc->proargtypes.values, nargs * sizeof(Oid));
+			argtypes[nargs] = INTERNALOID;
+			rw = LookupFuncName(name, nargs + 1, argtypes, true);
+			if (!OidIsValid(rw))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("function licdata.%s(..., internal) does not exist", NameStr(proc->proname)),
+						 errdetail("The installed SQL objects of licdata are older than its library."),
+						 errhint("Run ALTER EXTENSION licdata UPDATE.")));
+			fe->funcid = rw;
+			fe->args = lappend(list_copy(fe->args),
+							   makeConst(INTERNALOID, -1, InvalidOid, SIZEOF_DATUM,
+										 (Datum) 0, true, true));
+		}
+		ReleaseSysCache(tup);
+		return (Node *) fe;
+	}
+	return expression_tree_mutator(node, keyed_calls_mutator, context);
+}
+
+/*
  * Build the masking expression for column attnum of relation relid:
  * method applied to the column, cast back to the column's type.
  */
@@ -924,6 +988,7 @@ licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
 	}
 
 	expr = analyse_for_rel(relid, raw, method, InvalidOid, NULL);
+	expr = keyed_calls_mutator(expr, NULL);
 
 	/*
 	 * A text mask of a varchar(n) column: the character-for-character masks

@@ -137,6 +137,19 @@ licdata_token(PG_FUNCTION_ARGS)
 	if (m == NULL)
 		PG_RETURN_DATUM(PG_GETARG_DATUM(2));	/* unmasked column: the value itself */
 
+	/*
+	 * Noise is keyed and deterministic: the noisy form of values of the
+	 * licensee's choosing would let it tabulate a range and invert the
+	 * noise of the values it reads.  A noisy value is no lookup key anyway.
+	 */
+	if (strcmp(m->method, "noise") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("licdata.token does not serve column \"%s\" of dataset %s, which is masked with noise",
+						col, ds->name),
+				 errdetail("Tokens of a noisy column would let the noise be inverted."),
+				 errhint("Ask for tokens of pseudonym or fpe columns.")));
+
 	get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
 	getTypeInputInfo(typid, &typinput, &typioparam);
 	c = makeConst(typid, typmod, collid, get_typlen(typid),
