@@ -91,7 +91,9 @@ CREATE TABLE licdata.licences (
 	status_changed_at	timestamptz,
 	authority			text,
 	document			jsonb,
-	signature			text
+	signature			text,
+	-- licdata.token() calls per UTC day (each is also one row of the statement)
+	max_lookups_per_day	bigint CHECK (max_lookups_per_day > 0)
 );
 CREATE INDEX licences_licensee_dataset ON licdata.licences (licensee, dataset);
 COMMENT ON TABLE licdata.licences IS 'Licences: which licensee may use which dataset, for which purposes, how, until when';

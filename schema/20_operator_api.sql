@@ -320,7 +320,8 @@ CREATE FUNCTION licdata.grant_licence(licensee regrole, dataset regclass, purpos
 									  price_per_query numeric DEFAULT NULL,
 									  price_per_row numeric DEFAULT NULL,
 									  mode text DEFAULT 'rows',
-									  min_group_size integer DEFAULT 10)
+									  min_group_size integer DEFAULT 10,
+									  max_lookups_per_day bigint DEFAULT NULL)
 	RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -384,7 +385,8 @@ BEGIN
 				  DETAIL = format('valid_from is %s and valid_until is %s.', valid_from, valid_until),
 				  HINT = 'Pass a valid_until later than valid_from, or NULL for no end.';
 	END IF;
-	IF max_rows_per_query <= 0 OR max_rows_per_day <= 0 OR max_queries_per_day <= 0 THEN
+	IF max_rows_per_query <= 0 OR max_rows_per_day <= 0 OR max_queries_per_day <= 0
+	   OR max_lookups_per_day <= 0 THEN
 		RAISE EXCEPTION 'quotas must be positive'
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass a positive limit, or NULL for no limit.';
@@ -412,10 +414,11 @@ BEGIN
 	END IF;
 	INSERT INTO licdata.licences AS l (licensee, dataset, purposes, columns, row_filter, valid_from,
 				valid_until, max_rows_per_query, max_rows_per_day, max_queries_per_day,
-				require_consent_ref, price_per_query, price_per_row, mode, min_group_size)
+				require_consent_ref, price_per_query, price_per_row, mode, min_group_size,
+				max_lookups_per_day)
 	VALUES (lic, ds, purposes, columns, row_filter, valid_from, valid_until,
 			max_rows_per_query, max_rows_per_day, max_queries_per_day, require_consent_ref,
-			price_per_query, price_per_row, mode, min_group_size)
+			price_per_query, price_per_row, mode, min_group_size, max_lookups_per_day)
 	RETURNING l.id INTO new_id;
 	-- The licensee must be able to name the dataset; the licence, not a
 	-- GRANT on the table, is what lets it read.

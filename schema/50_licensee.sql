@@ -9,6 +9,10 @@ CREATE FUNCTION licdata._my_licensee() RETURNS regrole
 CREATE FUNCTION licdata._quota_used(licence_id bigint, OUT queries bigint, OUT rows bigint)
 	LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'licdata_quota_used';
 
+-- licdata.token() calls of a licence today (the caller's own licences only)
+CREATE FUNCTION licdata._lookups_used(licence_id bigint) RETURNS bigint
+	LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'licdata_lookups_used';
+
 -- The group threshold of aggregate-only licences (inserted by the rewrite).
 CREATE FUNCTION licdata._agg_gate(rows bigint, min_group_size integer) RETURNS boolean
 	LANGUAGE C VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_agg_gate';
@@ -22,7 +26,8 @@ CREATE VIEW licdata.my_licences WITH (security_barrier) AS
 		   l.max_rows_per_day, l.max_rows_per_day - q.rows AS rows_left_today,
 		   l.max_queries_per_day, l.max_queries_per_day - q.queries AS queries_left_today,
 		   coalesce(l.price_per_query, d.price_per_query) AS price_per_query,
-		   coalesce(l.price_per_row, d.price_per_row) AS price_per_row
+		   coalesce(l.price_per_row, d.price_per_row) AS price_per_row,
+		   l.max_lookups_per_day, l.max_lookups_per_day - licdata._lookups_used(l.id) AS lookups_left_today
 	  FROM licdata.licences l
 	  JOIN licdata.datasets d ON d.dataset = l.dataset
 	  CROSS JOIN LATERAL licdata._quota_used(l.id) q

@@ -100,6 +100,7 @@ typedef struct LicdataLicence
 	int64		max_rows_per_query; /* 0 = no limit */
 	int64		max_rows_per_day;
 	int64		max_queries_per_day;
+	int64		max_lookups_per_day;	/* licdata.token() calls; 0 = no limit */
 	bool		require_consent_ref;
 	char	   *price_per_query;	/* numeric as text; NULL = dataset's */
 	char	   *price_per_row;

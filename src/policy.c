@@ -267,10 +267,17 @@ policy_load(void)
 		}
 
 		/* licences */
+		/*
+		 * max_lookups_per_day is read through to_jsonb so that the library
+		 * still loads the catalog of a 1.0 installation (no such column),
+		 * e.g. while ALTER EXTENSION licdata UPDATE runs.
+		 */
 		run_query("SELECT id, licensee::pg_catalog.oid, dataset::pg_catalog.oid, purposes, columns, row_filter, "
 				  "valid_from, valid_until, max_rows_per_query, max_rows_per_day, max_queries_per_day, "
 				  "require_consent_ref, price_per_query::pg_catalog.text, price_per_row::pg_catalog.text, "
-				  "mode, min_group_size, status FROM licdata.licences ORDER BY id");
+				  "mode, min_group_size, status, "
+				  "(pg_catalog.to_jsonb(l) OPERATOR(pg_catalog.->>) 'max_lookups_per_day')::pg_catalog.int8 "
+				  "FROM licdata.licences l ORDER BY id");
 		td = SPI_tuptable->tupdesc;
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -310,6 +317,8 @@ policy_load(void)
 			lic->min_group_size = DatumGetInt32(SPI_getbinval(t, td, 16, &isnull));
 			s = spi_text(t, td, 17);
 			lic->status = s[0];
+			d = SPI_getbinval(t, td, 18, &isnull);
+			lic->max_lookups_per_day = isnull ? 0 : DatumGetInt64(d);
 			licence_list = lappend(licence_list, lic);
 			e = hash_search(dataset_hash, &lic->dataset, HASH_FIND, NULL);
 			if (e)

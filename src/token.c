@@ -177,3 +177,27 @@ licdata_token(PG_FUNCTION_ARGS)
 		PG_RETURN_TEXT_P(cstring_to_text(out));
 	}
 }
+
+/*
+ * licdata._lookups_used(licence_id): today's licdata.token() calls of a
+ * licence, for my_licences.  A licensee sees its own licences only.
+ */
+PG_FUNCTION_INFO_V1(licdata_lookups_used);
+Datum
+licdata_lookups_used(PG_FUNCTION_ARGS)
+{
+	int64		id = PG_GETARG_INT64(0);
+
+	if (!licdata_role_is_operator(GetUserId()) && !licdata_role_is_auditor(GetUserId()))
+	{
+		LicdataLicence *lic = licdata_catalog() ? licdata_licence_by_id(id) : NULL;
+		const LicdataLicensee *who = licdata_catalog() ? licdata_acting_licensee() : NULL;
+
+		if (lic == NULL || who == NULL || lic->licensee != who->roleid)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to read the lookups of licence %lld", (long long) id),
+					 errhint("See licdata.my_licences for your own licences.")));
+	}
+	PG_RETURN_INT64(licdata_meter_lookups_today(id));
+}

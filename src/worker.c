@@ -593,10 +593,13 @@ rebuild_quotas(void)
 		int64		q = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 		Datum		rd = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull);
 		int64		rows = isnull ? 0 : DatumGetInt64(DirectFunctionCall1(numeric_int8, rd));
-		LicdataQuotaEntry *e = hash_search(licdata_quota_hash, &id, HASH_ENTER_NULL, NULL);
+		bool		found;
+		LicdataQuotaEntry *e = hash_search(licdata_quota_hash, &id, HASH_ENTER_NULL, &found);
 
 		if (e == NULL)
 			break;
+		if (!found)
+			e->lookups = 0;		/* not in the usage table: starts afresh */
 		e->day = (int32) (GetCurrentTimestamp() / USECS_PER_DAY);
 		e->queries = q;
 		e->rows = rows;

@@ -38,3 +38,151 @@ REVOKE ALL ON FUNCTION licdata.mask_pseudonym(text, integer),
 	licdata.mask_noise(bigint, double precision, double precision),
 	licdata.mask_noise(numeric, double precision, double precision),
 	licdata.mask_noise(double precision, double precision, double precision) FROM PUBLIC;
+
+-- Class 3: each licdata.token() call is one row of its statement; a
+-- per-licence lookup quota.  The new grant_licence parameter comes last.
+ALTER TABLE licdata.licences ADD COLUMN max_lookups_per_day bigint CHECK (max_lookups_per_day > 0);
+DROP FUNCTION licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz, timestamptz,
+									bigint, bigint, bigint, boolean, numeric, numeric, text, integer);
+CREATE FUNCTION licdata.grant_licence(licensee regrole, dataset regclass, purposes text[],
+									  columns name[] DEFAULT NULL,
+									  row_filter text DEFAULT NULL,
+									  valid_from timestamptz DEFAULT now(),
+									  valid_until timestamptz DEFAULT NULL,
+									  max_rows_per_query bigint DEFAULT NULL,
+									  max_rows_per_day bigint DEFAULT NULL,
+									  max_queries_per_day bigint DEFAULT NULL,
+									  require_consent_ref boolean DEFAULT false,
+									  price_per_query numeric DEFAULT NULL,
+									  price_per_row numeric DEFAULT NULL,
+									  mode text DEFAULT 'rows',
+									  min_group_size integer DEFAULT 10,
+									  max_lookups_per_day bigint DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ds regclass := dataset;
+	lic regrole := licensee;
+	col name;
+	normalised_filter text;
+	new_id bigint;
+	acts_for text;
+BEGIN
+	PERFORM licdata._not_null(lic, 'licensee');
+	PERFORM licdata._published(ds);
+	IF NOT EXISTS (SELECT FROM licdata.licensees l WHERE l.licensee = lic) THEN
+		-- a member of a licensee: licences are granted to the licensee
+		SELECT string_agg(l.licensee::text, ', ' ORDER BY l.licensee::text) INTO acts_for
+		  FROM licdata.licensees l JOIN pg_roles lr ON lr.oid = l.licensee
+		 WHERE pg_has_role(lic, l.licensee, 'MEMBER');
+		IF acts_for IS NOT NULL THEN
+			RAISE EXCEPTION 'role % is not a registered licensee', lic
+				USING ERRCODE = 'undefined_object',
+					  DETAIL = format('It acts for licensee %s.', acts_for),
+					  HINT = 'Grant the licence to the licensee its members act for.';
+		END IF;
+		RAISE EXCEPTION 'role % is not a registered licensee', lic
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Register it first with licdata.register_licensee.';
+	END IF;
+	PERFORM licdata._check_purposes(purposes);
+	IF columns IS NOT NULL THEN
+		IF cardinality(columns) = 0 OR array_ndims(columns) <> 1 THEN
+			RAISE EXCEPTION 'columns must be NULL or a non-empty list of column names'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Pass NULL to license every column.';
+		END IF;
+		FOREACH col IN ARRAY columns LOOP
+			IF col IS NULL THEN
+				RAISE EXCEPTION 'columns must not contain NULL'
+					USING ERRCODE = 'null_value_not_allowed',
+						  HINT = 'Name each licensed column.';
+			END IF;
+			IF NOT EXISTS (SELECT FROM pg_attribute a
+							WHERE a.attrelid = ds AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped) THEN
+				RAISE EXCEPTION 'column "%" of dataset % does not exist', col, ds
+					USING ERRCODE = 'undefined_column',
+						  HINT = 'Name only columns of the dataset.';
+			END IF;
+		END LOOP;
+		IF (SELECT count(DISTINCT x) FROM unnest(columns) x) <> cardinality(columns) THEN
+			RAISE EXCEPTION 'columns must not name a column twice'
+				USING ERRCODE = 'duplicate_column',
+					  HINT = 'Name each licensed column once.';
+		END IF;
+	END IF;
+	IF row_filter IS NOT NULL THEN
+		normalised_filter := licdata._check_row_filter(ds, row_filter);
+	END IF;
+	PERFORM licdata._not_null(valid_from, 'valid_from', true);
+	IF valid_until IS NOT NULL AND valid_until <= valid_from THEN
+		RAISE EXCEPTION 'valid_until must be after valid_from'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('valid_from is %s and valid_until is %s.', valid_from, valid_until),
+				  HINT = 'Pass a valid_until later than valid_from, or NULL for no end.';
+	END IF;
+	IF max_rows_per_query <= 0 OR max_rows_per_day <= 0 OR max_queries_per_day <= 0
+	   OR max_lookups_per_day <= 0 THEN
+		RAISE EXCEPTION 'quotas must be positive'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a positive limit, or NULL for no limit.';
+	END IF;
+	PERFORM licdata._not_null(require_consent_ref, 'require_consent_ref', true);
+	IF NOT (coalesce(price_per_query, 0) >= 0 AND coalesce(price_per_query, 0) < 'Infinity')
+	   OR NOT (coalesce(price_per_row, 0) >= 0 AND coalesce(price_per_row, 0) < 'Infinity') THEN
+		RAISE EXCEPTION 'prices must be zero or a positive amount'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('price_per_query is %s and price_per_row is %s.',
+								  coalesce(price_per_query::text, 'NULL'), coalesce(price_per_row::text, 'NULL')),
+				  HINT = 'Pass zero or a positive amount, or NULL to use the dataset''s price.';
+	END IF;
+	PERFORM licdata._not_null(mode, 'mode', true);
+	IF mode NOT IN ('rows', 'aggregate') THEN
+		RAISE EXCEPTION 'invalid licence mode %', quote_literal(mode)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use ''rows'' or ''aggregate''.';
+	END IF;
+	PERFORM licdata._not_null(min_group_size, 'min_group_size', true);
+	IF min_group_size < 2 THEN
+		RAISE EXCEPTION 'min_group_size must be at least 2'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use the smallest group size whose aggregates may be released, 10 by default.';
+	END IF;
+	INSERT INTO licdata.licences AS l (licensee, dataset, purposes, columns, row_filter, valid_from,
+				valid_until, max_rows_per_query, max_rows_per_day, max_queries_per_day,
+				require_consent_ref, price_per_query, price_per_row, mode, min_group_size,
+				max_lookups_per_day)
+	VALUES (lic, ds, purposes, columns, row_filter, valid_from, valid_until,
+			max_rows_per_query, max_rows_per_day, max_queries_per_day, require_consent_ref,
+			price_per_query, price_per_row, mode, min_group_size, max_lookups_per_day)
+	RETURNING l.id INTO new_id;
+	-- The licensee must be able to name the dataset; the licence, not a
+	-- GRANT on the table, is what lets it read.
+	EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I',
+				   (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ds),
+				   (SELECT rolname FROM pg_roles WHERE oid = lic));
+	RETURN new_id;
+END
+$$;
+REVOKE ALL ON FUNCTION licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz,
+	timestamptz, bigint, bigint, bigint, boolean, numeric, numeric, text, integer, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz,
+	timestamptz, bigint, bigint, bigint, boolean, numeric, numeric, text, integer, bigint) TO licdata_operator;
+
+CREATE FUNCTION licdata._lookups_used(licence_id bigint) RETURNS bigint
+	LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'licdata_lookups_used';
+CREATE OR REPLACE VIEW licdata.my_licences WITH (security_barrier) AS
+	SELECT l.id, l.dataset, d.description, l.purposes, l.columns, l.row_filter, l.mode,
+		   l.min_group_size, l.valid_from, l.valid_until, l.status,
+		   (l.status = 'active' AND l.valid_from <= now()
+			AND (l.valid_until IS NULL OR l.valid_until > now())) AS usable_now,
+		   l.require_consent_ref, l.max_rows_per_query,
+		   l.max_rows_per_day, l.max_rows_per_day - q.rows AS rows_left_today,
+		   l.max_queries_per_day, l.max_queries_per_day - q.queries AS queries_left_today,
+		   coalesce(l.price_per_query, d.price_per_query) AS price_per_query,
+		   coalesce(l.price_per_row, d.price_per_row) AS price_per_row,
+		   l.max_lookups_per_day, l.max_lookups_per_day - licdata._lookups_used(l.id) AS lookups_left_today
+	  FROM licdata.licences l
+	  JOIN licdata.datasets d ON d.dataset = l.dataset
+	  CROSS JOIN LATERAL licdata._quota_used(l.id) q
+	 WHERE l.licensee = licdata._my_licensee();
