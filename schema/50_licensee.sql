@@ -7,7 +7,7 @@ CREATE FUNCTION licdata._my_licensee() RETURNS regrole
 	LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'licdata_my_licensee';
 
 CREATE FUNCTION licdata._quota_used(licence_id bigint, OUT queries bigint, OUT rows bigint)
-	LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'licdata_quota_used';
+	LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'licdata_quota_used';
 
 -- licdata.token() calls of a licence today (the caller's own licences only)
 CREATE FUNCTION licdata._lookups_used(licence_id bigint) RETURNS bigint

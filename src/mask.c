@@ -670,6 +670,12 @@ licensee_key_id(Oid roleid, const char *fname)
 				(errcode(ERRCODE_LD_NOT_READY),
 				 errmsg("licdata is not installed in this database"),
 				 errhint("Run CREATE EXTENSION licdata.")));
+	/* a dropped role's OID: the cache may still list it until it reloads */
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(roleid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role with OID %u does not exist", roleid),
+				 errhint("Pass an existing licensee role by name.")));
 	l = licdata_licensee_for_role(roleid);
 	if (l == NULL)
 	{

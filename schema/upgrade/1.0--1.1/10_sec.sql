@@ -69,6 +69,7 @@ DECLARE
 	acts_for text;
 BEGIN
 	PERFORM licdata._not_null(lic, 'licensee');
+	PERFORM licdata._role_exists(lic, 'licensee');
 	PERFORM licdata._published(ds);
 	IF NOT EXISTS (SELECT FROM licdata.licensees l WHERE l.licensee = lic) THEN
 		-- a member of a licensee: licences are granted to the licensee
@@ -115,6 +116,11 @@ BEGIN
 		normalised_filter := licdata._check_row_filter(ds, row_filter);
 	END IF;
 	PERFORM licdata._not_null(valid_from, 'valid_from', true);
+	IF NOT isfinite(valid_from) THEN
+		RAISE EXCEPTION 'valid_from must be a finite time'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the time the licence starts, e.g. now().';
+	END IF;
 	IF valid_until IS NOT NULL AND valid_until <= valid_from THEN
 		RAISE EXCEPTION 'valid_until must be after valid_from'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -186,3 +192,250 @@ CREATE OR REPLACE VIEW licdata.my_licences WITH (security_barrier) AS
 	  JOIN licdata.datasets d ON d.dataset = l.dataset
 	  CROSS JOIN LATERAL licdata._quota_used(l.id) q
 	 WHERE l.licensee = licdata._my_licensee();
+
+-- Class 8: arguments that name nothing (regrole/regclass 0, the OID of a
+-- dropped role or table) are refused with a clear error.
+CREATE FUNCTION licdata._role_exists(r regrole, argname text) RETURNS void
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF r IS NOT NULL AND NOT EXISTS (SELECT FROM pg_roles a WHERE a.oid = r::oid) THEN
+		RAISE EXCEPTION 'role with OID % does not exist', r::oid
+			USING ERRCODE = 'undefined_object',
+				  DETAIL = format('Argument "%s" names no role (0, or a role that was dropped).', argname),
+				  HINT = format('Pass an existing role by name, e.g. %s => ''bank''.', argname);
+	END IF;
+END
+$$;
+CREATE FUNCTION licdata._relation_exists(r regclass, argname text) RETURNS void
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF r IS NOT NULL AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = r::oid) THEN
+		RAISE EXCEPTION 'relation with OID % does not exist', r::oid
+			USING ERRCODE = 'undefined_table',
+				  DETAIL = format('Argument "%s" names no relation (0, or a table that was dropped).', argname),
+				  HINT = format('Pass an existing table by name, e.g. %s => ''schema.table''.', argname);
+	END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION licdata._published(ds regclass) RETURNS void
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	parent regclass;
+BEGIN
+	PERFORM licdata._not_null(ds, 'dataset');
+	PERFORM licdata._relation_exists(ds, 'dataset');
+	IF NOT EXISTS (SELECT FROM licdata.datasets d WHERE d.dataset = ds AND d.unpublished_at IS NULL) THEN
+		-- a partition or child table: name the dataset it is served under
+		SELECT d.dataset INTO parent FROM licdata.datasets d, licdata._family(d.dataset) f
+		 WHERE d.unpublished_at IS NULL AND f = ds;
+		IF parent IS NOT NULL THEN
+			RAISE EXCEPTION 'table % is not a published dataset', ds
+				USING ERRCODE = 'undefined_object',
+					  DETAIL = format('It is served as part of dataset %s.', parent),
+					  HINT = format('Name the dataset %s.', parent);
+		END IF;
+		RAISE EXCEPTION 'table % is not a published dataset', ds
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Publish it first with licdata.publish(''' || ds::text || ''').';
+	END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION licdata.publish(dataset regclass, description text DEFAULT NULL,
+								price_per_query numeric DEFAULT 0, price_per_row numeric DEFAULT 0)
+	RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ds regclass := dataset;
+	c record;
+	owner_licensee regrole;
+	prev record;
+	member regclass;
+BEGIN
+	PERFORM licdata._not_null(ds, 'dataset');
+	PERFORM licdata._relation_exists(ds, 'dataset');
+	PERFORM licdata._not_null(price_per_query, 'price_per_query', true);
+	PERFORM licdata._not_null(price_per_row, 'price_per_row', true);
+	-- NaN passes "< 0" and the table's CHECK (>= 0): test for a finite amount.
+	IF NOT (price_per_query >= 0 AND price_per_query < 'Infinity')
+	   OR NOT (price_per_row >= 0 AND price_per_row < 'Infinity') THEN
+		RAISE EXCEPTION 'prices must be zero or a positive amount'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('price_per_query is %s and price_per_row is %s.', price_per_query, price_per_row),
+				  HINT = 'Pass zero or a positive amount.';
+	END IF;
+	SELECT cl.relkind, cl.relpersistence, cl.relowner, n.nspname, cl.relispartition
+	  INTO c
+	  FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace
+	 WHERE cl.oid = ds;
+	IF c.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION 'cannot publish % because it is not a table', ds
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = 'Only ordinary and partitioned tables can be published.',
+				  HINT = 'Publish the table the view or object reads from.';
+	END IF;
+	IF c.relpersistence = 't' OR c.nspname IN ('pg_catalog', 'information_schema', 'licdata', 'pg_toast')
+	   OR c.nspname LIKE 'pg\_temp%' THEN
+		RAISE EXCEPTION 'cannot publish % because it is a system, temporary or licdata table', ds
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Publish a permanent table in a schema of your own.';
+	END IF;
+	IF c.relispartition THEN
+		RAISE EXCEPTION 'cannot publish partition % on its own', ds
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = 'Partitions are served under the licences of their partitioned table.',
+				  HINT = 'Publish the partitioned table.';
+	END IF;
+	IF EXISTS (SELECT FROM licdata.datasets d WHERE d.dataset = ds AND d.unpublished_at IS NULL) THEN
+		RAISE EXCEPTION 'table % is already published', ds
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Use licdata.unpublish first to publish it again with other settings.';
+	END IF;
+	IF EXISTS (SELECT FROM licdata.datasets d, licdata._family(d.dataset) f
+				WHERE d.unpublished_at IS NULL AND f = ds) THEN
+		RAISE EXCEPTION 'table % inherits from a published dataset', ds
+			USING ERRCODE = 'duplicate_object',
+				  DETAIL = 'It is already served under the licences of its parent.',
+				  HINT = 'Publish only the parent table.';
+	END IF;
+	owner_licensee := licdata._is_licensee_member(c.relowner);
+	IF owner_licensee IS NOT NULL THEN
+		RAISE EXCEPTION 'cannot publish % because its owner acts for licensee %', ds, owner_licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'A licensee that owns a published table would read it without its licence.',
+				  HINT = 'Change the table''s owner to an operator role first.';
+	END IF;
+
+	SELECT cl.relrowsecurity, cl.relforcerowsecurity INTO prev FROM pg_class cl WHERE cl.oid = ds;
+	INSERT INTO licdata.datasets AS d (dataset, description, price_per_query, price_per_row,
+									   rls_was_enabled, rls_was_forced)
+	VALUES (ds, description, price_per_query, price_per_row, prev.relrowsecurity, prev.relforcerowsecurity)
+	ON CONFLICT ON CONSTRAINT datasets_pkey DO UPDATE
+	   SET description = EXCLUDED.description, price_per_query = EXCLUDED.price_per_query,
+		   price_per_row = EXCLUDED.price_per_row, published_at = now(), published_by = session_user,
+		   unpublished_at = NULL, rls_was_enabled = EXCLUDED.rls_was_enabled,
+		   rls_was_forced = EXCLUDED.rls_was_forced;
+
+	FOR member IN SELECT licdata._family(ds) LOOP
+		-- licdata reads the table as licdata_reader on a licensee's behalf;
+		-- operators read every dataset (their reads are audited).
+		EXECUTE format('GRANT SELECT ON TABLE %s TO licdata_reader, licdata_operator', member);
+		-- With row security forced and this guard policy, nobody but a
+		-- superuser reads the table unless licdata is preloaded, and
+		-- pg_stats shows non-owners nothing of it.
+		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', member);
+		EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', member);
+		IF NOT EXISTS (SELECT FROM pg_policy WHERE polrelid = member AND polname = 'licdata_guard') THEN
+			EXECUTE format('CREATE POLICY licdata_guard ON %s USING (licdata.guard())', member);
+		END IF;
+	END LOOP;
+END
+$$;
+CREATE OR REPLACE FUNCTION licdata.register_licensee(licensee regrole, org_name text, org_code text DEFAULT NULL)
+	RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	owned text;
+	other regrole;
+	others text;
+BEGIN
+	PERFORM licdata._not_null(licensee, 'licensee');
+	PERFORM licdata._role_exists(licensee, 'licensee');
+	PERFORM licdata._not_null(org_name, 'org_name');
+	IF btrim(org_name) = '' THEN
+		RAISE EXCEPTION 'org_name must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the organisation''s legal name.';
+	END IF;
+	SELECT * INTO r FROM pg_roles WHERE oid = licensee;
+	IF r.rolname LIKE 'pg\_%' OR r.rolname LIKE 'licdata\_%' THEN
+		RAISE EXCEPTION 'cannot register reserved role % as a licensee', licensee
+			USING ERRCODE = 'reserved_name',
+				  HINT = 'Create a role of its own for the licensee.';
+	END IF;
+	IF r.rolsuper THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because it is a superuser', licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'A superuser bypasses every licence.',
+				  HINT = 'Register a role without SUPERUSER.';
+	END IF;
+	IF r.rolbypassrls THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because it has BYPASSRLS', licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'A role with BYPASSRLS is not subject to row-level security.',
+				  HINT = format('Run ALTER ROLE %s NOBYPASSRLS first.', licensee);
+	END IF;
+	IF pg_has_role(licensee, 'licdata_operator', 'MEMBER') OR pg_has_role(licensee, 'licdata_auditor', 'MEMBER') THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because it is an operator or auditor', licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'Operators see raw data; auditors read every licensee''s usage.',
+				  HINT = 'Use a separate role for the licensee.';
+	END IF;
+	SELECT string_agg(d.dataset::text, ', ') INTO owned
+	  FROM licdata.datasets d, licdata._family(d.dataset) f, pg_class c
+	 WHERE d.unpublished_at IS NULL AND c.oid = f AND pg_has_role(licensee, c.relowner, 'MEMBER');
+	IF owned IS NOT NULL THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because it owns published table(s)', licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'It owns ' || owned || '.',
+				  HINT = 'Give the tables to an operator role with ALTER TABLE ... OWNER TO first.';
+	END IF;
+	IF EXISTS (SELECT FROM licdata.licensees l WHERE l.licensee = register_licensee.licensee) THEN
+		RAISE EXCEPTION 'role % is already a registered licensee', licensee
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Grant it licences with licdata.grant_licence.';
+	END IF;
+	-- The other way round: a licensee that is a member of this role would
+	-- make the licensee's own members act for two licensees.
+	-- (the join skips rows of dropped roles, which pg_has_role would reject)
+	SELECT l.licensee INTO other FROM licdata.licensees l JOIN pg_roles lr ON lr.oid = l.licensee
+	 WHERE pg_has_role(l.licensee, register_licensee.licensee, 'MEMBER')
+	 ORDER BY l.licensee::text LIMIT 1;
+	IF other IS NOT NULL THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because licensee % is a member of it', licensee, other
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = format('The members of %s would act for two licensees.', other),
+				  HINT = format('Revoke %s''s membership in %s first, or register another role.', other, licensee);
+	END IF;
+	-- (in SQL rather than through the licence cache, which raises its own
+	-- error for a role that already acts for two licensees)
+	SELECT string_agg(l.licensee::text, ', ' ORDER BY l.licensee::text) INTO others
+	  FROM licdata.licensees l JOIN pg_roles lr ON lr.oid = l.licensee
+	 WHERE pg_has_role(register_licensee.licensee, l.licensee, 'MEMBER');
+	IF others IS NOT NULL THEN
+		RAISE EXCEPTION 'role % already acts for licensee %', licensee, others
+			USING ERRCODE = 'duplicate_object',
+				  DETAIL = 'A role acts for at most one licensee.',
+				  HINT = format('Revoke its membership in %s first, or register another role.', others);
+	END IF;
+	INSERT INTO licdata.licensees (licensee, org_name, org_code)
+	VALUES (licensee, btrim(org_name), nullif(btrim(org_code), ''));
+END
+$$;
+CREATE OR REPLACE FUNCTION licdata.invoice(licensee regrole, period_start timestamptz, period_end timestamptz)
+	RETURNS TABLE (licence_id bigint, dataset regclass, purpose text, queries bigint, rows bigint, amount numeric)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM licdata._not_null(licensee, 'licensee');
+	-- a dropped role's OID is allowed (its usage stays); 0 names no role
+	IF licensee::oid = 0 THEN
+		RAISE EXCEPTION 'role with OID 0 does not exist'
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Pass the licensee by name, e.g. licensee => ''bank''.';
+	END IF;
+	PERFORM licdata._not_null(period_start, 'period_start');
+	PERFORM licdata._not_null(period_end, 'period_end');
+	IF period_end <= period_start THEN
+		RAISE EXCEPTION 'period_end must be after period_start'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a period such as now() - interval ''1 month'' to now().';
+	END IF;
+	RETURN QUERY
+		SELECT u.licence_id, u.dataset, u.purpose, count(*)::bigint, sum(u.rows)::bigint, sum(u.amount)
+		  FROM licdata.usage u
+		 WHERE u.licensee = invoice.licensee AND u.at >= period_start AND u.at < period_end
+		 GROUP BY u.licence_id, u.dataset, u.purpose
+		 ORDER BY u.licence_id, u.purpose;
+END
+$$;
+ALTER FUNCTION licdata._quota_used(bigint) STRICT;
