@@ -44,7 +44,9 @@ COMMENT ON VIEW licdata.my_usage IS 'The caller''s own usage rows';
 
 GRANT SELECT ON licdata.my_licences, licdata.my_usage TO PUBLIC;
 
+-- Volatile: each call is metered (a side effect), and the planner must not
+-- evaluate it while estimating.
 CREATE FUNCTION licdata.token(dataset regclass, column_name name, value text) RETURNS text
-	LANGUAGE C STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_token';
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_token';
 COMMENT ON FUNCTION licdata.token(regclass, name, text) IS
 	'This licensee''s masked form of a value it already holds, to look it up in a masked column';

@@ -88,8 +88,64 @@ SELECT max_lookups_per_day, lookups_left_today FROM licdata.my_licences WHERE id
 -- queries that read the dataset without token() are not lookups
 SELECT count(*) FROM htk.people;
 \c - :opuser
+
+-- 13-25: every route a lookup can take is counted once per value (and a
+-- value looked up again on every row of a scan is one lookup)
+UPDATE licdata.licences SET max_lookups_per_day = 1000000 WHERE id = 8000;
+SELECT licdata._lookups_used(8000) AS base \gset
+SET SESSION AUTHORIZATION htk_user;
+SET licdata.purpose = 'credit';
+CREATE FUNCTION htk_own.tok_sql(text) RETURNS text LANGUAGE sql
+	AS $$SELECT licdata.token('htk.people', 'id_number', $1)$$;
+CREATE FUNCTION htk_own.tok_plpgsql(text) RETURNS text LANGUAGE plpgsql
+	AS $$BEGIN RETURN licdata.token('htk.people', 'id_number', $1); END$$;
+CREATE PROCEDURE htk_own.tok_proc(v text) LANGUAGE plpgsql
+	AS $$BEGIN RAISE NOTICE 'got a token of length %', length(v); END$$;
+CREATE TABLE htk_own.store (t text);
+CREATE VIEW htk_own.tok_view AS
+	SELECT licdata.token('htk.people', 'id_number', '110105198000000003') AS t;
+CREATE TABLE htk_own.routes (n serial, route text, lookups bigint);
+CREATE FUNCTION htk_own.note(route text) RETURNS void LANGUAGE sql AS $$
+	INSERT INTO htk_own.routes (route, lookups)
+	SELECT route, (SELECT lookups_left_today FROM licdata.my_licences WHERE id = 8000)$$;
+SELECT htk_own.note('start');
+SELECT count(*) FROM htk.people WHERE id_number = licdata.token('htk.people', 'id_number', '110105198000000001');
+SELECT htk_own.note('a qual over 50 rows, one value');
+\set VERBOSITY default
+PREPARE q(text) AS SELECT count(*) FROM htk.people WHERE id_number = $1;
+EXECUTE q(licdata.token('htk.people', 'id_number', '110105198000000002'));
+\set VERBOSITY terse
+SELECT htk_own.note('EXECUTE parameter: refused');
+PREPARE q2(text) AS SELECT count(*) FROM htk.people WHERE id_number = licdata.token('htk.people', 'id_number', $1);
+EXECUTE q2('110105198000000002');
+SELECT htk_own.note('prepared statement, token inside');
+SELECT t IS NOT NULL AS ok FROM htk_own.tok_view;
+SELECT htk_own.note('a view');
+SELECT htk_own.tok_sql('110105198000000004') IS NOT NULL AS ok;
+SELECT htk_own.note('SQL function');
+SELECT htk_own.tok_plpgsql('110105198000000005') IS NOT NULL AS ok;
+SELECT htk_own.note('plpgsql function');
+CALL htk_own.tok_proc(licdata.token('htk.people', 'id_number', '110105198000000006'));
+SELECT htk_own.note('CALL argument');
+DO $$BEGIN PERFORM licdata.token('htk.people', 'id_number', '110105198000000007'); END$$;
+SELECT htk_own.note('DO block');
+INSERT INTO htk_own.store VALUES (licdata.token('htk.people', 'id_number', '110105198000000008'));
+SELECT htk_own.note('INSERT VALUES');
+COPY (SELECT licdata.token('htk.people', 'id_number', '110105198000000009') IS NOT NULL) TO STDOUT;
+SELECT htk_own.note('COPY (query) TO');
+BEGIN;
+DECLARE c CURSOR FOR SELECT licdata.token('htk.people', 'id_number', g::text) FROM generate_series(1, 10) g;
+FETCH 3 FROM c;
+COMMIT;
+SELECT htk_own.note('cursor, 3 of 10 fetched');
+WITH t AS MATERIALIZED (SELECT licdata.token('htk.people', 'id_number', g::text) AS v FROM generate_series(1, 4) g)
+SELECT count(v) FROM t;
+SELECT htk_own.note('CTE, 4 values');
+SELECT route, lag(lookups) OVER (ORDER BY n) - lookups AS lookups_taken FROM htk_own.routes ORDER BY n;
+RESET SESSION AUTHORIZATION;
+
 -- another licence's lookups are not the licensee's to read
 SET ROLE htk_user;
 SELECT licdata._lookups_used(1);
 RESET ROLE;
-SELECT licdata._lookups_used(8000) AS lookups_today;
+SELECT licdata._lookups_used(8000) - :base AS lookups_since_base;

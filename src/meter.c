@@ -1010,12 +1010,22 @@ licdata_meter_lookups_today(int64 licence_id)
 void
 licdata_meter_lookup(LicdataDataset *ds, const LicdataLicence *lic)
 {
+	/*
+	 * token() is parallel restricted: never in a worker.  It is volatile,
+	 * so the planner never evaluates it; without a running statement it is
+	 * evaluated where no statement can carry the lookup (a parameter of
+	 * EXECUTE): refused rather than served unmetered.
+	 */
 	if (IsParallelWorker())
-		return;					/* token() is parallel restricted: not here */
+		return;
+	if (running == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_LD_METERING_FAILED),
+				 errmsg("licdata.token cannot be evaluated outside a metered statement"),
+				 errdetail("It was evaluated where its lookup could not be counted, e.g. as a parameter of EXECUTE."),
+				 errhint("Call licdata.token inside the query, e.g. PREPARE q(text) AS SELECT ... WHERE id_number = licdata.token('pd.people', 'id_number', $1).")));
 	if (lic->max_lookups_per_day > 0)
 		lookup_quota_take(running, lic);
-	if (running == NULL)
-		return;					/* planning (estimation), not a lookup served */
 	quota_start(running, lic, ds);
 	stmt_add_use(running, ds->relid, lic, ds);
 	stmt_journal(running, licdata_acting_licensee(), 0);
