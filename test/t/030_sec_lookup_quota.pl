@@ -39,7 +39,7 @@ SELECT licdata.set_mask('lq.people', 'id_number', 'pseudonym', '{"length": 16}')
 
 # One lookup per statement, a different value each time.
 my $script = q{\set v random(1, 1000000000)
-SELECT licdata.token('lq.people', 'id_number', :'v'::text);
+SELECT licdata.token('lq.people', 'id_number', :v::text);
 };
 my $file = "$PostgreSQL::Test::Utils::tmp_check/lq_bench.sql";
 open(my $fh, '>', $file) or die "$file: $!";
