@@ -96,6 +96,8 @@ CREATE TABLE licdata.licences (
 	authority			text,
 	document			jsonb,
 	signature			text,
+	-- licdata.token() calls per UTC day (each is also one row of the statement)
+	max_lookups_per_day	bigint CHECK (max_lookups_per_day > 0),
 	-- data products (70_products.sql): the product a product licence is for,
 	-- and its day quota of calls; price_per_query is then the price per call
 	product				regprocedure,

@@ -59,7 +59,7 @@ $$;
 
 CREATE FUNCTION licdata._not_null(val anyelement, argname text, has_default boolean DEFAULT false)
 	RETURNS void
-	LANGUAGE plpgsql IMMUTABLE AS $$
+	LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF val IS NULL THEN
 		RAISE EXCEPTION 'argument "%" must not be null', argname
@@ -70,12 +70,38 @@ BEGIN
 END
 $$;
 
+-- A reg* argument that names nothing: 0 (written '-'), or the OID of a role
+-- or relation that was dropped.  The input functions accept both.
+CREATE FUNCTION licdata._role_exists(r regrole, argname text) RETURNS void
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF r IS NOT NULL AND NOT EXISTS (SELECT FROM pg_roles a WHERE a.oid = r::oid) THEN
+		RAISE EXCEPTION 'role with OID % does not exist', r::oid
+			USING ERRCODE = 'undefined_object',
+				  DETAIL = format('Argument "%s" names no role (0, or a role that was dropped).', argname),
+				  HINT = format('Pass an existing role by name, e.g. %s => ''bank''.', argname);
+	END IF;
+END
+$$;
+CREATE FUNCTION licdata._relation_exists(r regclass, argname text) RETURNS void
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF r IS NOT NULL AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = r::oid) THEN
+		RAISE EXCEPTION 'relation with OID % does not exist', r::oid
+			USING ERRCODE = 'undefined_table',
+				  DETAIL = format('Argument "%s" names no relation (0, or a table that was dropped).', argname),
+				  HINT = format('Pass an existing table by name, e.g. %s => ''schema.table''.', argname);
+	END IF;
+END
+$$;
+
 CREATE FUNCTION licdata._published(ds regclass) RETURNS void
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	parent regclass;
 BEGIN
 	PERFORM licdata._not_null(ds, 'dataset');
+	PERFORM licdata._relation_exists(ds, 'dataset');
 	IF NOT EXISTS (SELECT FROM licdata.datasets d WHERE d.dataset = ds AND d.unpublished_at IS NULL) THEN
 		-- a partition or child table: name the dataset it is served under
 		SELECT d.dataset INTO parent FROM licdata.datasets d, licdata._family(d.dataset) f
@@ -116,6 +142,7 @@ DECLARE
 	member regclass;
 BEGIN
 	PERFORM licdata._not_null(ds, 'dataset');
+	PERFORM licdata._relation_exists(ds, 'dataset');
 	PERFORM licdata._not_null(price_per_query, 'price_per_query', true);
 	PERFORM licdata._not_null(price_per_row, 'price_per_row', true);
 	-- NaN passes "< 0" and the table's CHECK (>= 0): test for a finite amount.
@@ -243,6 +270,7 @@ DECLARE
 	others text;
 BEGIN
 	PERFORM licdata._not_null(licensee, 'licensee');
+	PERFORM licdata._role_exists(licensee, 'licensee');
 	PERFORM licdata._not_null(org_name, 'org_name');
 	PERFORM licdata._check_purpose_scope(purpose_scope);
 	IF btrim(org_name) = '' THEN
@@ -329,7 +357,8 @@ CREATE FUNCTION licdata.grant_licence(licensee regrole, dataset regclass, purpos
 									  price_per_row numeric DEFAULT NULL,
 									  mode text DEFAULT 'rows',
 									  min_group_size integer DEFAULT 10,
-									  unlicensed_columns text DEFAULT 'refuse')
+									  unlicensed_columns text DEFAULT 'refuse',
+									  max_lookups_per_day bigint DEFAULT NULL)
 	RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -341,6 +370,7 @@ DECLARE
 	acts_for text;
 BEGIN
 	PERFORM licdata._not_null(lic, 'licensee');
+	PERFORM licdata._role_exists(lic, 'licensee');
 	PERFORM licdata._published(ds);
 	IF NOT EXISTS (SELECT FROM licdata.licensees l WHERE l.licensee = lic) THEN
 		-- a member of a licensee: licences are granted to the licensee
@@ -387,13 +417,19 @@ BEGIN
 		normalised_filter := licdata._check_row_filter(ds, row_filter);
 	END IF;
 	PERFORM licdata._not_null(valid_from, 'valid_from', true);
+	IF NOT isfinite(valid_from) THEN
+		RAISE EXCEPTION 'valid_from must be a finite time'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the time the licence starts, e.g. now().';
+	END IF;
 	IF valid_until IS NOT NULL AND valid_until <= valid_from THEN
 		RAISE EXCEPTION 'valid_until must be after valid_from'
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = format('valid_from is %s and valid_until is %s.', valid_from, valid_until),
 				  HINT = 'Pass a valid_until later than valid_from, or NULL for no end.';
 	END IF;
-	IF max_rows_per_query <= 0 OR max_rows_per_day <= 0 OR max_queries_per_day <= 0 THEN
+	IF max_rows_per_query <= 0 OR max_rows_per_day <= 0 OR max_queries_per_day <= 0
+	   OR max_lookups_per_day <= 0 THEN
 		RAISE EXCEPTION 'quotas must be positive'
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass a positive limit, or NULL for no limit.';
@@ -431,10 +467,11 @@ BEGIN
 	INSERT INTO licdata.licences AS l (licensee, dataset, purposes, columns, row_filter, valid_from,
 				valid_until, max_rows_per_query, max_rows_per_day, max_queries_per_day,
 				require_consent_ref, price_per_query, price_per_row, mode, min_group_size,
-				unlicensed_columns)
+				unlicensed_columns, max_lookups_per_day)
 	VALUES (lic, ds, purposes, columns, row_filter, valid_from, valid_until,
 			max_rows_per_query, max_rows_per_day, max_queries_per_day, require_consent_ref,
-			price_per_query, price_per_row, mode, min_group_size, unlicensed_columns)
+			price_per_query, price_per_row, mode, min_group_size, unlicensed_columns,
+			max_lookups_per_day)
 	RETURNING l.id INTO new_id;
 	-- The licensee must be able to name the dataset; the licence, not a
 	-- GRANT on the table, is what lets it read.

@@ -3,9 +3,18 @@
  *
  * The rewrite (src/expr.c) builds every mask as a call to one of these
  * functions over the column, cast back to the column's type, so a masked
- * column keeps its type.  Each is also callable directly.  Keyed methods
- * (pseudonym, fpe, noise) use the key of the licensee the session acts for;
- * operators pass the licensee explicitly to the variants that take one.
+ * column keeps its type.  The unkeyed ones are also callable directly.
+ *
+ * Keyed methods (pseudonym, fpe, noise) use the key of the licensee the
+ * session acts for.  A licensee must not be able to call them on values of
+ * its choosing: that would be an undecided, unmetered oracle (tabulate the
+ * pseudonyms of every ID number, invert deterministic noise over a range).
+ * The rewrite calls the variants with a trailing "internal" argument, which
+ * SQL cannot supply (no SQL expression has type internal, not even NULL);
+ * the variants without it are not granted to PUBLIC.  Licensees reach keyed
+ * values only through their queries and licdata.token(), decided and
+ * metered.  Operators pass the licensee explicitly to the variants that
+ * take one.
  */
 
 CREATE FUNCTION licdata.mask_redact(value anyelement, "with" anyelement DEFAULT NULL)
@@ -42,12 +51,19 @@ CREATE FUNCTION licdata.mask_pseudonym(value text, length integer, licensee regr
 	RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_pseudonym_for';
 
+CREATE FUNCTION licdata.mask_pseudonym(value text, length integer, internal)
+	RETURNS text LANGUAGE C STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'licdata_mask_pseudonym';
+
 CREATE FUNCTION licdata.mask_fpe(value text, alphabet text DEFAULT '0123456789')
 	RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_fpe';
 CREATE FUNCTION licdata.mask_fpe(value text, alphabet text, licensee regrole)
 	RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_fpe_for';
+CREATE FUNCTION licdata.mask_fpe(value text, alphabet text, internal)
+	RETURNS text LANGUAGE C STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'licdata_mask_fpe';
 CREATE FUNCTION licdata.unmask_fpe(value text, licensee regrole, alphabet text DEFAULT '0123456789')
 	RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_unmask_fpe';
@@ -101,6 +117,26 @@ CREATE FUNCTION licdata.mask_noise(value double precision, relative double preci
 	RETURNS double precision LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_noise_float8';
 
+-- The rewrite's entry points of the keyed masks: the internal argument
+-- (always NULL: no SQL expression has type internal) makes them uncallable
+-- from SQL; they are not strict so that the NULL does not stop them.
+CREATE FUNCTION licdata.mask_noise(value integer, relative double precision,
+								   absolute double precision, internal)
+	RETURNS integer LANGUAGE C STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'licdata_mask_noise_int4';
+CREATE FUNCTION licdata.mask_noise(value bigint, relative double precision,
+								   absolute double precision, internal)
+	RETURNS bigint LANGUAGE C STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'licdata_mask_noise_int8';
+CREATE FUNCTION licdata.mask_noise(value numeric, relative double precision,
+								   absolute double precision, internal)
+	RETURNS numeric LANGUAGE C STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'licdata_mask_noise_numeric';
+CREATE FUNCTION licdata.mask_noise(value double precision, relative double precision,
+								   absolute double precision, internal)
+	RETURNS double precision LANGUAGE C STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'licdata_mask_noise_float8';
+
 -- Applies an operator's own function of one argument; the rewrite calls the
 -- function directly, this wrapper is for trying it out.
 CREATE FUNCTION licdata.mask_function(value anyelement, name regproc)
@@ -111,6 +147,15 @@ CREATE FUNCTION licdata.mask_function(value anyelement, name regproc)
 -- matching; see README).
 CREATE FUNCTION licdata.rotate_master_key() RETURNS void
 	LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'licdata_rotate_master_key';
+
+-- The keyed variants that take the acting licensee's key from the session
+-- are not for licensees (see the top of this file).
+REVOKE ALL ON FUNCTION licdata.mask_pseudonym(text, integer),
+	licdata.mask_fpe(text, text),
+	licdata.mask_noise(integer, double precision, double precision),
+	licdata.mask_noise(bigint, double precision, double precision),
+	licdata.mask_noise(numeric, double precision, double precision),
+	licdata.mask_noise(double precision, double precision, double precision) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION licdata.mask_pseudonym(text, integer, regrole),
 	licdata.mask_fpe(text, text, regrole),

@@ -188,6 +188,12 @@ CREATE FUNCTION licdata.invoice(licensee regrole, period_start timestamptz, peri
 	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	PERFORM licdata._not_null(licensee, 'licensee');
+	-- a dropped role's OID is allowed (its usage stays); 0 names no role
+	IF licensee::oid = 0 THEN
+		RAISE EXCEPTION 'role with OID 0 does not exist'
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Pass the licensee by name, e.g. licensee => ''bank''.';
+	END IF;
 	PERFORM licdata._not_null(period_start, 'period_start');
 	PERFORM licdata._not_null(period_end, 'period_end');
 	IF period_end <= period_start THEN

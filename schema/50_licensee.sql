@@ -7,7 +7,11 @@ CREATE FUNCTION licdata._my_licensee() RETURNS regrole
 	LANGUAGE C STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'licdata_my_licensee';
 
 CREATE FUNCTION licdata._quota_used(licence_id bigint, OUT queries bigint, OUT rows bigint)
-	LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'licdata_quota_used';
+	LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'licdata_quota_used';
+
+-- licdata.token() calls of a licence today (the caller's own licences only)
+CREATE FUNCTION licdata._lookups_used(licence_id bigint) RETURNS bigint
+	LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'licdata_lookups_used';
 
 -- The group threshold of aggregate-only licences (inserted by the rewrite).
 CREATE FUNCTION licdata._agg_gate(rows bigint, min_group_size integer) RETURNS boolean
@@ -23,7 +27,8 @@ CREATE VIEW licdata.my_licences WITH (security_barrier) AS
 		   l.max_queries_per_day, l.max_queries_per_day - q.queries AS queries_left_today,
 		   coalesce(l.price_per_query, d.price_per_query) AS price_per_query,
 		   coalesce(l.price_per_row, d.price_per_row) AS price_per_row,
-		   l.unlicensed_columns
+		   l.unlicensed_columns,
+		   l.max_lookups_per_day, l.max_lookups_per_day - licdata._lookups_used(l.id) AS lookups_left_today
 	  FROM licdata.licences l
 	  JOIN licdata.datasets d ON d.dataset = l.dataset
 	  CROSS JOIN LATERAL licdata._quota_used(l.id) q
@@ -40,7 +45,9 @@ COMMENT ON VIEW licdata.my_usage IS 'The caller''s own usage rows';
 
 GRANT SELECT ON licdata.my_licences, licdata.my_usage TO PUBLIC;
 
+-- Volatile: each call is metered (a side effect), and the planner must not
+-- evaluate it while estimating.
 CREATE FUNCTION licdata.token(dataset regclass, column_name name, value text) RETURNS text
-	LANGUAGE C STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_token';
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_token';
 COMMENT ON FUNCTION licdata.token(regclass, name, text) IS
 	'This licensee''s masked form of a value it already holds, to look it up in a masked column';

@@ -338,6 +338,8 @@ CREATE OR REPLACE VIEW licdata.my_licences WITH (security_barrier) AS
 		   l.max_queries_per_day, l.max_queries_per_day - q.queries AS queries_left_today,
 		   CASE WHEN l.product IS NULL THEN coalesce(l.price_per_query, d.price_per_query) END AS price_per_query,
 		   coalesce(l.price_per_row, d.price_per_row, p.price_per_row) AS price_per_row,
+		   l.unlicensed_columns,
+		   l.max_lookups_per_day, l.max_lookups_per_day - licdata._lookups_used(l.id) AS lookups_left_today,
 		   l.product,
 		   CASE WHEN l.product IS NULL THEN 'dataset' ELSE 'product' END AS kind,
 		   l.max_calls_per_day,

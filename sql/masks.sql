@@ -91,6 +91,23 @@ SELECT length(m) AS chars, left(m, 3) AS head
   FROM (SELECT licdata.mask_cn_name(repeat('张', 100000)) AS m) s;
 
 --
+-- the variants keyed by the session's licensee are not granted to PUBLIC:
+-- a licensee could tabulate them (hostile_oracles tests every route).  This
+-- file grants them to its own roles to test the masking itself.
+--
+SET ROLE mask_bank;
+SELECT licdata.mask_pseudonym('x');
+SELECT licdata.mask_fpe('1234567890');
+SELECT licdata.mask_noise(100, relative => 0.1);
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION licdata.mask_pseudonym(text, integer), licdata.mask_fpe(text, text),
+	licdata.mask_noise(integer, double precision, double precision),
+	licdata.mask_noise(bigint, double precision, double precision),
+	licdata.mask_noise(numeric, double precision, double precision),
+	licdata.mask_noise(double precision, double precision, double precision)
+	TO mask_bank, mask_shop, mask_nobody, mask_op;
+
+--
 -- keyed methods refuse a session that acts for no licensee
 --
 SET ROLE mask_nobody;
@@ -325,5 +342,12 @@ DROP FUNCTION mask_test_upper(text), mask_test_nullsafe(text), mask_test_two(tex
 --
 -- clean up
 --
+REVOKE EXECUTE ON FUNCTION licdata.mask_pseudonym(text, integer), licdata.mask_fpe(text, text),
+	licdata.mask_noise(integer, double precision, double precision),
+	licdata.mask_noise(bigint, double precision, double precision),
+	licdata.mask_noise(numeric, double precision, double precision),
+	licdata.mask_noise(double precision, double precision, double precision)
+	FROM mask_bank, mask_shop, mask_nobody, mask_op;
 DELETE FROM licdata.licensees WHERE licensee IN ('mask_bank'::regrole, 'mask_shop'::regrole);
 DROP ROLE mask_analyst, mask_bank, mask_shop, mask_nobody, mask_op;
+

@@ -8,7 +8,7 @@
  * PL/pgSQL expression mode, then every clause but one target is refused),
  * so "true; DROP TABLE x" or "true) OR (1=1" are syntax errors, never SQL.
  * It is analysed against the dataset alone, with search_path pinned to
- * pg_catalog, and must be boolean, non-volatile, free of subqueries and
+ * pg_catalog, pg_temp, and must be boolean, non-volatile, free of subqueries and
  * aggregates, reference only the dataset's own user columns, and call only
  * functions of pg_catalog.
  *
@@ -41,11 +41,13 @@
 #include "parser/scanner.h"
 #include "common/keywords.h"
 #include "rewrite/rewriteManip.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/varlena.h"
 #include "utils/syscache.h"
 
 #include "licdata.h"
@@ -154,8 +156,57 @@ check_vars_walker(Node *node, void *context)
 }
 
 /*
+ * Does the function (a pg_proc tuple) carry its own search_path setting
+ * (CREATE/ALTER FUNCTION ... SET search_path) that a licensee cannot
+ * redirect?  The setting must end with pg_temp (so the licensee's temporary
+ * objects are found last, never first) and must not name "$user" (in a
+ * licensee's session that is the licensee's own schema).  A function with
+ * a setting is never inlined; fmgr applies the setting around every call,
+ * including the calls the function itself makes.
+ */
+static bool
+function_pins_search_path(HeapTuple proctup)
+{
+	bool		isnull;
+	Datum		d = SysCacheGetAttr(PROCOID, proctup, Anum_pg_proc_proconfig, &isnull);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	bool		ok = false;
+
+	if (isnull)
+		return false;
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *item;
+		char	   *value;
+		List	   *schemas;
+		ListCell   *lc;
+
+		if (nulls[i])
+			continue;
+		item = TextDatumGetCString(elems[i]);
+		if (strncmp(item, "search_path=", 12) != 0)
+			continue;
+		value = pstrdup(item + 12);
+		ok = false;
+		if (!SplitIdentifierString(value, ',', &schemas) || schemas == NIL)
+			return false;
+		foreach(lc, schemas)
+		{
+			if (strcmp((const char *) lfirst(lc), "$user") == 0)
+				return false;
+		}
+		ok = (strcmp((const char *) llast(schemas), "pg_temp") == 0);
+	}
+	return ok;
+}
+
+/*
  * Analyse a raw expression against relation relid alone, with search_path
- * pinned to pg_catalog.  The result has varno 1.
+ * pinned to pg_catalog, pg_temp (searchpath.c).  The result has varno 1.
  */
 static Node *
 analyse_for_rel(Oid relid, Node *raw, const char *what, Oid want_type, const char *sourcetext)
@@ -166,9 +217,7 @@ analyse_for_rel(Oid relid, Node *raw, const char *what, Oid want_type, const cha
 	Node	   *expr;
 	int			save_nestlevel;
 
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	save_nestlevel = licdata_pin_search_path();
 
 	pstate = make_parsestate(NULL);
 	pstate->p_sourcetext = sourcetext;	/* for error positions, or NULL */
@@ -182,7 +231,7 @@ analyse_for_rel(Oid relid, Node *raw, const char *what, Oid want_type, const cha
 	relation_close(rel, NoLock);
 	free_parsestate(pstate);
 
-	AtEOXact_GUC(true, save_nestlevel);
+	licdata_unpin_search_path(save_nestlevel);
 	return expr;
 }
 
@@ -606,6 +655,70 @@ scalar_param_text(const MaskParams *p, const char *key, bool *present, bool *isn
 }
 
 /*
+ * The keyed masks read the key of the licensee the session acts for.  The
+ * mask tree is analysed against the variants a licensee could name in SQL
+ * (licdata.mask_pseudonym(text, integer), mask_fpe(text, text),
+ * mask_noise(value, double precision, double precision)), which are not
+ * granted to PUBLIC; each call is then switched to the variant with a
+ * trailing argument of type internal.  No SQL expression has that type (not
+ * even NULL::internal), so only a tree built here can call those variants:
+ * a licensee computes no keyed value of its choosing (see 30_masks.sql).
+ * The argument is a NULL constant, which EXPLAIN VERBOSE can print; the
+ * variants are therefore not strict.
+ */
+static const char *const keyed_masks[] = {"mask_pseudonym", "mask_fpe", "mask_noise", NULL};
+
+static Node *
+keyed_calls_mutator(Node *node, void *context)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, FuncExpr))
+	{
+		FuncExpr   *fe = (FuncExpr *) expression_tree_mutator(node, keyed_calls_mutator, context);
+		HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fe->funcid));
+		Form_pg_proc proc;
+		bool		keyed = false;
+
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for function %u", fe->funcid);
+		proc = (Form_pg_proc) GETSTRUCT(tup);
+		if (proc->pronamespace == get_namespace_oid(LICDATA_SCHEMA, false))
+		{
+			for (const char *const *k = keyed_masks; *k; k++)
+				keyed |= (strcmp(NameStr(proc->proname), *k) == 0);
+		}
+		if (keyed && proc->pronargs > 0 &&
+			proc->proargtypes.values[proc->pronargs - 1] != INTERNALOID &&
+			proc->proargtypes.values[proc->pronargs - 1] != REGROLEOID)
+		{
+			Oid			argtypes[FUNC_MAX_ARGS];
+			int			nargs = proc->pronargs;
+			List	   *name = list_make2(makeString(LICDATA_SCHEMA),
+										  makeString(pstrdup(NameStr(proc->proname))));
+			Oid			rw;
+
+			memcpy(argtypes, proc->proargtypes.values, nargs * sizeof(Oid));
+			argtypes[nargs] = INTERNALOID;
+			rw = LookupFuncName(name, nargs + 1, argtypes, true);
+			if (!OidIsValid(rw))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("function licdata.%s(..., internal) does not exist", NameStr(proc->proname)),
+						 errdetail("The installed SQL objects of licdata are older than its library."),
+						 errhint("Run ALTER EXTENSION licdata UPDATE.")));
+			fe->funcid = rw;
+			fe->args = lappend(list_copy(fe->args),
+							   makeConst(INTERNALOID, -1, InvalidOid, SIZEOF_DATUM,
+										 (Datum) 0, true, true));
+		}
+		ReleaseSysCache(tup);
+		return (Node *) fe;
+	}
+	return expression_tree_mutator(node, keyed_calls_mutator, context);
+}
+
+/*
  * Build the masking expression for column attnum of relation relid:
  * method applied to the column, cast back to the column's type.
  */
@@ -859,12 +972,23 @@ licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
 					 errhint("Declare it RETURNS %s IMMUTABLE (or STABLE), not as a set-returning or volatile function.",
 							 format_type_be(typid))));
 		}
+		if (!function_pins_search_path(proctup))
+		{
+			ReleaseSysCache(proctup);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("function %s cannot mask column \"%s\": it does not pin search_path", fname, colname),
+					 errdetail("A masking function runs in the licensee's session; without a search_path setting of its own that ends with pg_temp and does not name \"$user\", the names in its body would resolve through the licensee's search_path."),
+					 errhint("Run ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp (schemas the function needs may come before pg_temp).",
+							 format_procedure(fnoid))));
+		}
 		ReleaseSysCache(proctup);
 		raw = (Node *) makeFuncCall(names, list_make1(raw_col(colname)), COERCE_EXPLICIT_CALL, -1);
 		raw = raw_cast(raw, coltype);
 	}
 
 	expr = analyse_for_rel(relid, raw, method, InvalidOid, NULL);
+	expr = keyed_calls_mutator(expr, NULL);
 
 	/*
 	 * A text mask of a varchar(n) column: the character-for-character masks

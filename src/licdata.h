@@ -28,6 +28,7 @@
  *	ff1.c			FF1 format-preserving encryption (OpenSSL AES)
  *	sqlfuncs.c		small SQL-callable helpers of the operator API
  *	visibility.c	worker sweep: licensees' privileges follow licence validity
+ *	searchpath.c	search_path pinned around SQL licdata runs itself
  *
  *-------------------------------------------------------------------------
  */
@@ -45,6 +46,8 @@
 #define LICDATA_OPERATOR_ROLE	"licdata_operator"
 #define LICDATA_AUDITOR_ROLE	"licdata_auditor"
 #define LICDATA_DIR				"pg_licdata"
+/* The search_path every SQL text licdata runs or analyses is resolved under. */
+#define LICDATA_SAFE_SEARCH_PATH	"pg_catalog, pg_temp"
 
 /* licdata.c */
 extern bool licdata_preloaded;
@@ -114,6 +117,7 @@ typedef struct LicdataLicence
 	int64		max_rows_per_query; /* 0 = no limit */
 	int64		max_rows_per_day;
 	int64		max_queries_per_day;
+	int64		max_lookups_per_day;	/* licdata.token() calls; 0 = no limit */
 	bool		require_consent_ref;
 	char	   *price_per_query;	/* numeric as text; NULL = dataset's */
 	char	   *price_per_row;
@@ -183,6 +187,10 @@ extern void licdata_privileges_sweep(void);
 /* sqlfuncs.c */
 extern void licdata_sqlfuncs_init(void);
 extern char *licdata_home_database(void);
+
+/* searchpath.c */
+extern int	licdata_pin_search_path(void);
+extern void licdata_unpin_search_path(int nestlevel);
 
 /* expr.c */
 extern Node *licdata_parse_row_filter(Oid relid, const char *filter, bool for_check);

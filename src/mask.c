@@ -670,6 +670,12 @@ licensee_key_id(Oid roleid, const char *fname)
 				(errcode(ERRCODE_LD_NOT_READY),
 				 errmsg("licdata is not installed in this database"),
 				 errhint("Run CREATE EXTENSION licdata.")));
+	/* a dropped role's OID: the cache may still list it until it reloads */
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(roleid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role with OID %u does not exist", roleid),
+				 errhint("Pass an existing licensee role by name.")));
 	l = licdata_licensee_for_role(roleid);
 	if (l == NULL)
 	{
@@ -744,10 +750,15 @@ check_pseudonym_length(int32 length)
 Datum
 licdata_mask_pseudonym(PG_FUNCTION_ARGS)
 {
-	text	   *value = PG_GETARG_TEXT_PP(0);
-	int32		length = PG_GETARG_INT32(1);
+	text	   *value;
+	int32		length;
 	int64		key_id;
 
+	/* not strict in the rewrite's variant (its internal argument is NULL) */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	value = PG_GETARG_TEXT_PP(0);
+	length = PG_GETARG_INT32(1);
 	check_pseudonym_length(length);
 	key_id = acting_key_id("mask_pseudonym(value, length)",
 						   "Operators use licdata.mask_pseudonym(value, length, licensee) to compute a licensee's pseudonym.");
@@ -1073,10 +1084,15 @@ fpe_core(text *value, const FpeAlphabet *a, const uint8 *tweak, int tweaklen,
 Datum
 licdata_mask_fpe(PG_FUNCTION_ARGS)
 {
-	text	   *value = PG_GETARG_TEXT_PP(0);
-	FpeAlphabet *a = alphabet_cached(fcinfo, PG_GETARG_TEXT_PP(1));
+	text	   *value;
+	FpeAlphabet *a;
 	int64		key_id;
 
+	/* not strict in the rewrite's variant (its internal argument is NULL) */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	value = PG_GETARG_TEXT_PP(0);
+	a = alphabet_cached(fcinfo, PG_GETARG_TEXT_PP(1));
 	key_id = acting_key_id("mask_fpe(value, alphabet)",
 						   "Operators use licdata.mask_fpe(value, alphabet, licensee) to compute a licensee's encrypted value.");
 	fpe_use_licensee_key(key_id);

@@ -391,6 +391,7 @@ quota_entry(int64 licence_id, int32 today)
 		e->day = today;
 		e->queries = 0;
 		e->rows = 0;
+		e->lookups = 0;
 	}
 	return e;
 }
@@ -1186,15 +1187,81 @@ licdata_meter_executor_start(QueryDesc *qd, int eflags, int depth)
 	}
 }
 
-/* licdata.token: a lookup, metered with the statement that runs it. */
+/*
+ * One more licdata.token() call of a licence today: refused (LD006) when
+ * the licence's max_lookups_per_day is reached.  One shared counter per
+ * licence, taken under quota_lock, so the limit is exact across sessions.
+ */
+static void
+lookup_quota_take(MeterStmt *ms, const LicdataLicence *lic)
+{
+	LicdataQuotaEntry *e;
+	bool		refused;
+
+	wait_quota_ready();
+	LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);
+	e = quota_entry(lic->id, utc_day(GetCurrentTimestamp()));
+	if (e == NULL)
+	{
+		LWLockRelease(licdata_shared->quota_lock);
+		quota_table_full(lic->id);
+	}
+	refused = (e->lookups >= lic->max_lookups_per_day);
+	if (!refused)
+		e->lookups++;
+	LWLockRelease(licdata_shared->quota_lock);
+	if (refused)
+		quota_refuse(ms, lic->id, "lookups per day", lic->max_lookups_per_day, false);
+}
+
+/* Today's licdata.token() calls of a licence (0 when none or not tracked). */
+int64
+licdata_meter_lookups_today(int64 licence_id)
+{
+	LicdataQuotaEntry *e;
+	int64		n = 0;
+
+	if (!licdata_preloaded || licdata_quota_hash == NULL)
+		return 0;
+	LWLockAcquire(licdata_shared->quota_lock, LW_SHARED);
+	e = hash_search(licdata_quota_hash, &licence_id, HASH_FIND, NULL);
+	if (e && e->day == utc_day(GetCurrentTimestamp()))
+		n = e->lookups;
+	LWLockRelease(licdata_shared->quota_lock);
+	return n;
+}
+
+/*
+ * licdata.token: a lookup, metered with the statement that runs it.  Each
+ * call is one looked-up row of the statement (SPEC: rows that leave in any
+ * form are counted): against max_rows_per_query, max_rows_per_day and the
+ * price, counted with the rows produced inside the statement's functions
+ * (usage.rows_in_functions; usage.rows bills the larger of that and the
+ * rows delivered).  And one call against max_lookups_per_day.
+ */
 void
 licdata_meter_lookup(LicdataDataset *ds, const LicdataLicence *lic)
 {
-	if (running == NULL || IsParallelWorker())
+	/*
+	 * token() is parallel restricted: never in a worker.  It is volatile,
+	 * so the planner never evaluates it; without a running statement it is
+	 * evaluated where no statement can carry the lookup (a parameter of
+	 * EXECUTE): refused rather than served unmetered.
+	 */
+	if (IsParallelWorker())
 		return;
+	if (running == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_LD_METERING_FAILED),
+				 errmsg("licdata.token cannot be evaluated outside a metered statement"),
+				 errdetail("It was evaluated where its lookup could not be counted, e.g. as a parameter of EXECUTE."),
+				 errhint("Call licdata.token inside the query, e.g. PREPARE q(text) AS SELECT ... WHERE id_number = licdata.token('pd.people', 'id_number', $1).")));
+	if (lic->max_lookups_per_day > 0)
+		lookup_quota_take(running, lic);
 	quota_start(running, lic, ds);
 	stmt_add_use(running, ds->relid, lic, ds);
 	stmt_journal(running, licdata_acting_licensee(), 0);
+	count_rows(running, 1, true, true);
 }
 
 /*

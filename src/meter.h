@@ -159,6 +159,7 @@ extern void licdata_meter_unwrap_dest(QueryDesc *qd, DestReceiver *wrapper);
 extern DestReceiver *licdata_meter_fetch_dest(Node *parsetree, DestReceiver *dest, uint64 *id);
 extern void licdata_meter_fetch_done(DestReceiver *counting, uint64 id);
 extern void licdata_meter_lookup(LicdataDataset *ds, const LicdataLicence *lic);
+extern int64 licdata_meter_lookups_today(int64 licence_id);
 extern void *licdata_meter_block_begin(void);
 extern void licdata_meter_block_end(void *block);
 extern void licdata_meter_note_error(void);

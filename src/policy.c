@@ -215,7 +215,9 @@ run_query(const char *sql)
 /*
  * Load the whole catalog into a new policy_cxt, retiring the old one.  Runs
  * as the bootstrap superuser with a restricted security context, under a
- * snapshot of its own (see the file header).
+ * snapshot of its own (see the file header), with search_path pinned to
+ * pg_catalog, pg_temp (searchpath.c); every operator is written
+ * OPERATOR(pg_catalog.x).
  */
 static void
 policy_load_once(void)
@@ -225,6 +227,7 @@ policy_load_once(void)
 	MemoryContext oldcxt;
 	HASHCTL		ctl;
 	Snapshot	snap;
+	int			save_nestlevel;
 
 	if (policy_cxt != NULL)
 	{
@@ -278,13 +281,19 @@ policy_load_once(void)
 		bool		has_scope = cat && get_attnum(cat->licensees, "purpose_scope") != InvalidAttrNumber;
 		bool		has_unlicensed = cat && get_attnum(cat->licences, "unlicensed_columns") != InvalidAttrNumber;
 
+		/*
+		 * Runs as superuser in the caller's session: nothing the caller
+		 * created or put in search_path may resolve here.
+		 */
+		save_nestlevel = licdata_pin_search_path();
+
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "licdata: SPI_connect failed");
 
 		/* datasets */
 		run_query("SELECT d.dataset::pg_catalog.oid, d.dataset::pg_catalog.text, "
 				  "d.price_per_query::pg_catalog.text, d.price_per_row::pg_catalog.text "
-				  "FROM licdata.datasets d JOIN pg_catalog.pg_class c ON c.oid = d.dataset "
+				  "FROM licdata.datasets d JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.dataset::pg_catalog.oid "
 				  "WHERE d.unpublished_at IS NULL");
 		td = SPI_tuptable->tupdesc;
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -309,9 +318,9 @@ policy_load_once(void)
 		/* licensees */
 		run_query(has_scope ?
 				  "SELECT l.licensee::pg_catalog.oid, l.key_id, l.org_name, l.purpose_scope FROM licdata.licensees l "
-				  "JOIN pg_catalog.pg_roles r ON r.oid = l.licensee ORDER BY l.licensee::pg_catalog.oid" :
+				  "JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) l.licensee::pg_catalog.oid ORDER BY l.licensee::pg_catalog.oid" :
 				  "SELECT l.licensee::pg_catalog.oid, l.key_id, l.org_name, 'session' FROM licdata.licensees l "
-				  "JOIN pg_catalog.pg_roles r ON r.oid = l.licensee ORDER BY l.licensee::pg_catalog.oid");
+				  "JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) l.licensee::pg_catalog.oid ORDER BY l.licensee::pg_catalog.oid");
 		td = SPI_tuptable->tupdesc;
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -345,7 +354,10 @@ policy_load_once(void)
 				  "valid_from, valid_until, max_rows_per_query, max_rows_per_day, max_queries_per_day, "
 				  "require_consent_ref, price_per_query::pg_catalog.text, price_per_row::pg_catalog.text, "
 				  "mode, min_group_size, status, "
-				  "%s FROM licdata.licences ORDER BY id", has_unlicensed ? "unlicensed_columns" : "'refuse'"));
+				  "%s, "
+				  /* read through to_jsonb: absent from a 1.0 installation's table */
+				  "(pg_catalog.to_jsonb(l) OPERATOR(pg_catalog.->>) 'max_lookups_per_day')::pg_catalog.int8 "
+				  "FROM licdata.licences l ORDER BY id", has_unlicensed ? "unlicensed_columns" : "'refuse'"));
 		td = SPI_tuptable->tupdesc;
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -387,6 +399,8 @@ policy_load_once(void)
 			lic->status = s[0];
 			s = spi_text(t, td, 18);
 			lic->unlicensed_null = (strcmp(s, "null") == 0);
+			d = SPI_getbinval(t, td, 19, &isnull);
+			lic->max_lookups_per_day = isnull ? 0 : DatumGetInt64(d);
 			licence_list = lappend(licence_list, lic);
 			e = hash_search(dataset_hash, &lic->dataset, HASH_FIND, NULL);
 			if (e)
@@ -422,6 +436,7 @@ policy_load_once(void)
 		}
 loaded:
 		SPI_finish();
+		licdata_unpin_search_path(save_nestlevel);
 	}
 	PG_FINALLY();
 	{

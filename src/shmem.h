@@ -31,6 +31,8 @@ typedef struct LicdataQuotaEntry
 	int32		day;			/* UTC day (days since 2000-01-01) of the counts */
 	int64		queries;		/* statements started today */
 	int64		rows;			/* rows delivered today */
+	int64		lookups;		/* licdata.token() calls today (not rebuilt
+								 * after a restart: see README, Known limits) */
 } LicdataQuotaEntry;
 
 typedef struct LicdataShared

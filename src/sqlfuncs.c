@@ -10,6 +10,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -308,6 +310,12 @@ licdata_flush(PG_FUNCTION_ARGS)
 					 errdetail("The records wait in the journal; nothing is lost."),
 					 errhint("Run ALTER EXTENSION licdata UPDATE.")));
 	}
+	if (isnan(timeout_s) || timeout_s < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout_seconds must be a number not less than zero"),
+				 errhint("Pass the longest wait in seconds, e.g. 30.")));
+	timeout_s = Min(timeout_s, 86400.0 * 365);	/* infinity: a year */
 	while (pg_atomic_read_u64(&licdata_shared->passes) < start + 2)
 	{
 		licdata_worker_wake();

@@ -46,9 +46,97 @@ var_to_const(Node *node, VarToConst *ctx)
 	return expression_tree_mutator(node, var_to_const, (void *) ctx);
 }
 
+/*
+ * The last lookup of one call site (kept in fn_mcxt, for one query): a
+ * token() call evaluated again with the same arguments in the same
+ * statement -- WHERE id_number = licdata.token('pd.people', 'id_number',
+ * '1101...') is evaluated for every row scanned -- is one lookup, served
+ * from here, not metered again.  A different value, purpose, consent
+ * reference, role or policy generation is a new lookup.
+ */
+typedef struct TokenCache
+{
+	bool		valid;
+	Oid			relid;
+	NameData	col;
+	Oid			userid;
+	Oid			session_userid;
+	uint64		generation;
+	char	   *purpose;
+	char	   *consent_ref;
+	text	   *value;
+	bool		isnull;
+	Datum		result;
+} TokenCache;
+
+static Datum token_compute(FunctionCallInfo fcinfo);
+
+static bool
+same_string(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
 PG_FUNCTION_INFO_V1(licdata_token);
 Datum
 licdata_token(PG_FUNCTION_ARGS)
+{
+	TokenCache *tc = (TokenCache *) fcinfo->flinfo->fn_extra;
+	Datum		result;
+	MemoryContext old;
+	text	   *value;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		return token_compute(fcinfo);
+	value = PG_GETARG_TEXT_PP(2);
+	if (tc != NULL && tc->valid &&
+		tc->relid == PG_GETARG_OID(0) &&
+		strcmp(NameStr(tc->col), NameStr(*PG_GETARG_NAME(1))) == 0 &&
+		tc->userid == GetUserId() && tc->session_userid == GetSessionUserId() &&
+		tc->generation == licdata_policy_generation &&
+		same_string(tc->purpose, licdata_purpose) &&
+		same_string(tc->consent_ref, licdata_consent_ref) &&
+		VARSIZE_ANY_EXHDR(tc->value) == VARSIZE_ANY_EXHDR(value) &&
+		memcmp(VARDATA_ANY(tc->value), VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value)) == 0)
+	{
+		if (tc->isnull)
+			PG_RETURN_NULL();
+		return tc->result;
+	}
+
+	result = token_compute(fcinfo);
+
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	if (tc == NULL)
+		tc = fcinfo->flinfo->fn_extra = palloc0(sizeof(TokenCache));
+	else
+	{
+		tc->valid = false;
+		if (tc->purpose)
+			pfree(tc->purpose);
+		if (tc->consent_ref)
+			pfree(tc->consent_ref);
+		pfree(tc->value);
+		if (!tc->isnull)
+			pfree(DatumGetPointer(tc->result));
+	}
+	tc->relid = PG_GETARG_OID(0);
+	namestrcpy(&tc->col, NameStr(*PG_GETARG_NAME(1)));
+	tc->userid = GetUserId();
+	tc->session_userid = GetSessionUserId();
+	tc->generation = licdata_policy_generation;
+	tc->purpose = licdata_purpose ? pstrdup(licdata_purpose) : NULL;
+	tc->consent_ref = licdata_consent_ref ? pstrdup(licdata_consent_ref) : NULL;
+	tc->value = DatumGetTextPCopy(PointerGetDatum(value));
+	tc->isnull = fcinfo->isnull;
+	tc->result = fcinfo->isnull ? (Datum) 0 : PointerGetDatum(DatumGetTextPCopy(result));
+	tc->valid = true;
+	MemoryContextSwitchTo(old);
+	return result;
+}
+
+static Datum
+token_compute(FunctionCallInfo fcinfo)
 {
 	Oid			relid;
 	char	   *col;
@@ -135,6 +223,19 @@ licdata_token(PG_FUNCTION_ARGS)
 	if (m == NULL)
 		PG_RETURN_DATUM(PG_GETARG_DATUM(2));	/* unmasked column: the value itself */
 
+	/*
+	 * Noise is keyed and deterministic: the noisy form of values of the
+	 * licensee's choosing would let it tabulate a range and invert the
+	 * noise of the values it reads.  A noisy value is no lookup key anyway.
+	 */
+	if (strcmp(m->method, "noise") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("licdata.token does not serve column \"%s\" of dataset %s, which is masked with noise",
+						col, ds->name),
+				 errdetail("Tokens of a noisy column would let the noise be inverted."),
+				 errhint("Ask for tokens of pseudonym or fpe columns.")));
+
 	get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
 	getTypeInputInfo(typid, &typinput, &typioparam);
 	c = makeConst(typid, typmod, collid, get_typlen(typid),
@@ -161,4 +262,28 @@ licdata_token(PG_FUNCTION_ARGS)
 		FreeExprContext(econtext, true);
 		PG_RETURN_TEXT_P(cstring_to_text(out));
 	}
+}
+
+/*
+ * licdata._lookups_used(licence_id): today's licdata.token() calls of a
+ * licence, for my_licences.  A licensee sees its own licences only.
+ */
+PG_FUNCTION_INFO_V1(licdata_lookups_used);
+Datum
+licdata_lookups_used(PG_FUNCTION_ARGS)
+{
+	int64		id = PG_GETARG_INT64(0);
+
+	if (!licdata_role_is_operator(GetUserId()) && !licdata_role_is_auditor(GetUserId()))
+	{
+		LicdataLicence *lic = licdata_catalog() ? licdata_licence_by_id(id) : NULL;
+		const LicdataLicensee *who = licdata_catalog() ? licdata_acting_licensee() : NULL;
+
+		if (lic == NULL || who == NULL || lic->licensee != who->roleid)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to read the lookups of licence %lld", (long long) id),
+					 errhint("See licdata.my_licences for your own licences.")));
+	}
+	PG_RETURN_INT64(licdata_meter_lookups_today(id));
 }

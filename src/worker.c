@@ -587,8 +587,8 @@ rebuild_quotas(void)
 
 	/* a product licence's day counter counts calls (product.c) */
 	rc = SPI_execute("SELECT licence_id, pg_catalog.sum(CASE WHEN mode OPERATOR(pg_catalog.=) 'product' "
-					 "THEN calls ELSE 1 END)::pg_catalog.int8, sum(rows) FROM licdata.usage "
-					 "WHERE licence_id IS NOT NULL AND at >= "
+					 "THEN calls ELSE 1 END)::pg_catalog.int8, pg_catalog.sum(rows) FROM licdata.usage "
+					 "WHERE licence_id IS NOT NULL AND at OPERATOR(pg_catalog.>=) "
 					 "(pg_catalog.date_trunc('day', pg_catalog.now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') "
 					 "GROUP BY licence_id", true, 0);
 	if (rc != SPI_OK_SELECT)
@@ -601,10 +601,13 @@ rebuild_quotas(void)
 		int64		q = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 		Datum		rd = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull);
 		int64		rows = isnull ? 0 : DatumGetInt64(DirectFunctionCall1(numeric_int8, rd));
-		LicdataQuotaEntry *e = hash_search(licdata_quota_hash, &id, HASH_ENTER_NULL, NULL);
+		bool		found;
+		LicdataQuotaEntry *e = hash_search(licdata_quota_hash, &id, HASH_ENTER_NULL, &found);
 
 		if (e == NULL)
 			break;
+		if (!found)
+			e->lookups = 0;		/* not in the usage table: starts afresh */
 		e->day = (int32) (GetCurrentTimestamp() / USECS_PER_DAY);
 		e->queries = q;
 		e->rows = rows;
@@ -627,10 +630,13 @@ flush_pass(void)
 	bool		version_mismatch;
 	const LicdataCatalog *cat;
 	static bool mismatch_logged = false;
+	int			save_nestlevel;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
+	/* the database's or role's search_path setting must not redirect our SQL */
+	save_nestlevel = licdata_pin_search_path();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "moving journal records");
 
@@ -691,6 +697,7 @@ flush_pass(void)
 	}
 
 	MemoryContextSwitchTo(old);
+	licdata_unpin_search_path(save_nestlevel);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();

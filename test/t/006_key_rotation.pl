@@ -26,6 +26,8 @@ CREATE EXTENSION licdata;
 CREATE ROLE bank LOGIN;
 CREATE ROLE op LOGIN IN ROLE licdata_operator;
 SELECT licdata.register_licensee('bank', 'Bank');
+-- not granted to licensees (an oracle); granted here to watch the key
+GRANT EXECUTE ON FUNCTION licdata.mask_pseudonym(text, integer) TO bank;
 });
 my $tok = "SELECT licdata.mask_pseudonym('110105194912310021', 16, 'bank')";
 my $t1 = $node->safe_psql('postgres', $tok);

@@ -1,0 +1,445 @@
+/*
+ * 10_sec.sql -- enforcement against a hostile licensee (issue 10, classes
+ * 1, 2, 3 and 8).
+ */
+
+-- Class 1: every plpgsql/SQL function resolves names under a pinned
+-- search_path, whoever calls it.
+ALTER FUNCTION licdata._not_null(anyelement, text, boolean) SET search_path = pg_catalog, pg_temp;
+
+-- Class 2: the keyed masks are no oracles.  The rewrite calls the variants
+-- with a trailing internal argument (SQL cannot supply one); the variants
+-- keyed by the session's licensee are no longer granted to PUBLIC.
+CREATE FUNCTION licdata.mask_pseudonym(value text, length integer, internal)
+	RETURNS text LANGUAGE C STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'licdata_mask_pseudonym';
+CREATE FUNCTION licdata.mask_fpe(value text, alphabet text, internal)
+	RETURNS text LANGUAGE C STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'licdata_mask_fpe';
+CREATE FUNCTION licdata.mask_noise(value integer, relative double precision,
+								   absolute double precision, internal)
+	RETURNS integer LANGUAGE C STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'licdata_mask_noise_int4';
+CREATE FUNCTION licdata.mask_noise(value bigint, relative double precision,
+								   absolute double precision, internal)
+	RETURNS bigint LANGUAGE C STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'licdata_mask_noise_int8';
+CREATE FUNCTION licdata.mask_noise(value numeric, relative double precision,
+								   absolute double precision, internal)
+	RETURNS numeric LANGUAGE C STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'licdata_mask_noise_numeric';
+CREATE FUNCTION licdata.mask_noise(value double precision, relative double precision,
+								   absolute double precision, internal)
+	RETURNS double precision LANGUAGE C STABLE PARALLEL SAFE
+	AS 'MODULE_PATHNAME', 'licdata_mask_noise_float8';
+REVOKE ALL ON FUNCTION licdata.mask_pseudonym(text, integer),
+	licdata.mask_fpe(text, text),
+	licdata.mask_noise(integer, double precision, double precision),
+	licdata.mask_noise(bigint, double precision, double precision),
+	licdata.mask_noise(numeric, double precision, double precision),
+	licdata.mask_noise(double precision, double precision, double precision) FROM PUBLIC;
+
+-- Class 3: each licdata.token() call is one row of its statement; a
+-- per-licence lookup quota.  The new grant_licence parameter comes last.
+ALTER TABLE licdata.licences ADD COLUMN max_lookups_per_day bigint CHECK (max_lookups_per_day > 0);
+DROP FUNCTION licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz, timestamptz,
+									bigint, bigint, bigint, boolean, numeric, numeric, text, integer);
+CREATE FUNCTION licdata.grant_licence(licensee regrole, dataset regclass, purposes text[],
+									  columns name[] DEFAULT NULL,
+									  row_filter text DEFAULT NULL,
+									  valid_from timestamptz DEFAULT now(),
+									  valid_until timestamptz DEFAULT NULL,
+									  max_rows_per_query bigint DEFAULT NULL,
+									  max_rows_per_day bigint DEFAULT NULL,
+									  max_queries_per_day bigint DEFAULT NULL,
+									  require_consent_ref boolean DEFAULT false,
+									  price_per_query numeric DEFAULT NULL,
+									  price_per_row numeric DEFAULT NULL,
+									  mode text DEFAULT 'rows',
+									  min_group_size integer DEFAULT 10,
+									  max_lookups_per_day bigint DEFAULT NULL)
+	RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ds regclass := dataset;
+	lic regrole := licensee;
+	col name;
+	normalised_filter text;
+	new_id bigint;
+	acts_for text;
+BEGIN
+	PERFORM licdata._not_null(lic, 'licensee');
+	PERFORM licdata._role_exists(lic, 'licensee');
+	PERFORM licdata._published(ds);
+	IF NOT EXISTS (SELECT FROM licdata.licensees l WHERE l.licensee = lic) THEN
+		-- a member of a licensee: licences are granted to the licensee
+		SELECT string_agg(l.licensee::text, ', ' ORDER BY l.licensee::text) INTO acts_for
+		  FROM licdata.licensees l JOIN pg_roles lr ON lr.oid = l.licensee
+		 WHERE pg_has_role(lic, l.licensee, 'MEMBER');
+		IF acts_for IS NOT NULL THEN
+			RAISE EXCEPTION 'role % is not a registered licensee', lic
+				USING ERRCODE = 'undefined_object',
+					  DETAIL = format('It acts for licensee %s.', acts_for),
+					  HINT = 'Grant the licence to the licensee its members act for.';
+		END IF;
+		RAISE EXCEPTION 'role % is not a registered licensee', lic
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Register it first with licdata.register_licensee.';
+	END IF;
+	PERFORM licdata._check_purposes(purposes);
+	IF columns IS NOT NULL THEN
+		IF cardinality(columns) = 0 OR array_ndims(columns) <> 1 THEN
+			RAISE EXCEPTION 'columns must be NULL or a non-empty list of column names'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Pass NULL to license every column.';
+		END IF;
+		FOREACH col IN ARRAY columns LOOP
+			IF col IS NULL THEN
+				RAISE EXCEPTION 'columns must not contain NULL'
+					USING ERRCODE = 'null_value_not_allowed',
+						  HINT = 'Name each licensed column.';
+			END IF;
+			IF NOT EXISTS (SELECT FROM pg_attribute a
+							WHERE a.attrelid = ds AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped) THEN
+				RAISE EXCEPTION 'column "%" of dataset % does not exist', col, ds
+					USING ERRCODE = 'undefined_column',
+						  HINT = 'Name only columns of the dataset.';
+			END IF;
+		END LOOP;
+		IF (SELECT count(DISTINCT x) FROM unnest(columns) x) <> cardinality(columns) THEN
+			RAISE EXCEPTION 'columns must not name a column twice'
+				USING ERRCODE = 'duplicate_column',
+					  HINT = 'Name each licensed column once.';
+		END IF;
+	END IF;
+	IF row_filter IS NOT NULL THEN
+		normalised_filter := licdata._check_row_filter(ds, row_filter);
+	END IF;
+	PERFORM licdata._not_null(valid_from, 'valid_from', true);
+	IF NOT isfinite(valid_from) THEN
+		RAISE EXCEPTION 'valid_from must be a finite time'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the time the licence starts, e.g. now().';
+	END IF;
+	IF valid_until IS NOT NULL AND valid_until <= valid_from THEN
+		RAISE EXCEPTION 'valid_until must be after valid_from'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('valid_from is %s and valid_until is %s.', valid_from, valid_until),
+				  HINT = 'Pass a valid_until later than valid_from, or NULL for no end.';
+	END IF;
+	IF max_rows_per_query <= 0 OR max_rows_per_day <= 0 OR max_queries_per_day <= 0
+	   OR max_lookups_per_day <= 0 THEN
+		RAISE EXCEPTION 'quotas must be positive'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a positive limit, or NULL for no limit.';
+	END IF;
+	PERFORM licdata._not_null(require_consent_ref, 'require_consent_ref', true);
+	IF NOT (coalesce(price_per_query, 0) >= 0 AND coalesce(price_per_query, 0) < 'Infinity')
+	   OR NOT (coalesce(price_per_row, 0) >= 0 AND coalesce(price_per_row, 0) < 'Infinity') THEN
+		RAISE EXCEPTION 'prices must be zero or a positive amount'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('price_per_query is %s and price_per_row is %s.',
+								  coalesce(price_per_query::text, 'NULL'), coalesce(price_per_row::text, 'NULL')),
+				  HINT = 'Pass zero or a positive amount, or NULL to use the dataset''s price.';
+	END IF;
+	PERFORM licdata._not_null(mode, 'mode', true);
+	IF mode NOT IN ('rows', 'aggregate') THEN
+		RAISE EXCEPTION 'invalid licence mode %', quote_literal(mode)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use ''rows'' or ''aggregate''.';
+	END IF;
+	PERFORM licdata._not_null(min_group_size, 'min_group_size', true);
+	IF min_group_size < 2 THEN
+		RAISE EXCEPTION 'min_group_size must be at least 2'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use the smallest group size whose aggregates may be released, 10 by default.';
+	END IF;
+	INSERT INTO licdata.licences AS l (licensee, dataset, purposes, columns, row_filter, valid_from,
+				valid_until, max_rows_per_query, max_rows_per_day, max_queries_per_day,
+				require_consent_ref, price_per_query, price_per_row, mode, min_group_size,
+				max_lookups_per_day)
+	VALUES (lic, ds, purposes, columns, row_filter, valid_from, valid_until,
+			max_rows_per_query, max_rows_per_day, max_queries_per_day, require_consent_ref,
+			price_per_query, price_per_row, mode, min_group_size, max_lookups_per_day)
+	RETURNING l.id INTO new_id;
+	-- The licensee must be able to name the dataset; the licence, not a
+	-- GRANT on the table, is what lets it read.
+	EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I',
+				   (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = ds),
+				   (SELECT rolname FROM pg_roles WHERE oid = lic));
+	RETURN new_id;
+END
+$$;
+REVOKE ALL ON FUNCTION licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz,
+	timestamptz, bigint, bigint, bigint, boolean, numeric, numeric, text, integer, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz,
+	timestamptz, bigint, bigint, bigint, boolean, numeric, numeric, text, integer, bigint) TO licdata_operator;
+
+CREATE FUNCTION licdata._lookups_used(licence_id bigint) RETURNS bigint
+	LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'licdata_lookups_used';
+CREATE OR REPLACE VIEW licdata.my_licences WITH (security_barrier) AS
+	SELECT l.id, l.dataset, d.description, l.purposes, l.columns, l.row_filter, l.mode,
+		   l.min_group_size, l.valid_from, l.valid_until, l.status,
+		   (l.status = 'active' AND l.valid_from <= now()
+			AND (l.valid_until IS NULL OR l.valid_until > now())) AS usable_now,
+		   l.require_consent_ref, l.max_rows_per_query,
+		   l.max_rows_per_day, l.max_rows_per_day - q.rows AS rows_left_today,
+		   l.max_queries_per_day, l.max_queries_per_day - q.queries AS queries_left_today,
+		   coalesce(l.price_per_query, d.price_per_query) AS price_per_query,
+		   coalesce(l.price_per_row, d.price_per_row) AS price_per_row,
+		   l.max_lookups_per_day, l.max_lookups_per_day - licdata._lookups_used(l.id) AS lookups_left_today
+	  FROM licdata.licences l
+	  JOIN licdata.datasets d ON d.dataset = l.dataset
+	  CROSS JOIN LATERAL licdata._quota_used(l.id) q
+	 WHERE l.licensee = licdata._my_licensee();
+
+-- Class 8: arguments that name nothing (regrole/regclass 0, the OID of a
+-- dropped role or table) are refused with a clear error.
+CREATE FUNCTION licdata._role_exists(r regrole, argname text) RETURNS void
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF r IS NOT NULL AND NOT EXISTS (SELECT FROM pg_roles a WHERE a.oid = r::oid) THEN
+		RAISE EXCEPTION 'role with OID % does not exist', r::oid
+			USING ERRCODE = 'undefined_object',
+				  DETAIL = format('Argument "%s" names no role (0, or a role that was dropped).', argname),
+				  HINT = format('Pass an existing role by name, e.g. %s => ''bank''.', argname);
+	END IF;
+END
+$$;
+CREATE FUNCTION licdata._relation_exists(r regclass, argname text) RETURNS void
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF r IS NOT NULL AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = r::oid) THEN
+		RAISE EXCEPTION 'relation with OID % does not exist', r::oid
+			USING ERRCODE = 'undefined_table',
+				  DETAIL = format('Argument "%s" names no relation (0, or a table that was dropped).', argname),
+				  HINT = format('Pass an existing table by name, e.g. %s => ''schema.table''.', argname);
+	END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION licdata._published(ds regclass) RETURNS void
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	parent regclass;
+BEGIN
+	PERFORM licdata._not_null(ds, 'dataset');
+	PERFORM licdata._relation_exists(ds, 'dataset');
+	IF NOT EXISTS (SELECT FROM licdata.datasets d WHERE d.dataset = ds AND d.unpublished_at IS NULL) THEN
+		-- a partition or child table: name the dataset it is served under
+		SELECT d.dataset INTO parent FROM licdata.datasets d, licdata._family(d.dataset) f
+		 WHERE d.unpublished_at IS NULL AND f = ds;
+		IF parent IS NOT NULL THEN
+			RAISE EXCEPTION 'table % is not a published dataset', ds
+				USING ERRCODE = 'undefined_object',
+					  DETAIL = format('It is served as part of dataset %s.', parent),
+					  HINT = format('Name the dataset %s.', parent);
+		END IF;
+		RAISE EXCEPTION 'table % is not a published dataset', ds
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Publish it first with licdata.publish(''' || ds::text || ''').';
+	END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION licdata.publish(dataset regclass, description text DEFAULT NULL,
+								price_per_query numeric DEFAULT 0, price_per_row numeric DEFAULT 0)
+	RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ds regclass := dataset;
+	c record;
+	owner_licensee regrole;
+	prev record;
+	member regclass;
+BEGIN
+	PERFORM licdata._not_null(ds, 'dataset');
+	PERFORM licdata._relation_exists(ds, 'dataset');
+	PERFORM licdata._not_null(price_per_query, 'price_per_query', true);
+	PERFORM licdata._not_null(price_per_row, 'price_per_row', true);
+	-- NaN passes "< 0" and the table's CHECK (>= 0): test for a finite amount.
+	IF NOT (price_per_query >= 0 AND price_per_query < 'Infinity')
+	   OR NOT (price_per_row >= 0 AND price_per_row < 'Infinity') THEN
+		RAISE EXCEPTION 'prices must be zero or a positive amount'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('price_per_query is %s and price_per_row is %s.', price_per_query, price_per_row),
+				  HINT = 'Pass zero or a positive amount.';
+	END IF;
+	SELECT cl.relkind, cl.relpersistence, cl.relowner, n.nspname, cl.relispartition
+	  INTO c
+	  FROM pg_class cl JOIN pg_namespace n ON n.oid = cl.relnamespace
+	 WHERE cl.oid = ds;
+	IF c.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION 'cannot publish % because it is not a table', ds
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = 'Only ordinary and partitioned tables can be published.',
+				  HINT = 'Publish the table the view or object reads from.';
+	END IF;
+	IF c.relpersistence = 't' OR c.nspname IN ('pg_catalog', 'information_schema', 'licdata', 'pg_toast')
+	   OR c.nspname LIKE 'pg\_temp%' THEN
+		RAISE EXCEPTION 'cannot publish % because it is a system, temporary or licdata table', ds
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Publish a permanent table in a schema of your own.';
+	END IF;
+	IF c.relispartition THEN
+		RAISE EXCEPTION 'cannot publish partition % on its own', ds
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = 'Partitions are served under the licences of their partitioned table.',
+				  HINT = 'Publish the partitioned table.';
+	END IF;
+	IF EXISTS (SELECT FROM licdata.datasets d WHERE d.dataset = ds AND d.unpublished_at IS NULL) THEN
+		RAISE EXCEPTION 'table % is already published', ds
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Use licdata.unpublish first to publish it again with other settings.';
+	END IF;
+	IF EXISTS (SELECT FROM licdata.datasets d, licdata._family(d.dataset) f
+				WHERE d.unpublished_at IS NULL AND f = ds) THEN
+		RAISE EXCEPTION 'table % inherits from a published dataset', ds
+			USING ERRCODE = 'duplicate_object',
+				  DETAIL = 'It is already served under the licences of its parent.',
+				  HINT = 'Publish only the parent table.';
+	END IF;
+	owner_licensee := licdata._is_licensee_member(c.relowner);
+	IF owner_licensee IS NOT NULL THEN
+		RAISE EXCEPTION 'cannot publish % because its owner acts for licensee %', ds, owner_licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'A licensee that owns a published table would read it without its licence.',
+				  HINT = 'Change the table''s owner to an operator role first.';
+	END IF;
+
+	SELECT cl.relrowsecurity, cl.relforcerowsecurity INTO prev FROM pg_class cl WHERE cl.oid = ds;
+	INSERT INTO licdata.datasets AS d (dataset, description, price_per_query, price_per_row,
+									   rls_was_enabled, rls_was_forced)
+	VALUES (ds, description, price_per_query, price_per_row, prev.relrowsecurity, prev.relforcerowsecurity)
+	ON CONFLICT ON CONSTRAINT datasets_pkey DO UPDATE
+	   SET description = EXCLUDED.description, price_per_query = EXCLUDED.price_per_query,
+		   price_per_row = EXCLUDED.price_per_row, published_at = now(), published_by = session_user,
+		   unpublished_at = NULL, rls_was_enabled = EXCLUDED.rls_was_enabled,
+		   rls_was_forced = EXCLUDED.rls_was_forced;
+
+	FOR member IN SELECT licdata._family(ds) LOOP
+		-- licdata reads the table as licdata_reader on a licensee's behalf;
+		-- operators read every dataset (their reads are audited).
+		EXECUTE format('GRANT SELECT ON TABLE %s TO licdata_reader, licdata_operator', member);
+		-- With row security forced and this guard policy, nobody but a
+		-- superuser reads the table unless licdata is preloaded, and
+		-- pg_stats shows non-owners nothing of it.
+		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', member);
+		EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', member);
+		IF NOT EXISTS (SELECT FROM pg_policy WHERE polrelid = member AND polname = 'licdata_guard') THEN
+			EXECUTE format('CREATE POLICY licdata_guard ON %s USING (licdata.guard())', member);
+		END IF;
+	END LOOP;
+END
+$$;
+CREATE OR REPLACE FUNCTION licdata.register_licensee(licensee regrole, org_name text, org_code text DEFAULT NULL)
+	RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	owned text;
+	other regrole;
+	others text;
+BEGIN
+	PERFORM licdata._not_null(licensee, 'licensee');
+	PERFORM licdata._role_exists(licensee, 'licensee');
+	PERFORM licdata._not_null(org_name, 'org_name');
+	IF btrim(org_name) = '' THEN
+		RAISE EXCEPTION 'org_name must not be empty'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the organisation''s legal name.';
+	END IF;
+	SELECT * INTO r FROM pg_roles WHERE oid = licensee;
+	IF r.rolname LIKE 'pg\_%' OR r.rolname LIKE 'licdata\_%' THEN
+		RAISE EXCEPTION 'cannot register reserved role % as a licensee', licensee
+			USING ERRCODE = 'reserved_name',
+				  HINT = 'Create a role of its own for the licensee.';
+	END IF;
+	IF r.rolsuper THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because it is a superuser', licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'A superuser bypasses every licence.',
+				  HINT = 'Register a role without SUPERUSER.';
+	END IF;
+	IF r.rolbypassrls THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because it has BYPASSRLS', licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'A role with BYPASSRLS is not subject to row-level security.',
+				  HINT = format('Run ALTER ROLE %s NOBYPASSRLS first.', licensee);
+	END IF;
+	IF pg_has_role(licensee, 'licdata_operator', 'MEMBER') OR pg_has_role(licensee, 'licdata_auditor', 'MEMBER') THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because it is an operator or auditor', licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'Operators see raw data; auditors read every licensee''s usage.',
+				  HINT = 'Use a separate role for the licensee.';
+	END IF;
+	SELECT string_agg(d.dataset::text, ', ') INTO owned
+	  FROM licdata.datasets d, licdata._family(d.dataset) f, pg_class c
+	 WHERE d.unpublished_at IS NULL AND c.oid = f AND pg_has_role(licensee, c.relowner, 'MEMBER');
+	IF owned IS NOT NULL THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because it owns published table(s)', licensee
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = 'It owns ' || owned || '.',
+				  HINT = 'Give the tables to an operator role with ALTER TABLE ... OWNER TO first.';
+	END IF;
+	IF EXISTS (SELECT FROM licdata.licensees l WHERE l.licensee = register_licensee.licensee) THEN
+		RAISE EXCEPTION 'role % is already a registered licensee', licensee
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Grant it licences with licdata.grant_licence.';
+	END IF;
+	-- The other way round: a licensee that is a member of this role would
+	-- make the licensee's own members act for two licensees.
+	-- (the join skips rows of dropped roles, which pg_has_role would reject)
+	SELECT l.licensee INTO other FROM licdata.licensees l JOIN pg_roles lr ON lr.oid = l.licensee
+	 WHERE pg_has_role(l.licensee, register_licensee.licensee, 'MEMBER')
+	 ORDER BY l.licensee::text LIMIT 1;
+	IF other IS NOT NULL THEN
+		RAISE EXCEPTION 'cannot register role % as a licensee because licensee % is a member of it', licensee, other
+			USING ERRCODE = 'invalid_grant_operation',
+				  DETAIL = format('The members of %s would act for two licensees.', other),
+				  HINT = format('Revoke %s''s membership in %s first, or register another role.', other, licensee);
+	END IF;
+	-- (in SQL rather than through the licence cache, which raises its own
+	-- error for a role that already acts for two licensees)
+	SELECT string_agg(l.licensee::text, ', ' ORDER BY l.licensee::text) INTO others
+	  FROM licdata.licensees l JOIN pg_roles lr ON lr.oid = l.licensee
+	 WHERE pg_has_role(register_licensee.licensee, l.licensee, 'MEMBER');
+	IF others IS NOT NULL THEN
+		RAISE EXCEPTION 'role % already acts for licensee %', licensee, others
+			USING ERRCODE = 'duplicate_object',
+				  DETAIL = 'A role acts for at most one licensee.',
+				  HINT = format('Revoke its membership in %s first, or register another role.', others);
+	END IF;
+	INSERT INTO licdata.licensees (licensee, org_name, org_code)
+	VALUES (licensee, btrim(org_name), nullif(btrim(org_code), ''));
+END
+$$;
+CREATE OR REPLACE FUNCTION licdata.invoice(licensee regrole, period_start timestamptz, period_end timestamptz)
+	RETURNS TABLE (licence_id bigint, dataset regclass, purpose text, queries bigint, rows bigint, amount numeric)
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	PERFORM licdata._not_null(licensee, 'licensee');
+	-- a dropped role's OID is allowed (its usage stays); 0 names no role
+	IF licensee::oid = 0 THEN
+		RAISE EXCEPTION 'role with OID 0 does not exist'
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Pass the licensee by name, e.g. licensee => ''bank''.';
+	END IF;
+	PERFORM licdata._not_null(period_start, 'period_start');
+	PERFORM licdata._not_null(period_end, 'period_end');
+	IF period_end <= period_start THEN
+		RAISE EXCEPTION 'period_end must be after period_start'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a period such as now() - interval ''1 month'' to now().';
+	END IF;
+	RETURN QUERY
+		SELECT u.licence_id, u.dataset, u.purpose, count(*)::bigint, sum(u.rows)::bigint, sum(u.amount)
+		  FROM licdata.usage u
+		 WHERE u.licensee = invoice.licensee AND u.at >= period_start AND u.at < period_end
+		 GROUP BY u.licence_id, u.dataset, u.purpose
+		 ORDER BY u.licence_id, u.purpose;
+END
+$$;
+ALTER FUNCTION licdata._quota_used(bigint) STRICT;
+
+-- Class 3 (continued): token() is volatile (it meters), so the planner never
+-- evaluates it while estimating.
+ALTER FUNCTION licdata.token(regclass, name, text) VOLATILE;
