@@ -7,7 +7,7 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS licdata;
 RESET client_min_messages;
-SELECT setval('licdata.licences_id_seq', 7000, false);
+SELECT setval('licdata.licences_id_seq', 6500, false);
 CREATE SCHEMA hor;
 CREATE TABLE hor.people (id integer PRIMARY KEY, id_number text, phone text,
 						 income integer, big bigint, salary numeric(10,2), score double precision);
