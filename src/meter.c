@@ -102,6 +102,8 @@ typedef struct MeterStmt
 	bool		rerun;			/* its query is being re-run (held cursor) */
 	int64		nested_base;	/* nested_rows before the re-run */
 	char		deny_sqlstate[6];	/* a rows quota refused it mid-stream */
+	int64		agg_rows;		/* dataset rows in released aggregate groups */
+	int64		agg_base;		/* agg_rows before a re-run (held cursor) */
 	/* only the first nquota / nuses entries are ever read: not zeroed */
 	QuotaState	quota[LICDATA_MAX_USES];
 	JournalUse	uses[LICDATA_MAX_USES];
@@ -640,7 +642,6 @@ stmt_new(QueryDesc *owner, int kind)
 	ms->subxid = GetCurrentSubTransactionId();
 	INSTR_TIME_SET_CURRENT(ms->start);
 	open_stmts = top_lappend(open_stmts, ms);
-	licdata_aggregate_reset_stats();
 	return ms;
 }
 
@@ -718,11 +719,12 @@ stmt_close(MeterStmt *ms, char outcome, const char *sqlstate)
 		if (ms->rerun)
 		{
 			ms->nested_rows = Max(ms->nested_base, ms->nested_rows);
+			ms->agg_rows = Max(ms->agg_base, ms->agg_rows);
 			ms->rerun = false;
 		}
 		r->rows = ms->rows;
 		r->nested_rows = ms->nested_rows;
-		r->rows_aggregated = licdata_aggregate_rows;
+		r->rows_aggregated = ms->agg_rows;
 		r->ended_at = GetCurrentTimestamp();
 		r->duration_ms = INSTR_TIME_GET_MILLISEC(dur);
 		if (ms->deny_sqlstate[0])
@@ -1053,11 +1055,62 @@ licdata_meter_executor_end(QueryDesc *qd)
 		quota_release(ms);
 		return;
 	}
-	if (licdata_aggregate_suppressed > 0)
-		ereport(NOTICE,
-				(errmsg("licdata: %lld group(s) smaller than the licence's minimum group size were suppressed",
-						(long long) licdata_aggregate_suppressed)));
 	stmt_close(ms, OUTCOME_OK, NULL);
+}
+
+/*
+ * An aggregate-licence gate released a group of n dataset rows
+ * (aggregate.c): they count into the rows_aggregated of the statement
+ * running now -- its own counter, so a cursor that stays open meanwhile
+ * neither takes nor gives another statement's count.
+ */
+void
+licdata_meter_note_aggregated(int64 n)
+{
+	MeterStmt  *ms = running;
+
+	if (ms == NULL || IsParallelWorker())
+		return;
+	ms->agg_rows += n;
+	if (ms->rec && !ms->rerun)
+		ms->rec->rows_aggregated = ms->agg_rows;
+}
+
+/*
+ * licdata._count_row(boolean, internal) and licdata._count_value(anyelement,
+ * internal): the row counters fold.c puts where a licensee statement folds
+ * dataset rows into one value.  Each call that lets a row through counts
+ * it into the running statement's nested rows, quotas checked first.
+ */
+static void
+count_folded(void)
+{
+	MeterStmt  *ms = running;
+
+	if (ms == NULL || ms->kind != KIND_LICENSEE || IsParallelWorker())
+		return;
+	count_rows(ms, 1, true, true);
+}
+
+PG_FUNCTION_INFO_V1(licdata_count_row);
+Datum
+licdata_count_row(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	if (PG_GETARG_BOOL(0))
+		count_folded();
+	PG_RETURN_BOOL(PG_GETARG_BOOL(0));
+}
+
+PG_FUNCTION_INFO_V1(licdata_count_value);
+Datum
+licdata_count_value(PG_FUNCTION_ARGS)
+{
+	count_folded();
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(PG_GETARG_DATUM(0));
 }
 
 /* ---- counting rows ---- */
@@ -1184,6 +1237,8 @@ licdata_meter_wrap_dest(QueryDesc *qd, DestReceiver *orig)
 		ms->rerun = true;
 		ms->nested_base = ms->nested_rows;
 		ms->nested_rows = 0;
+		ms->agg_base = ms->agg_rows;
+		ms->agg_rows = 0;
 		return NULL;
 	}
 	if (orig->mydest == DestNone)
@@ -1208,6 +1263,7 @@ licdata_meter_unwrap_dest(QueryDesc *qd, DestReceiver *wrapper)
 				if (f->persist && ms->rerun)
 				{
 					ms->nested_rows = Max(ms->nested_base, ms->nested_rows);
+					ms->agg_rows = Max(ms->agg_base, ms->agg_rows);
 					ms->rerun = false;
 					sync_counts(ms);
 				}

@@ -147,6 +147,7 @@ extern DestReceiver *licdata_meter_wrap_dest(QueryDesc *qd, DestReceiver *orig);
 extern void licdata_meter_unwrap_dest(QueryDesc *qd, DestReceiver *wrapper);
 extern DestReceiver *licdata_meter_fetch_dest(Node *parsetree, DestReceiver *dest, uint64 *id);
 extern void licdata_meter_fetch_done(DestReceiver *counting, uint64 id);
+extern void licdata_meter_note_aggregated(int64 n);
 extern void licdata_meter_lookup(LicdataDataset *ds, const LicdataLicence *lic);
 extern void *licdata_meter_block_begin(void);
 extern void licdata_meter_block_end(void *block);

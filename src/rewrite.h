@@ -37,12 +37,12 @@ extern void licdata_rewrite_refuse(LicdataRewrite *ctx, LicdataDataset *ds,
 extern void licdata_rewrite_note_use(LicdataRewrite *ctx, LicdataDataset *ds,
 									 const LicdataLicence *lic);
 
+/* fold.c */
+extern void licdata_fold_count(Query *parse, LicdataRewrite *ctx);
+
 /* aggregate.c */
 extern void licdata_aggregate_wrap(Query *q, Index rti, Query *sub, const LicdataLicence *lic,
 								   LicdataDataset *ds, LicdataRewrite *ctx);
 extern void licdata_aggregate_finish_level(Query *q, LicdataRewrite *ctx);
-extern void licdata_aggregate_reset_stats(void);
-extern int64 licdata_aggregate_suppressed;
-extern int64 licdata_aggregate_rows;
 
 #endif							/* LICDATA_REWRITE_H */
