@@ -66,6 +66,7 @@ static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static ExecutorCheckPerms_hook_type prev_CheckPerms = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static needs_fmgr_hook_type prev_needs_fmgr = NULL;
+static fmgr_hook_type prev_fmgr = NULL;
 
 static int	depth = 0;
 
@@ -239,6 +240,8 @@ licdata_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		prev_ExecutorStart(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
+	if (meter && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+		licdata_meter_executor_started(queryDesc);
 }
 
 static void
@@ -521,7 +524,7 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 		if (block)
 			depth--;
 		licdata_records_writable = was_writable;
-		if (counting)
+		if (counting || held_id)
 			licdata_meter_fetch_done(counting, held_id);
 	}
 	PG_END_TRY();
@@ -548,7 +551,16 @@ licdata_needs_fmgr(Oid fn_oid)
 		return false;
 	sql = ((Form_pg_proc) GETSTRUCT(tup))->prolang == SQLlanguageId;
 	ReleaseSysCache(tup);
-	return sql;
+	/* the licensee's own functions: each call is counted (meter.c) */
+	return sql || licdata_meter_counts_calls(fn_oid);
+}
+
+static void
+licdata_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
+{
+	if (prev_fmgr)
+		prev_fmgr(event, flinfo, private);
+	licdata_meter_fmgr(event, flinfo, private);
 }
 
 void
@@ -570,4 +582,6 @@ licdata_hooks_install(void)
 	ProcessUtility_hook = licdata_ProcessUtility;
 	prev_needs_fmgr = needs_fmgr_hook;
 	needs_fmgr_hook = licdata_needs_fmgr;
+	prev_fmgr = fmgr_hook;
+	fmgr_hook = licdata_fmgr;
 }
