@@ -66,6 +66,12 @@ SET client_min_messages = warning;
 SELECT count(hcnt_own.shout(name)) FROM hcnt.people;
 SELECT count(*) FROM hcnt.people WHERE hcnt_own.shout(name);
 RESET client_min_messages;
+-- rows kept by built-in side effects: a setting, notifications, a sequence (100 each)
+SELECT count(set_config('hcnt.acc', current_setting('hcnt.acc', true) || name, false)) FROM hcnt.people;
+SELECT length(current_setting('hcnt.acc'));
+SELECT count(pg_notify('hcnt', name)) FROM hcnt.people;
+CREATE SEQUENCE hcnt_own.s;
+SELECT max(setval('hcnt_own.s', id)) FROM hcnt.people;
 -- cursors drained by PL/pgSQL (100 each)
 BEGIN;
 DECLARE held CURSOR WITH HOLD FOR SELECT name FROM hcnt.people;
@@ -102,6 +108,8 @@ SELECT jsonb_agg(name) FROM hcnt.people;
 SELECT hcnt_own.cat(name) FROM hcnt.people;
 SELECT ARRAY(SELECT name FROM hcnt.people);
 SELECT (SELECT string_agg(name, ',') FROM hcnt.people);
+SELECT count(set_config('hcnt.acc2', name, false)) FROM hcnt.people;
+SELECT count(hcnt_own.shout(name)) FROM hcnt.people WHERE id <= 20;
 WITH x AS (INSERT INTO hcnt_own.copy SELECT id, name FROM hcnt.people RETURNING 1) SELECT count(*) FROM x;
 CREATE TABLE hcnt_own.c4 AS SELECT id, name FROM hcnt.people;
 SELECT count(*) FROM hcnt_own.copy;

@@ -23,7 +23,11 @@
  *	  is counted here);
  *	- the recursive term of a recursive CTE counts each row it produces;
  *	- a query level that joins k >= 2 dataset rows into each row it
- *	  returns (self-joins, joins of datasets) counts k per row.
+ *	  returns (self-joins, joins of datasets) counts k per row;
+ *	- a volatile built-in function fed with row data keeps it beyond the
+ *	  row (set_config, pg_notify, setval, advisory locks, large objects):
+ *	  each call counts one row.  The licensee's own functions are counted
+ *	  per call where they run (meter.c, through fmgr_hook).
  *
  * The counters count into the running statement's "rows produced inside
  * it" (nested rows), and the statement is billed the larger of the rows it
@@ -45,6 +49,7 @@
 #include "nodes/nodeFuncs.h"
 #include "parser/parse_func.h"
 #include "parser/parsetree.h"
+#include "catalog/pg_proc.h"
 #include "utils/lsyscache.h"
 
 #include "licdata.h"
@@ -159,6 +164,24 @@ first_output(Query *q)
 
 static void fold_query(Query *q, FoldContext *fc);
 
+/* Does an expression depend on rows (not only on constants)? */
+static bool
+row_data_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var) || IsA(node, Param) || IsA(node, SubLink) ||
+		IsA(node, Aggref) || IsA(node, WindowFunc))
+		return true;
+	return expression_tree_walker(node, row_data_walker, context);
+}
+
+static bool
+contain_row_data(Node *node)
+{
+	return row_data_walker(node, NULL);
+}
+
 /*
  * Count each row query q returns: its first output, or, for a set
  * operation (whose own target list the planner rebuilds), each branch's.
@@ -230,6 +253,32 @@ fold_walker(Node *node, FoldContext *fc)
 		if (!builtin_named(a->aggfnoid, scalar_aggs))
 			a->aggfilter = count_filter(fc, a->aggfilter);
 		/* arguments and the filter may hold sublinks */
+		return expression_tree_walker(node, fold_walker, fc);
+	}
+	if (IsA(node, FuncExpr))
+	{
+		FuncExpr   *f = (FuncExpr *) node;
+
+		if (!f->funcretset && f->funcid != fc->count_value && f->funcid != fc->count_row &&
+			get_func_namespace(f->funcid) == PG_CATALOG_NAMESPACE &&
+			func_volatile(f->funcid) == PROVOLATILE_VOLATILE &&
+			contain_row_data((Node *) f->args))
+		{
+			/*
+			 * A volatile built-in fed with row data keeps it beyond the
+			 * row: set_config, pg_notify, setval, advisory locks, large
+			 * objects.  The call becomes _count_value(call), in place.
+			 */
+			FuncExpr   *call = makeNode(FuncExpr);
+
+			memcpy(call, f, sizeof(FuncExpr));
+			f->funcid = fc->count_value;
+			f->funcvariadic = false;
+			f->funcformat = COERCE_EXPLICIT_CALL;
+			f->inputcollid = call->funccollid;
+			f->args = list_make2(call, null_internal());
+			return expression_tree_walker((Node *) call->args, fold_walker, fc);
+		}
 		return expression_tree_walker(node, fold_walker, fc);
 	}
 	if (IsA(node, SubLink))
