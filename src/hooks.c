@@ -7,7 +7,8 @@
  *
  *	planner_hook			rewrite a licensee's query (rewrite.c) and tag
  *							the plan with the terms it was built under
- *	ExecutorStart_hook		re-check the licence, open the usage record
+ *	ExecutorStart_hook		re-check the licence, open the usage record;
+ *							then count the rows its writes take (meter.c)
  *	ExecutorRun_hook		count rows sent (meter.c)
  *	ExecutorFinish_hook		nesting depth
  *	ExecutorEnd_hook		close the usage record
@@ -15,11 +16,14 @@
  *							other than through a licence
  *	ProcessUtility_hook		COPY dataset TO -> COPY (SELECT ...) TO for
  *							licensees; DO / CALL blocks metered as one;
- *							FETCH from a held cursor counted; DDL that
+ *							FETCH / MOVE of a held cursor counted; DDL that
  *							would change what licences serve refused
  *	needs_fmgr_hook			SQL functions are not inlined in licensee
  *							sessions, so their queries are planned (and
- *							rewritten) on their own
+ *							rewritten) on their own; the licensee's own
+ *							functions go through fmgr_hook
+ *	fmgr_hook				each call of a licensee's own function counts
+ *							a row of the running statement (meter.c)
  *
  * Nesting depth counts executor runs and metered utility blocks, restored
  * in PG_FINALLY so an error cannot leave it wrong.
