@@ -23,6 +23,8 @@ CREATE TABLE hcnt_own.copy (id integer, name text);
 CREATE AGGREGATE hcnt_own.cat(text) (sfunc = textcat, stype = text, initcond = '');
 CREATE FUNCTION hcnt_own.shout(text) RETURNS boolean LANGUAGE plpgsql
 	AS $$BEGIN RAISE NOTICE 'row: %', $1; RETURN true; END$$;
+CREATE FUNCTION hcnt_own.shout_par(text) RETURNS boolean LANGUAGE plpgsql PARALLEL SAFE
+	AS $$BEGIN RAISE NOTICE 'row: %', $1; RETURN true; END$$;
 CREATE FUNCTION hcnt_own.opener() RETURNS refcursor LANGUAGE plpgsql AS $$
 DECLARE c refcursor := 'opened';
 BEGIN OPEN c FOR SELECT name FROM hcnt.people; RETURN c; END$$;
@@ -65,6 +67,18 @@ SELECT id, name INTO hcnt_own.c3 FROM hcnt.people;
 SET client_min_messages = warning;
 SELECT count(hcnt_own.shout(name)) FROM hcnt.people;
 SELECT count(*) FROM hcnt.people WHERE hcnt_own.shout(name);
+-- ... also when the function says it is parallel safe (no worker runs it)
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SET parallel_leader_participation = off;
+SELECT count(*) FROM hcnt.people WHERE hcnt_own.shout_par(name);
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+RESET parallel_leader_participation;
 RESET client_min_messages;
 -- rows kept by built-in side effects: a setting, notifications, a sequence (100 each)
 SELECT count(set_config('hcnt.acc', current_setting('hcnt.acc', true) || name, false)) FROM hcnt.people;

@@ -53,10 +53,12 @@
 #include "utils/lsyscache.h"
 
 #include "licdata.h"
+#include "meter.h"
 #include "rewrite.h"
 
 typedef struct FoldContext
 {
+	bool		serial;			/* calls a function counted per call */
 	Oid			reader_role;
 	Oid			count_row;		/* licdata._count_row(boolean, internal) */
 	Oid			count_value;	/* licdata._count_value(anyelement, internal) */
@@ -237,10 +239,25 @@ window_mutator(Node *node, FoldContext *fc)
 }
 
 static bool
+counted_function(Oid fn, void *context)
+{
+	return licdata_meter_counts_calls(fn);
+}
+
+static bool
 fold_walker(Node *node, FoldContext *fc)
 {
 	if (node == NULL)
 		return false;
+	/*
+	 * The licensee's own functions are counted where they are called; a
+	 * parallel worker could not count into the statement, so such a
+	 * statement is planned without parallel workers.  A domain's CHECK
+	 * constraint may call one too.
+	 */
+	if (!fc->serial &&
+		(IsA(node, CoerceToDomain) || check_functions_in_node(node, counted_function, NULL)))
+		fc->serial = true;
 	if (IsA(node, Query))
 	{
 		fold_query((Query *) node, fc);
@@ -351,15 +368,19 @@ fold_query(Query *q, FoldContext *fc)
 
 /*
  * Add the row counters to a licensee statement that reads a dataset
- * (licdata_rewrite has run on it).
+ * (licdata_rewrite has run on it).  Sets ctx->serial_only when the
+ * statement calls a function counted per call (the planner hook then plans
+ * it without parallel workers).
  */
 void
 licdata_fold_count(Query *parse, LicdataRewrite *ctx)
 {
 	FoldContext fc;
 
+	fc.serial = false;
 	fc.reader_role = ctx->reader_role;
 	fc.count_row = counter_function("_count_row", BOOLOID);
 	fc.count_value = counter_function("_count_value", ANYELEMENTOID);
 	fold_query(parse, &fc);
+	ctx->serial_only = fc.serial;
 }

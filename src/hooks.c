@@ -172,6 +172,8 @@ licdata_planner(Query *parse, const char *query_string, int cursorOptions,
 		ctx.reader_role = licdata_catalog()->reader_role;
 		ctx.guard_func = licdata_catalog()->guard_func;
 		rewrote = licdata_rewrite(parse, &ctx);
+		if (rewrote && ctx.serial_only)
+			cursorOptions &= ~CURSOR_OPT_PARALLEL_OK;
 	}
 
 	if (prev_planner)

@@ -29,6 +29,7 @@ typedef struct LicdataRewrite
 	Oid			guard_func;		/* licdata.guard() */
 	List	   *uses;			/* of LicdataUse * */
 	List	   *aggregate_levels;	/* of AggregateLevel * (aggregate.c) */
+	bool		serial_only;	/* plan without parallel workers (fold.c) */
 } LicdataRewrite;
 
 extern bool licdata_rewrite(Query *parse, LicdataRewrite *ctx);
