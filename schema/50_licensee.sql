@@ -10,8 +10,7 @@ CREATE FUNCTION licdata._quota_used(licence_id bigint, OUT queries bigint, OUT r
 	LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'licdata_quota_used';
 
 -- The group threshold of aggregate-only licences (inserted by the rewrite;
--- the internal argument keeps SQL from calling it, STRICT makes a NULL
--- from SQL count nothing).
+-- the internal argument keeps SQL from calling it).
 CREATE FUNCTION licdata._agg_gate(distinct_rows bigint, rows bigint, min_group_size integer,
 								  internal) RETURNS boolean
 	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_agg_gate_internal';
@@ -19,8 +18,8 @@ CREATE FUNCTION licdata._agg_gate(distinct_rows bigint, rows bigint, min_group_s
 -- Row counters the rewrite puts where a licensee statement folds dataset
 -- rows into one value (collection aggregates, ARRAY and scalar subqueries,
 -- window functions): each evaluation counts one row into the running
--- statement, against its quotas.  Called from SQL they can only add to the
--- caller's own count.
+-- statement, against its quotas.  SQL cannot call them: no SQL expression
+-- has type internal (not even NULL::internal).
 CREATE FUNCTION licdata._count_row(boolean, internal) RETURNS boolean
 	LANGUAGE C VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_count_row';
 CREATE FUNCTION licdata._count_value(anyelement, internal) RETURNS anyelement

@@ -48,6 +48,8 @@ SELECT (SELECT percentile_disc(1) WITHIN GROUP (ORDER BY t.revenue)) FROM hagg.t
 SELECT (SELECT mode() WITHIN GROUP (ORDER BY t.district)) FROM hagg.tax t WHERE t.industry = 'mfg';
 SELECT (SELECT jsonb_object_agg(t.eid, t.revenue)) FROM hagg.tax t;
 SELECT (SELECT sum(t.revenue)) FROM hagg.tax t;
+SELECT (SELECT x FROM (SELECT max(t.revenue) AS x) s) FROM hagg.tax t;
+SELECT industry, (SELECT count(*) FROM hagg_own.tagged g WHERE g.eid = max(t.eid)) FROM hagg.tax t GROUP BY industry;
 -- 2. a HAVING oracle: the group passes the threshold, the subquery reads the max
 SELECT industry, count(*) FROM hagg.tax t GROUP BY industry
 HAVING (SELECT max(t.revenue)) >= 1055433 ORDER BY 1;
@@ -61,6 +63,10 @@ SELECT count(g.is_target) FROM hagg.tax t JOIN hagg_own.tagged g USING (eid)
 -- 4. duplicate join partners weight one entity: avg() ~ its revenue
 SELECT round(avg(t.revenue)), count(*), count(DISTINCT t.eid) FROM hagg.tax t JOIN hagg_own.reg r USING (eid);
 SELECT t.industry, sum(t.revenue) FROM hagg.tax t JOIN hagg_own.reg r USING (eid) GROUP BY t.industry ORDER BY 1;
+SELECT round(avg(t.revenue)), count(DISTINCT t.eid) FROM hagg.tax t CROSS JOIN generate_series(1, 2) g
+ WHERE t.eid = 999 OR t.eid <= 9;
+SELECT count(*) FROM hagg_own.reg r LEFT JOIN hagg.tax t USING (eid) WHERE t.revenue > 0;
+SELECT a.industry, count(*) FROM hagg.tax a JOIN hagg.tax b ON b.industry = a.industry GROUP BY a.industry;
 -- ... an exact duplicate-free join still works
 SELECT t.industry, count(*) FROM hagg.tax t JOIN hagg_own.tagged g USING (eid)
  WHERE g.eid <> 999 GROUP BY t.industry ORDER BY 1;

@@ -47,6 +47,20 @@ SELECT length(hcnt_own.cat(name)) FROM hcnt.people;
 SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY id), mode() WITHIN GROUP (ORDER BY city) FROM hcnt.people;
 SELECT city, length(string_agg(name, ',' ORDER BY id)) FROM hcnt.people GROUP BY city ORDER BY city;
 SELECT length(string_agg(name, ',') FILTER (WHERE id <= 30)) FROM hcnt.people;
+-- ... reached through a view, SQL and PL/pgSQL functions, COPY, a prepared statement
+CREATE VIEW hcnt_own.all_names_v AS SELECT string_agg(name, ',') AS s FROM hcnt.people;
+SELECT length(s) FROM hcnt_own.all_names_v;
+CREATE FUNCTION hcnt_own.all_names_sql() RETURNS text LANGUAGE sql
+	AS $$SELECT string_agg(name, ',') FROM hcnt.people$$;
+SELECT length(hcnt_own.all_names_sql());
+CREATE FUNCTION hcnt_own.all_names_pl() RETURNS text LANGUAGE plpgsql
+	AS $$DECLARE v text; BEGIN SELECT string_agg(name, ',') INTO v FROM hcnt.people; RETURN v; END$$;
+SELECT length(hcnt_own.all_names_pl());
+COPY (SELECT length(string_agg(name, ',' ORDER BY id)) FROM hcnt.people) TO STDOUT;
+PREPARE folded AS SELECT length(string_agg(name, ',')) FROM hcnt.people;
+EXECUTE folded;
+EXECUTE folded;
+DEALLOCATE folded;
 -- rows folded by subqueries, window functions, recursive CTEs and self-joins
 SELECT cardinality(ARRAY(SELECT name FROM hcnt.people));
 SELECT length((SELECT string_agg(name, ',') FROM hcnt.people));

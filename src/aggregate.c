@@ -666,8 +666,8 @@ licdata_aggregate_finish_level(Query *q, LicdataRewrite *ctx)
  *	The group threshold: true when the group holds at least min_group_size
  *	distinct dataset rows, each once.  The rows of a released group are
  *	counted into the running statement's rows_aggregated; a suppressed
- *	group leaves no trace.  STRICT, and the internal argument can only be
- *	supplied by the rewrite (a NULL from SQL gives NULL, counting nothing).
+ *	group leaves no trace.  The internal argument can only be supplied by
+ *	the rewrite: SQL has no expression of type internal.
  */
 PG_FUNCTION_INFO_V1(licdata_agg_gate_internal);
 Datum
