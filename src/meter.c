@@ -19,14 +19,18 @@
  *				   changed since planning), take quotas, open the record
  *	ExecutorRun	   count each row sent (a DestReceiver wrapper), enforce
  *				   rows-per-query and rows-per-day quotas before sending
- *	ExecutorEnd	   close the record: outcome ok.  INSERT / UPDATE / DELETE /
- *				   MERGE without RETURNING send no rows: the rows they
- *				   wrote are counted here, and a rows quota they pass
- *				   refuses them before their transaction can commit
+ *	ExecutorEnd	   close the record: outcome ok
  *	(sub)xact abort close the record: outcome error, or cancelled for a
  *				   cancel, a disconnect or a ROLLBACK by the client
  *				   (ExecutorEnd does not run then)
  *	backend exit   close what is still open (held cursors)
+ *
+ * Rows that leave other than as result rows count too, as they happen, into
+ * the statement's "nested" rows (billed is the larger of delivered and
+ * nested): rows its ModifyTable nodes write (wrapped after ExecutorStart),
+ * rows folded into one value (the counters fold.c puts in the query), and
+ * calls of the licensee's own functions (fmgr_hook).  Quotas are checked on
+ * the same count, so a rows quota stops a write before it can commit.
  *
  * Cursors WITH HOLD: at commit PostgreSQL re-runs the cursor's query from
  * the start into a tuplestore (PersistHoldablePortal), and later FETCHes
@@ -58,6 +62,7 @@
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "utils/acl.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -1252,15 +1257,68 @@ licdata_meter_counts_calls(Oid fn_oid)
 	return counts;
 }
 
+/* Which functions count, per backend; dropped when pg_proc changes. */
+typedef struct CountedFn
+{
+	Oid			fn;				/* hash key */
+	bool		counts;
+} CountedFn;
+
+static HTAB *counted_fns = NULL;
+
+static void
+counted_fns_reset(Datum arg, int cacheid, uint32 hashvalue)
+{
+	if (counted_fns != NULL)
+	{
+		hash_destroy(counted_fns);
+		counted_fns = NULL;
+	}
+}
+
+/*
+ * fmgr_hook (hooks.c): at the start of each call of a function that
+ * needs_fmgr_hook let through, count it when it is one that counts and a
+ * licensee statement that reads a dataset is running.  The hook's private
+ * datum is left to other hooks.
+ */
 void
 licdata_meter_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 {
-	if (event != FHET_START)
+	static bool callback_registered = false;
+	CountedFn  *e;
+	bool		found;
+
+	if (event != FHET_START || running == NULL || running->kind != KIND_LICENSEE ||
+		running->nuses == 0 || IsParallelWorker())
 		return;
-	/* 0: not decided yet; 1: not counted; 2: counted */
-	if (*private == (Datum) 0)
-		*private = (Datum) (licdata_meter_counts_calls(flinfo->fn_oid) ? 2 : 1);
-	if (*private == (Datum) 2)
+	if (counted_fns == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (!callback_registered)
+		{
+			CacheRegisterSyscacheCallback(PROCOID, counted_fns_reset, (Datum) 0);
+			callback_registered = true;
+		}
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(CountedFn);
+		ctl.hcxt = TopMemoryContext;
+		counted_fns = hash_create("licdata counted functions", 64, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(counted_fns, &flinfo->fn_oid, HASH_FIND, NULL);
+	if (e == NULL)
+	{
+		bool		counts = licdata_meter_counts_calls(flinfo->fn_oid);
+
+		/* the lookup may have reset the table (an invalidation) */
+		if (counted_fns == NULL)
+			return licdata_meter_fmgr(event, flinfo, private);
+		e = hash_search(counted_fns, &flinfo->fn_oid, HASH_ENTER, &found);
+		e->counts = counts;
+	}
+	if (e->counts)
 		count_folded();
 }
 
