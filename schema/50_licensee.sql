@@ -13,7 +13,7 @@ CREATE FUNCTION licdata._quota_used(licence_id bigint, OUT queries bigint, OUT r
 -- the internal argument keeps SQL from calling it).
 CREATE FUNCTION licdata._agg_gate(distinct_rows bigint, rows bigint, min_group_size integer,
 								  internal) RETURNS boolean
-	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_agg_gate_internal';
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_agg_gate_internal';
 
 -- Row counters the rewrite puts where a licensee statement folds dataset
 -- rows into one value (collection aggregates, ARRAY and scalar subqueries,

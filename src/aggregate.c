@@ -624,8 +624,7 @@ licdata_aggregate_finish_level(Query *q, LicdataRewrite *ctx)
 									   make_count_rowid(t, false),
 									   makeConst(INT4OID, -1, InvalidOid, sizeof(int32),
 												 Int32GetDatum(t->min_group_size), false, true),
-									   makeConst(INTERNALOID, -1, InvalidOid, sizeof(Datum),
-												 (Datum) 0, false, true)),
+									   makeNullConst(INTERNALOID, -1, InvalidOid)),
 							InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
 		gates = lappend(gates, gate);
 	}
@@ -666,17 +665,23 @@ licdata_aggregate_finish_level(Query *q, LicdataRewrite *ctx)
  *	The group threshold: true when the group holds at least min_group_size
  *	distinct dataset rows, each once.  The rows of a released group are
  *	counted into the running statement's rows_aggregated; a suppressed
- *	group leaves no trace.  The internal argument can only be supplied by
- *	the rewrite: SQL has no expression of type internal.
+ *	group leaves no trace.  The internal argument (a NULL the rewrite
+ *	supplies, so EXPLAIN can print the call) keeps SQL from calling it: SQL
+ *	has no expression of type internal, not even NULL::internal.
  */
 PG_FUNCTION_INFO_V1(licdata_agg_gate_internal);
 Datum
 licdata_agg_gate_internal(PG_FUNCTION_ARGS)
 {
-	int64		distinct_rows = PG_GETARG_INT64(0);
-	int64		rows = PG_GETARG_INT64(1);
-	int32		min = PG_GETARG_INT32(2);
+	int64		distinct_rows;
+	int64		rows;
+	int32		min;
 
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_BOOL(false);
+	distinct_rows = PG_GETARG_INT64(0);
+	rows = PG_GETARG_INT64(1);
+	min = PG_GETARG_INT32(2);
 	if (distinct_rows < Max(min, 2) || rows != distinct_rows)
 		PG_RETURN_BOOL(false);
 	licdata_meter_note_aggregated(distinct_rows);

@@ -10,7 +10,7 @@ DROP FUNCTION licdata._agg_gate(bigint, integer);
 
 CREATE FUNCTION licdata._agg_gate(distinct_rows bigint, rows bigint, min_group_size integer,
 								  internal) RETURNS boolean
-	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_agg_gate_internal';
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_agg_gate_internal';
 
 CREATE FUNCTION licdata._count_row(boolean, internal) RETURNS boolean
 	LANGUAGE C VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_count_row';
