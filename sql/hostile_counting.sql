@@ -124,6 +124,16 @@ BEGIN;
 SELECT hcnt_own.opener();
 SELECT hcnt_own.drain('opened');
 COMMIT;
+BEGIN;
+DECLARE plain2 CURSOR FOR SELECT name FROM hcnt.people;
+DO $$DECLARE r record; c refcursor := 'plain2'; n integer := 0;
+BEGIN LOOP FETCH c INTO r; EXIT WHEN NOT FOUND; n := n + 1; END LOOP; RAISE NOTICE 'drained %', n; END$$;
+COMMIT;
+DO $$DECLARE r record; n integer := 0; c CURSOR FOR SELECT name FROM hcnt.people;
+BEGIN FOR r IN c LOOP n := n + 1; END LOOP; RAISE NOTICE 'looped %', n; END$$;
+DO $$DECLARE r record; n integer := 0; c refcursor;
+BEGIN c := hcnt_own.opener(); LOOP FETCH c INTO r; EXIT WHEN NOT FOUND; n := n + 1; END LOOP;
+RAISE NOTICE 'drained %', n; END$$;
 SELECT licdata.flush() IS NOT NULL AS flushed;
 SELECT rows, statement FROM licdata.my_usage WHERE purpose = 'count' ORDER BY id;
 
