@@ -13,9 +13,21 @@ CREATE FUNCTION licdata._quota_used(licence_id bigint, OUT queries bigint, OUT r
 CREATE FUNCTION licdata._lookups_used(licence_id bigint) RETURNS bigint
 	LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'licdata_lookups_used';
 
--- The group threshold of aggregate-only licences (inserted by the rewrite).
-CREATE FUNCTION licdata._agg_gate(rows bigint, min_group_size integer) RETURNS boolean
-	LANGUAGE C VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_agg_gate';
+-- The group threshold of aggregate-only licences (inserted by the rewrite;
+-- the internal argument keeps SQL from calling it).
+CREATE FUNCTION licdata._agg_gate(distinct_rows bigint, rows bigint, min_group_size integer,
+								  internal) RETURNS boolean
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_agg_gate_internal';
+
+-- Row counters the rewrite puts where a licensee statement folds dataset
+-- rows into one value (collection aggregates, ARRAY and scalar subqueries,
+-- window functions): each evaluation counts one row into the running
+-- statement, against its quotas.  SQL cannot call them: no SQL expression
+-- has type internal (not even NULL::internal).
+CREATE FUNCTION licdata._count_row(boolean, internal) RETURNS boolean
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_count_row';
+CREATE FUNCTION licdata._count_value(anyelement, internal) RETURNS anyelement
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'licdata_count_value';
 
 CREATE VIEW licdata.my_licences WITH (security_barrier) AS
 	SELECT l.id, l.dataset, d.description, l.purposes, l.columns, l.row_filter, l.mode,

@@ -1,6 +1,6 @@
 -- Aggregate-only licences: only aggregates of groups of at least
 -- min_group_size dataset rows leave the database; raw rows are refused
--- (LD008) and small groups are suppressed, with a NOTICE.
+-- (LD008) and small groups are suppressed, silently (no signal depends on them).
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS licdata;
 RESET client_min_messages;

@@ -230,13 +230,14 @@ FETCH 30 FROM c \g /dev/null
 \set VERBOSITY default
 ROLLBACK;
 INSERT INTO got SELECT current_setting('licdata.consent_ref'), 50;
--- written rows are refused at the quota too: nothing is written
+-- written rows are refused at the quota too, as they reach the insert:
+-- nothing is written, the 50 rows before the refused one are billed
 SET licdata.consent_ref = 'q3 rows per query, insert';
 \set VERBOSITY sqlstate
 INSERT INTO meter_own.copy SELECT * FROM meter_t.items WHERE id <= 70;
 \set VERBOSITY default
 SELECT count(*) FROM meter_own.copy;
-INSERT INTO got SELECT current_setting('licdata.consent_ref'), 0;
+INSERT INTO got SELECT current_setting('licdata.consent_ref'), 50;
 -- queries per day: the 4th is refused before it reads
 SET licdata.purpose = 'quota_qpd';
 SET licdata.consent_ref = 'q4 queries per day';

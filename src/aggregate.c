@@ -15,20 +15,34 @@
  *	2. Its aggregates are from an allow-list (count, sum, avg, stddev,
  *	   variance and friends, corr, covar); min, max, percentiles, array_agg,
  *	   string_agg, json_agg, bool_and ... return one individual's value and
- *	   are refused.  Their arguments are plain columns (or *), with no FILTER
- *	   and no ORDER BY: sum(CASE WHEN id = 42 THEN salary END) would isolate
- *	   one entity inside a large group.
+ *	   are refused.  Their arguments are plain columns of the level's
+ *	   aggregate-licensed datasets (or *), with no FILTER and no ORDER BY:
+ *	   sum(CASE WHEN id = 42 THEN salary END) would isolate one entity
+ *	   inside a large group, and so would sum(own.is_42) over a column of
+ *	   the licensee's own table that tags one entity.
+ *	   The walk covers every sublink below the level: an aggregate written
+ *	   inside a subquery whose arguments are the level's columns belongs to
+ *	   the level (agglevelsup > 0), and is refused there -- (SELECT
+ *	   max(t.revenue)) in a select list or HAVING would otherwise escape.
+ *	   GROUPING SETS, ROLLUP and CUBE are refused: a suppressed group's
+ *	   size and sums follow from the released ones by subtraction.
  *	3. Every expression evaluated per input row -- WHERE, JOIN ON, GROUP
  *	   BY -- that involves the dataset calls only leakproof functions and
  *	   operators (and numeric comparisons, which cannot fail), so neither
  *	   errors (1/0) nor side effects (a function that RAISEs its argument)
  *	   can leak a row; subqueries there may not refer to the dataset.
- *	4. A gate licdata._agg_gate(count(DISTINCT <row id>), min_group_size)
- *	   decides HAVING first (CASE WHEN gate THEN <licensee's HAVING> ELSE
- *	   false): groups with fewer distinct dataset rows are suppressed, and
- *	   the licensee's HAVING never sees their aggregates.  The gate counts suppressed groups (reported with a
- *	   NOTICE at the end of the statement) and the dataset rows aggregated
- *	   (recorded with the usage).
+ *	4. A gate licdata._agg_gate(count(DISTINCT <row id>), count(<row id>),
+ *	   min_group_size, internal) decides HAVING first (CASE WHEN gate THEN
+ *	   <licensee's HAVING> ELSE false): a group is released only when it
+ *	   holds at least min_group_size distinct dataset rows AND no dataset
+ *	   row appears in it twice -- a join that repeats one row (duplicates in
+ *	   the licensee's own table) would weight that entity inside a large
+ *	   group.  The licensee's HAVING never sees a suppressed group.
+ *	   Nothing the statement reports depends on the suppressed groups: no
+ *	   notice, and rows_aggregated (kept per statement by meter.c) counts
+ *	   the rows of released groups only -- whether a group was suppressed
+ *	   or empty looks the same.  The gate takes an internal argument, so
+ *	   SQL cannot call it; only this rewrite builds the call.
  * The output of such a level is aggregates of large groups, so whatever
  * the query does with it above is safe.
  *
@@ -56,10 +70,8 @@
 
 #include "errcodes.h"
 #include "licdata.h"
+#include "meter.h"
 #include "rewrite.h"
-
-int64		licdata_aggregate_suppressed = 0;
-int64		licdata_aggregate_rows = 0;
 
 typedef struct AggregateTarget
 {
@@ -331,12 +343,66 @@ agg_allowed(Oid aggfnoid)
 	return false;
 }
 
+/*
+ * Resolve a Var of level q through join alias Vars to the base relation's
+ * Var; NULL when it stands for an expression (a merged USING column of a
+ * FULL JOIN is a COALESCE).
+ */
+static Var *
+resolve_var(Query *q, Var *v)
+{
+	while (v->varlevelsup == 0 && v->varno > 0 && v->varno <= list_length(q->rtable))
+	{
+		RangeTblEntry *rte = rt_fetch(v->varno, q->rtable);
+		Node	   *e;
+
+		if (rte->rtekind != RTE_JOIN || v->varattno <= 0 ||
+			v->varattno > list_length(rte->joinaliasvars))
+			break;
+		e = strip_implicit_coercions((Node *) list_nth(rte->joinaliasvars, v->varattno - 1));
+		if (e == NULL || !IsA(e, Var))
+			return NULL;
+		v = (Var *) e;
+	}
+	return v;
+}
+
+/* Is v (of level q) a column of one of the level's aggregate-licensed entries? */
+static bool
+is_target_column(Query *q, AggregateLevel *lvl, Var *v)
+{
+	ListCell   *lc;
+
+	if (v->varlevelsup != 0)
+		return false;
+	v = resolve_var(q, v);
+	if (v == NULL)
+		return false;
+	foreach(lc, lvl->targets)
+	{
+		AggregateTarget *t = lfirst(lc);
+
+		if (v->varno == t->rti)
+			return true;
+	}
+	return false;
+}
+
 typedef struct AggCheck
 {
+	Query	   *q;
+	AggregateLevel *lvl;
+	int			depth;			/* sublink depth below q */
 	Aggref	   *bad;
 	const char *why;
 } AggCheck;
 
+/*
+ * Check every aggregate that belongs to level q, wherever it is written:
+ * in q itself (depth 0) or inside a sublink below it (agglevelsup equal to
+ * the sublink depth).  Range-table subqueries are levels of their own
+ * (LATERAL ones that see q's rows are refused by the caller).
+ */
 static bool
 aggs_walker(Node *node, AggCheck *ac)
 {
@@ -347,17 +413,21 @@ aggs_walker(Node *node, AggCheck *ac)
 		Aggref	   *a = (Aggref *) node;
 		ListCell   *lc;
 
-		if (a->agglevelsup != 0)
-			return false;
+		if ((int) a->agglevelsup != ac->depth)
+			return expression_tree_walker(node, aggs_walker, ac);	/* an inner level's */
+		ac->bad = a;
+		if (ac->depth > 0)
+		{
+			ac->why = "is written inside a subquery";
+			return true;
+		}
 		if (!agg_allowed(a->aggfnoid))
 		{
-			ac->bad = a;
 			ac->why = "is not an aggregate that hides individual values";
 			return true;
 		}
 		if (a->aggfilter != NULL || a->aggorder != NIL || a->aggdirectargs != NIL)
 		{
-			ac->bad = a;
 			ac->why = "uses FILTER or ORDER BY";
 			return true;
 		}
@@ -366,28 +436,43 @@ aggs_walker(Node *node, AggCheck *ac)
 			TargetEntry *te = lfirst(lc);
 			Node	   *e = (Node *) te->expr;
 
-			if (!IsA(e, Var) && !IsA(e, Const))
+			if (IsA(e, Const))
+				continue;
+			if (!IsA(e, Var))
 			{
-				ac->bad = a;
 				ac->why = "has an argument that is not a plain column";
 				return true;
 			}
-			if (IsA(e, Var) && ((Var *) e)->varlevelsup != 0)
+			if (!is_target_column(ac->q, ac->lvl, (Var *) e))
 			{
-				ac->bad = a;
-				ac->why = "has an argument from an outer query";
+				ac->why = "has an argument that is not a column of the aggregate-licensed dataset";
 				return true;
 			}
 		}
+		ac->bad = NULL;
 		return false;
 	}
+	if (IsA(node, GroupingFunc))
+	{
+		ac->why = "GROUPING() is not allowed";
+		return true;
+	}
 	if (IsA(node, Query))
-		return false;			/* other levels check their own */
+	{
+		bool		r;
+
+		/* below q, subqueries in FROM may refer to q too */
+		ac->depth++;
+		r = query_tree_walker((Query *) node, aggs_walker, ac, 0);
+		ac->depth--;
+		return r;
+	}
 	return expression_tree_walker(node, aggs_walker, ac);
 }
 
+/* count(DISTINCT <row id>) or count(<row id>) over entry t's rows */
 static Aggref *
-make_count_distinct(AggregateTarget *t)
+make_count_rowid(AggregateTarget *t, bool distinct)
 {
 	Aggref	   *a = makeNode(Aggref);
 	Var		   *v = makeVar(t->rti, t->rowid_attno, t->rowid_type, -1, InvalidOid, 0);
@@ -398,7 +483,7 @@ make_count_distinct(AggregateTarget *t)
 	bool		hashable;
 
 	get_sort_group_operators(t->rowid_type, true, true, false, &sortop, &eqop, NULL, &hashable);
-	te->ressortgroupref = 1;
+	te->ressortgroupref = distinct ? 1 : 0;
 	sgc->tleSortGroupRef = 1;
 	sgc->eqop = eqop;
 	sgc->sortop = sortop;
@@ -414,7 +499,7 @@ make_count_distinct(AggregateTarget *t)
 	a->aggdirectargs = NIL;
 	a->args = list_make1(te);
 	a->aggorder = NIL;
-	a->aggdistinct = list_make1(sgc);
+	a->aggdistinct = distinct ? list_make1(sgc) : NIL;
 	a->aggfilter = NULL;
 	a->aggstar = false;
 	a->aggvariadic = false;
@@ -430,10 +515,10 @@ make_count_distinct(AggregateTarget *t)
 static Oid
 gate_function(void)
 {
-	Oid			argtypes[2] = {INT8OID, INT4OID};
+	Oid			argtypes[4] = {INT8OID, INT8OID, INT4OID, INTERNALOID};
 	List	   *name = list_make2(makeString(LICDATA_SCHEMA), makeString("_agg_gate"));
 
-	return LookupFuncName(name, 2, argtypes, false);
+	return LookupFuncName(name, 4, argtypes, false);
 }
 
 void
@@ -457,7 +542,7 @@ licdata_aggregate_finish_level(Query *q, LicdataRewrite *ctx)
 	foreach(lc, lvl->targets)
 	{
 		AggregateTarget *t = lfirst(lc);
-		AggCheck	ac = {NULL, NULL};
+		AggCheck	ac = {q, lvl, 0, NULL, NULL};
 		ListCell   *gc;
 		FuncExpr   *gate;
 
@@ -475,10 +560,13 @@ licdata_aggregate_finish_level(Query *q, LicdataRewrite *ctx)
 				   "A set-returning function could expand a group into its rows.");
 		if (q->distinctClause != NIL && q->hasDistinctOn)
 			refuse(ctx, t, "DISTINCT ON is not allowed", "DISTINCT ON picks single rows.");
+		if (q->groupingSets != NIL)
+			refuse(ctx, t, "GROUPING SETS, ROLLUP and CUBE are not allowed",
+				   "The totals of grouping sets give the size and sums of a suppressed group by subtraction.");
 		(void) query_tree_walker(q, aggs_walker, &ac, QTW_IGNORE_RANGE_TABLE);
 		if (ac.bad)
 			refuse(ctx, t, psprintf("aggregate %s %s", format_procedure(ac.bad->aggfnoid), ac.why),
-				   "Only count, sum, avg, stddev, variance, corr and covar over plain columns are released: min, max, percentiles and array or string aggregates return an individual's value, and expressions inside an aggregate can isolate one row.");
+				   "Only count, sum, avg, stddev, variance, corr and covar over plain columns of the dataset, written at the dataset's own query level, are released: min, max, percentiles and array or string aggregates return an individual's value, and expressions or the licensee's own columns inside an aggregate can isolate one row.");
 
 		/* Expressions evaluated before the group threshold. */
 		check_leakproof(ctx, t, q, q->jointree->quals, "WHERE clause");
@@ -532,9 +620,11 @@ licdata_aggregate_finish_level(Query *q, LicdataRewrite *ctx)
 		}
 
 		gate = makeFuncExpr(gate_function(), BOOLOID,
-							list_make2(make_count_distinct(t),
+							list_make4(make_count_rowid(t, true),
+									   make_count_rowid(t, false),
 									   makeConst(INT4OID, -1, InvalidOid, sizeof(int32),
-												 Int32GetDatum(t->min_group_size), false, true)),
+												 Int32GetDatum(t->min_group_size), false, true),
+									   makeNullConst(INTERNALOID, -1, InvalidOid)),
 							InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
 		gates = lappend(gates, gate);
 	}
@@ -569,30 +659,48 @@ licdata_aggregate_finish_level(Query *q, LicdataRewrite *ctx)
 	q->hasAggs = true;
 }
 
-void
-licdata_aggregate_reset_stats(void)
+/*
+ * licdata._agg_gate(distinct_rows bigint, rows bigint, min_group_size
+ *					  integer, internal) RETURNS boolean
+ *	The group threshold: true when the group holds at least min_group_size
+ *	distinct dataset rows, each once.  The rows of a released group are
+ *	counted into the running statement's rows_aggregated; a suppressed
+ *	group leaves no trace.  The internal argument (a NULL the rewrite
+ *	supplies, so EXPLAIN can print the call) keeps SQL from calling it: SQL
+ *	has no expression of type internal, not even NULL::internal.
+ */
+PG_FUNCTION_INFO_V1(licdata_agg_gate_internal);
+Datum
+licdata_agg_gate_internal(PG_FUNCTION_ARGS)
 {
-	licdata_aggregate_suppressed = 0;
-	licdata_aggregate_rows = 0;
+	int64		distinct_rows;
+	int64		rows;
+	int32		min;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_BOOL(false);
+	distinct_rows = PG_GETARG_INT64(0);
+	rows = PG_GETARG_INT64(1);
+	min = PG_GETARG_INT32(2);
+	if (distinct_rows < Max(min, 2) || rows != distinct_rows)
+		PG_RETURN_BOOL(false);
+	licdata_meter_note_aggregated(distinct_rows);
+	PG_RETURN_BOOL(true);
 }
 
 /*
- * licdata._agg_gate(rows bigint, min integer) RETURNS boolean
- *	The group threshold: true when the group has at least min distinct
- *	dataset rows.  Counts what it suppresses and what it aggregates.
+ * The 1.0 gate, licdata._agg_gate(bigint, integer): callable by anyone,
+ * it let a licensee compute thresholds and counted into backend-wide
+ * counters.  The 1.1 library no longer serves it.
  */
 PG_FUNCTION_INFO_V1(licdata_agg_gate);
 Datum
 licdata_agg_gate(PG_FUNCTION_ARGS)
 {
-	int64		rows = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT64(0);
-	int32		min = PG_ARGISNULL(1) ? 2 : PG_GETARG_INT32(1);
-
-	licdata_aggregate_rows += rows;
-	if (rows < min)
-	{
-		licdata_aggregate_suppressed++;
-		PG_RETURN_BOOL(false);
-	}
-	PG_RETURN_BOOL(true);
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("licdata._agg_gate(bigint, integer) is no longer supported"),
+			 errdetail("The installed licdata SQL objects are older than the loaded library."),
+			 errhint("Run ALTER EXTENSION licdata UPDATE.")));
+	PG_RETURN_NULL();
 }

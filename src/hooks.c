@@ -10,7 +10,8 @@
  *							the plan with the terms it decided (plantag.c)
  *	ExecutorStart_hook		safe point; refuse EXPLAIN of a dataset for
  *							licensees (utility.c); re-check the licence
- *							and open the usage record (meter.c)
+ *							and open the usage record; then count the
+ *							rows its writes take (meter.c)
  *	ExecutorRun_hook		count rows sent (meter.c)
  *	ExecutorFinish_hook		nesting depth
  *	ExecutorEnd_hook		close the usage record
@@ -21,7 +22,8 @@
  *							DDL that would change what licences serve
  *							refused, restores of the records let through,
  *							EXPLAIN tracked; meter.c: DO / CALL blocks
- *							metered as one, FETCH from a held cursor counted
+ *							metered as one, FETCH / MOVE of a held cursor
+ *							counted
  *	needs_fmgr_hook			functions in procedural languages (SQL,
  *							PL/pgSQL, ...) go through fmgr in licensee
  *							sessions: SQL functions are not inlined, so
@@ -29,7 +31,9 @@
  *							their own, and fmgr_hook sees every call
  *	fmgr_hook				data products (product.c): a call of a
  *							published product is decided and metered, and
- *							its body reads datasets as published
+ *							its body reads datasets as published; and
+ *							each call of a licensee's own function counts
+ *							a row of the running statement (meter.c)
  *
  * Nesting depth counts executor runs and metered utility blocks, restored
  * in PG_CATCH so an error cannot leave it wrong; there too the SQLSTATE of
@@ -120,6 +124,8 @@ licdata_planner(Query *parse, const char *query_string, int cursorOptions,
 		ctx.reader_role = licdata_catalog()->reader_role;
 		ctx.guard_func = licdata_catalog()->guard_func;
 		rewrote = licdata_rewrite(parse, &ctx);
+		if (rewrote && ctx.serial_only)
+			cursorOptions &= ~CURSOR_OPT_PARALLEL_OK;
 	}
 
 	if (prev_planner)
@@ -172,6 +178,8 @@ licdata_ExecutorStart(QueryDesc *queryDesc, int eflags)
 			prev_ExecutorStart(queryDesc, eflags);
 		else
 			standard_ExecutorStart(queryDesc, eflags);
+		if (meter && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+			licdata_meter_executor_started(queryDesc);
 	}
 	PG_CATCH();
 	{
@@ -363,7 +371,7 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 			depth--;
 		licdata_records_writable = was_writable;
 		licdata_product_utility_end(explain_analyze);
-		if (counting)
+		if (counting || held_id)
 			licdata_meter_fetch_done(counting, held_id);
 		licdata_meter_note_error();
 		PG_RE_THROW();
@@ -375,7 +383,7 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 		depth--;
 	licdata_records_writable = was_writable;
 	licdata_product_utility_end(explain_analyze);
-	if (counting)
+	if (counting || held_id)
 		licdata_meter_fetch_done(counting, held_id);
 	licdata_utility_copy_audit_end(copy_audit, qc);
 	if (block)
@@ -419,6 +427,7 @@ licdata_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 	if (prev_fmgr)
 		prev_fmgr(event, flinfo, arg);
 	licdata_product_fmgr(event, flinfo, arg);
+	licdata_meter_fmgr(event, flinfo, arg);
 }
 
 void

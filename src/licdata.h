@@ -17,6 +17,7 @@
  *	rewrite.c		the query-tree change that serves a dataset through a licence
  *	expr.c			parsing and checking row filters and mask expressions
  *	aggregate.c		aggregate-only licences: shape checks and group gate
+ *	fold.c			row counters where a statement folds rows into one value
  *	meter.c			per-statement accounting, quotas
  *	product.c		data products: licensed, metered calls of operators' functions
  *	journal.c		the durable, crash-safe metering journal

@@ -19,14 +19,18 @@
  *				   changed since planning), take quotas, open the record
  *	ExecutorRun	   count each row sent (a DestReceiver wrapper), enforce
  *				   rows-per-query and rows-per-day quotas before sending
- *	ExecutorEnd	   close the record: outcome ok.  INSERT / UPDATE / DELETE /
- *				   MERGE without RETURNING send no rows: the rows they
- *				   wrote are counted here, and a rows quota they pass
- *				   refuses them before their transaction can commit
+ *	ExecutorEnd	   close the record: outcome ok
  *	(sub)xact abort close the record: outcome error, or cancelled for a
  *				   cancel, a disconnect or a ROLLBACK by the client
  *				   (ExecutorEnd does not run then)
  *	backend exit   close what is still open (held cursors)
+ *
+ * Rows that leave other than as result rows count too, as they happen, into
+ * the statement's "nested" rows (billed is the larger of delivered and
+ * nested): rows its ModifyTable nodes write (wrapped after ExecutorStart),
+ * rows folded into one value (the counters fold.c puts in the query), and
+ * calls of the licensee's own functions (fmgr_hook).  Quotas are checked on
+ * the same count, so a rows quota stops a write before it can commit.
  *
  * Cursors WITH HOLD: at commit PostgreSQL re-runs the cursor's query from
  * the start into a tuplestore (PersistHoldablePortal), and later FETCHes
@@ -54,6 +58,12 @@
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "executor/executor.h"
+#include "nodes/nodeFuncs.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "utils/acl.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "parser/parsetree.h"
@@ -105,6 +115,8 @@ typedef struct MeterStmt
 	bool		rerun;			/* its query is being re-run (held cursor) */
 	int64		nested_base;	/* nested_rows before the re-run */
 	char		deny_sqlstate[6];	/* a rows quota refused it mid-stream */
+	int64		agg_rows;		/* dataset rows in released aggregate groups */
+	int64		agg_base;		/* agg_rows before a re-run (held cursor) */
 	/* only the first nquota / nuses entries are ever read: not zeroed */
 	QuotaState	quota[LICDATA_MAX_USES];
 	JournalUse	uses[LICDATA_MAX_USES];
@@ -161,6 +173,8 @@ static const char *stmt_suffix = NULL;	/* a product call's arguments, while
 										 * it opens its statement's record */
 
 static void held_cleanup(Portal portal);
+static void lock_held(MeterStmt *ms);
+static void lock_all_held(void);
 
 /* ---- helpers ---- */
 
@@ -612,7 +626,7 @@ quota_release(MeterStmt *ms)
  * refused row is neither sent nor counted.
  */
 static void
-count_rows(MeterStmt *ms, int64 n, bool nested, bool stream)
+count_rows_own(MeterStmt *ms, int64 n, bool nested, bool own, bool stream)
 {
 	int64		new_rows = ms->rows + (nested ? 0 : n);
 	int64		new_nested = ms->nested_rows + (nested ? n : 0);
@@ -620,10 +634,21 @@ count_rows(MeterStmt *ms, int64 n, bool nested, bool stream)
 	int64		after = Max(new_rows, effective_nested(ms, new_nested));
 
 	if (after > before && ms->nquota > 0)
-		quota_take(ms, after - before, after, !nested, stream);
+		quota_take(ms, after - before, after, own, stream);
 	ms->rows = new_rows;
 	ms->nested_rows = new_nested;
 	sync_counts(ms);
+}
+
+/*
+ * The same, refusing at a quota as its own statement when the rows are
+ * delivered by it, with a denial record of their own when they are
+ * produced inside it (a function may catch the error and go on).
+ */
+static void
+count_rows(MeterStmt *ms, int64 n, bool nested, bool stream)
+{
+	count_rows_own(ms, n, nested, !nested, stream);
 }
 
 /* ---- statement lifecycle ---- */
@@ -665,7 +690,6 @@ stmt_new(QueryDesc *owner, int kind)
 	ms->subxid = GetCurrentSubTransactionId();
 	INSTR_TIME_SET_CURRENT(ms->start);
 	open_stmts = top_lappend(open_stmts, ms);
-	licdata_aggregate_reset_stats();
 	return ms;
 }
 
@@ -743,11 +767,12 @@ stmt_close(MeterStmt *ms, char outcome, const char *sqlstate)
 		if (ms->rerun)
 		{
 			ms->nested_rows = Max(ms->nested_base, ms->nested_rows);
+			ms->agg_rows = Max(ms->agg_base, ms->agg_rows);
 			ms->rerun = false;
 		}
 		r->rows = ms->rows;
 		r->nested_rows = ms->nested_rows;
-		r->rows_aggregated = licdata_aggregate_rows;
+		r->rows_aggregated = ms->agg_rows;
 		r->ended_at = GetCurrentTimestamp();
 		r->duration_ms = INSTR_TIME_GET_MILLISEC(dur);
 		if (ms->deny_sqlstate[0])
@@ -1118,6 +1143,8 @@ licdata_meter_executor_start(QueryDesc *qd, int eflags, int depth)
 
 	if (IsParallelWorker())
 		return;
+	if (open_stmts != NIL)
+		lock_all_held();
 	c = licdata_catalog();
 	if (c == NULL || (eflags & EXEC_FLAG_EXPLAIN_ONLY))
 		return;
@@ -1275,6 +1302,8 @@ licdata_meter_block_begin(void)
 {
 	MeterStmt  *ms;
 
+	if (open_stmts != NIL && !IsParallelWorker())
+		lock_all_held();
 	if (IsParallelWorker() || licdata_catalog() == NULL ||
 		licdata_acting_licensee() == NULL || running != NULL)
 		return NULL;
@@ -1336,19 +1365,130 @@ licdata_meter_operator_copy_end(uint64 id, uint64 rows)
 }
 
 /*
- * INSERT / UPDATE / DELETE / MERGE without RETURNING deliver no rows to a
- * destination: the rows they wrote count (INSERT INTO own_table SELECT
- * ... FROM dataset copies licensed rows as surely as CREATE TABLE AS).
- * Counted at ExecutorEnd, which runs before the transaction can commit,
- * so a rows quota refuses them while their writes can still roll back.
+ * Rows written.  A statement that reads a dataset and writes -- INSERT ...
+ * SELECT, UPDATE ... FROM, MERGE, a data-modifying CTE (WITH x AS (INSERT
+ * INTO mine SELECT ... RETURNING 1) SELECT count(*) FROM x), a trigger's
+ * statement -- copies licensed rows as surely as a SELECT sends them.
+ * Each ModifyTable node's input rows are counted as they reach it: its
+ * child's ExecProcNodeReal is wrapped (before the first row, so
+ * ExecProcNodeFirst installs the wrapper), the rows counted into the
+ * statement's nested rows, quotas checked on the same count -- during
+ * ExecutorRun or ExecutorFinish (which runs CTEs the query did not read to
+ * the end), so a rows quota stops the write before it commits.
  */
-static int64
-rows_written(QueryDesc *qd)
+typedef struct WriteCounter
 {
-	if (qd->operation == CMD_SELECT || qd->operation == CMD_UTILITY ||
-		qd->plannedstmt == NULL || qd->plannedstmt->hasReturning || qd->estate == NULL)
-		return 0;
-	return (int64) qd->estate->es_processed;
+	PlanState  *ps;
+	ExecProcNodeMtd real;
+	QueryDesc  *qd;
+	uint64		ms_id;
+} WriteCounter;
+
+static List *write_counters = NIL;	/* WriteCounter *, TopMemoryContext */
+
+static TupleTableSlot *
+counting_exec(PlanState *ps)
+{
+	WriteCounter *wc = NULL;
+	TupleTableSlot *slot;
+	ListCell   *lc;
+
+	foreach(lc, write_counters)
+	{
+		WriteCounter *w = lfirst(lc);
+
+		if (w->ps == ps)
+			wc = w;				/* the latest one: addresses are reused */
+	}
+	if (wc == NULL)
+		elog(ERROR, "licdata: no write counter for plan node");
+	slot = wc->real(ps);
+	if (!TupIsNull(slot))
+	{
+		MeterStmt  *ms = stmt_by_id(wc->ms_id);
+
+		/* a write of the statement itself ends it at a quota */
+		if (ms)
+			count_rows_own(ms, 1, true, ms->owner == wc->qd, true);
+	}
+	return slot;
+}
+
+typedef struct WriteWalk
+{
+	QueryDesc  *qd;
+	uint64		ms_id;
+} WriteWalk;
+
+static bool
+wrap_writes(PlanState *ps, WriteWalk *ww)
+{
+	if (ps == NULL)
+		return false;
+	if (IsA(ps, ModifyTableState))
+	{
+		PlanState  *child = outerPlanState(ps);
+
+		if (child && child->ExecProcNodeReal != counting_exec)
+		{
+			WriteCounter *wc = MemoryContextAlloc(TopMemoryContext, sizeof(WriteCounter));
+
+			wc->ps = child;
+			wc->real = child->ExecProcNodeReal;
+			wc->qd = ww->qd;
+			wc->ms_id = ww->ms_id;
+			write_counters = top_lappend(write_counters, wc);
+			child->ExecProcNodeReal = counting_exec;
+		}
+	}
+	return planstate_tree_walker(ps, wrap_writes, ww);
+}
+
+/*
+ * After standard_ExecutorStart: count the rows qd writes when it is a
+ * licensee statement (or one inside it) that reads a dataset.
+ */
+void
+licdata_meter_executor_started(QueryDesc *qd)
+{
+	MeterStmt  *ms;
+	WriteWalk	ww;
+	ListCell   *lc;
+
+	if (IsParallelWorker() || qd->planstate == NULL || qd->plannedstmt == NULL ||
+		(qd->plannedstmt->commandType == CMD_SELECT && !qd->plannedstmt->hasModifyingCTE))
+		return;
+	ms = stmt_of(qd);
+	if (ms == NULL)
+	{
+		NestedQuery *nq = nested_of(qd);
+
+		ms = nq ? nq->ms : NULL;
+	}
+	if (ms == NULL || ms->kind != KIND_LICENSEE || ms->nuses == 0)
+		return;
+	ww.qd = qd;
+	ww.ms_id = ms->id;
+	wrap_writes(qd->planstate, &ww);
+	foreach(lc, qd->estate->es_subplanstates)
+		wrap_writes((PlanState *) lfirst(lc), &ww);
+}
+
+static void
+forget_write_counters(QueryDesc *qd)
+{
+	ListCell   *lc;
+
+	foreach(lc, write_counters)
+	{
+		WriteCounter *wc = lfirst(lc);
+
+		if (qd == NULL || wc->qd == qd)
+		{
+			write_counters = foreach_delete_current(write_counters, lc);
+			pfree(wc);
+		}
+	}
 }
 
 void
@@ -1356,26 +1496,20 @@ licdata_meter_executor_end(QueryDesc *qd)
 {
 	NestedQuery *nq;
 	MeterStmt  *ms;
-	int64		written;
 
 	if (IsParallelWorker())
 		return;
+	if (write_counters != NIL)
+		forget_write_counters(qd);
 	nq = nested_of(qd);
 	if (nq)
 	{
-		ms = nq->ms;			/* NULL: its statement ended, it did not run since */
 		nested_forget(nq);
-		written = rows_written(qd);
-		if (written > 0 && ms)
-			count_rows(ms, written, true, false);
 		return;
 	}
 	ms = stmt_of(qd);
 	if (ms == NULL)
 		return;
-	written = rows_written(qd);
-	if (written > 0)
-		count_rows(ms, written, false, false);
 
 	if (ms->persisting)
 	{
@@ -1394,13 +1528,162 @@ licdata_meter_executor_end(QueryDesc *qd)
 		quota_release(ms);
 		return;
 	}
-	if (licdata_aggregate_suppressed > 0)
-		ereport(NOTICE,
-				(errmsg("licdata: %lld group(s) smaller than the licence's minimum group size were suppressed",
-						(long long) licdata_aggregate_suppressed)));
 	stmt_close(ms, OUTCOME_OK, NULL);
 	if (open_stmts == NIL)
 		last_sqlstate[0] = '\0';	/* an error caught inside it is past */
+}
+
+/*
+ * An aggregate-licence gate released a group of n dataset rows
+ * (aggregate.c): they count into the rows_aggregated of the statement
+ * running now -- its own counter, so a cursor that stays open meanwhile
+ * neither takes nor gives another statement's count.
+ */
+void
+licdata_meter_note_aggregated(int64 n)
+{
+	MeterStmt  *ms = running;
+
+	if (ms == NULL || IsParallelWorker())
+		return;
+	ms->agg_rows += n;
+	if (ms->rec && !ms->rerun)
+		ms->rec->rows_aggregated = ms->agg_rows;
+}
+
+/*
+ * licdata._count_row(boolean, internal) and licdata._count_value(anyelement,
+ * internal): the row counters fold.c puts where a licensee statement folds
+ * dataset rows into one value.  Each call that lets a row through counts
+ * it into the running statement's nested rows, quotas checked first.
+ */
+static void
+count_folded(void)
+{
+	MeterStmt  *ms = running;
+
+	if (ms == NULL || ms->kind != KIND_LICENSEE || ms->nuses == 0 || IsParallelWorker())
+		return;
+	count_rows(ms, 1, true, true);
+}
+
+/*
+ * Functions of the licensee's own (and of any role that is neither a
+ * superuser nor an operator) see the rows of the statement that calls them
+ * and can pass them on by side effects: RAISE NOTICE, a write to a table,
+ * a setting.  While a licensee statement that reads a dataset runs, each
+ * call of such a function counts as one row (into its nested rows, against
+ * its quotas): SELECT count(f(name)) FROM people, where f raises its
+ * argument, is billed a row per call, not one.  Built-in and licdata
+ * functions, and the operator's own (mask functions), are not counted.
+ * Through needs_fmgr_hook (hooks.c), such functions are called via
+ * fmgr_hook, which calls licdata_meter_fmgr.
+ */
+bool
+licdata_meter_counts_calls(Oid fn_oid)
+{
+	const LicdataCatalog *c = licdata_catalog_cached();
+	HeapTuple	tup;
+	Form_pg_proc p;
+	bool		counts;
+
+	if (c == NULL)
+		return false;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	p = (Form_pg_proc) GETSTRUCT(tup);
+	counts = p->pronamespace != PG_CATALOG_NAMESPACE && p->pronamespace != c->schema &&
+		!superuser_arg(p->proowner) &&
+		!(OidIsValid(c->operator_role) && is_member_of_role(p->proowner, c->operator_role));
+	ReleaseSysCache(tup);
+	return counts;
+}
+
+/* Which functions count, per backend; dropped when pg_proc changes. */
+typedef struct CountedFn
+{
+	Oid			fn;				/* hash key */
+	bool		counts;
+} CountedFn;
+
+static HTAB *counted_fns = NULL;
+
+static void
+counted_fns_reset(Datum arg, int cacheid, uint32 hashvalue)
+{
+	if (counted_fns != NULL)
+	{
+		hash_destroy(counted_fns);
+		counted_fns = NULL;
+	}
+}
+
+/*
+ * fmgr_hook (hooks.c): at the start of each call of a function that
+ * needs_fmgr_hook let through, count it when it is one that counts and a
+ * licensee statement that reads a dataset is running.  The hook's private
+ * datum is left to other hooks.
+ */
+void
+licdata_meter_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
+{
+	static bool callback_registered = false;
+	CountedFn  *e;
+	bool		found;
+
+	if (event != FHET_START || running == NULL || running->kind != KIND_LICENSEE ||
+		running->nuses == 0 || IsParallelWorker())
+		return;
+	if (counted_fns == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (!callback_registered)
+		{
+			CacheRegisterSyscacheCallback(PROCOID, counted_fns_reset, (Datum) 0);
+			callback_registered = true;
+		}
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(CountedFn);
+		ctl.hcxt = TopMemoryContext;
+		counted_fns = hash_create("licdata counted functions", 64, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	e = hash_search(counted_fns, &flinfo->fn_oid, HASH_FIND, NULL);
+	if (e == NULL)
+	{
+		bool		counts = licdata_meter_counts_calls(flinfo->fn_oid);
+
+		/* the lookup may have reset the table (an invalidation) */
+		if (counted_fns == NULL)
+			return licdata_meter_fmgr(event, flinfo, private);
+		e = hash_search(counted_fns, &flinfo->fn_oid, HASH_ENTER, &found);
+		e->counts = counts;
+	}
+	if (e->counts)
+		count_folded();
+}
+
+PG_FUNCTION_INFO_V1(licdata_count_row);
+Datum
+licdata_count_row(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	if (PG_GETARG_BOOL(0))
+		count_folded();
+	PG_RETURN_BOOL(PG_GETARG_BOOL(0));
+}
+
+PG_FUNCTION_INFO_V1(licdata_count_value);
+Datum
+licdata_count_value(PG_FUNCTION_ARGS)
+{
+	count_folded();
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(PG_GETARG_DATUM(0));
 }
 
 /* ---- counting rows ---- */
@@ -1529,6 +1812,8 @@ licdata_meter_wrap_dest(QueryDesc *qd, DestReceiver *orig)
 		ms->nested_rows = 0;
 		memset(ms->rerun_calls, 0, sizeof(ms->rerun_calls));
 		memset(ms->rerun_rows, 0, sizeof(ms->rerun_rows));
+		ms->agg_base = ms->agg_rows;
+		ms->agg_rows = 0;
 		return NULL;
 	}
 	if (orig->mydest == DestNone)
@@ -1553,6 +1838,7 @@ licdata_meter_unwrap_dest(QueryDesc *qd, DestReceiver *wrapper)
 				if (f->persist && ms->rerun)
 				{
 					ms->nested_rows = Max(ms->nested_base, ms->nested_rows);
+					ms->agg_rows = Max(ms->agg_base, ms->agg_rows);
 					ms->rerun = false;
 					sync_counts(ms);
 				}
@@ -1567,6 +1853,30 @@ licdata_meter_unwrap_dest(QueryDesc *qd, DestReceiver *wrapper)
 }
 
 /* ---- cursors WITH HOLD ---- */
+
+/*
+ * A materialised cursor WITH HOLD is read from its store without the
+ * executor, so licdata counts its rows only where it sees them: FETCH and
+ * MOVE statements (the utility hook).  A function could read the store
+ * through SPI (PL/pgSQL FETCH, FOR ... IN cursor) unseen, so between those
+ * statements the portal is marked done, which PostgreSQL refuses to run
+ * ("portal cannot be run"): such reads fail instead of going uncounted.
+ */
+static void
+lock_held(MeterStmt *ms)
+{
+	if (ms->held && ms->held->status == PORTAL_READY)
+		ms->held->status = PORTAL_DONE;
+}
+
+static void
+lock_all_held(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, open_stmts)
+		lock_held((MeterStmt *) lfirst(lc));
+}
 
 /* The portal's cleanup hook: the cursor is closed (or failed). */
 static void
@@ -1601,13 +1911,18 @@ licdata_meter_fetch_dest(Node *parsetree, DestReceiver *dest, uint64 *id)
 	if (open_stmts == NIL || !IsA(parsetree, FetchStmt))
 		return NULL;
 	fs = (FetchStmt *) parsetree;
-	if (fs->ismove || dest->mydest == DestNone || fs->portalname == NULL)
+	if (fs->portalname == NULL)
 		return NULL;
 	portal = GetPortalByName(fs->portalname);
 	ms = PortalIsValid(portal) ? stmt_held(portal) : NULL;
 	if (ms == NULL)
 		return NULL;
 	*id = ms->id;
+	/* FETCH and MOVE statements may read the store: open it for this one */
+	if (portal->status == PORTAL_DONE)
+		portal->status = PORTAL_READY;
+	if (fs->ismove || dest->mydest == DestNone)
+		return NULL;
 	return (DestReceiver *) counting_dest(dest, ms, NULL);
 }
 
@@ -1617,8 +1932,12 @@ licdata_meter_fetch_done(DestReceiver *counting, uint64 id)
 	MeterStmt  *ms = stmt_by_id(id);
 
 	if (ms)
+	{
 		quota_release(ms);
-	pfree(counting);
+		lock_held(ms);
+	}
+	if (counting)
+		pfree(counting);
 }
 
 /* ---- aborts ---- */
@@ -1669,6 +1988,7 @@ meter_xact_callback(XactEvent event, void *arg)
 			list_free_deep(run_stack);
 			run_stack = NIL;
 			running = NULL;
+			forget_write_counters(NULL);
 			last_sqlstate[0] = '\0';
 			break;
 		case XACT_EVENT_COMMIT:
@@ -1682,6 +2002,9 @@ meter_xact_callback(XactEvent event, void *arg)
 			 */
 			if (running == NULL)
 				close_all_but_held(OUTCOME_OK, NULL);
+			lock_all_held();	/* materialised by now (PreCommit_Portals) */
+			if (running == NULL)
+				forget_write_counters(NULL);
 			last_sqlstate[0] = '\0';
 			break;
 		default:

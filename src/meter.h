@@ -10,6 +10,7 @@
 #define LICDATA_METER_H
 
 #include "executor/execdesc.h"
+#include "fmgr.h"
 #include "licdata.h"
 
 #define LICDATA_MAX_USES 32
@@ -153,11 +154,15 @@ extern const char *licdata_journal_dir(void);
 extern void licdata_meter_init(void);
 extern void licdata_meter_denial(LicdataDataset *ds, const LicdataDecision *d, int64 licence_id);
 extern void licdata_meter_executor_start(QueryDesc *qd, int eflags, int depth);
+extern void licdata_meter_executor_started(QueryDesc *qd);
 extern void licdata_meter_executor_end(QueryDesc *qd);
 extern DestReceiver *licdata_meter_wrap_dest(QueryDesc *qd, DestReceiver *orig);
 extern void licdata_meter_unwrap_dest(QueryDesc *qd, DestReceiver *wrapper);
 extern DestReceiver *licdata_meter_fetch_dest(Node *parsetree, DestReceiver *dest, uint64 *id);
 extern void licdata_meter_fetch_done(DestReceiver *counting, uint64 id);
+extern void licdata_meter_note_aggregated(int64 n);
+extern bool licdata_meter_counts_calls(Oid fn_oid);
+extern void licdata_meter_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private);
 extern void licdata_meter_lookup(LicdataDataset *ds, const LicdataLicence *lic);
 extern int64 licdata_meter_lookups_today(int64 licence_id);
 extern void *licdata_meter_block_begin(void);

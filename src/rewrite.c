@@ -412,5 +412,8 @@ bool
 licdata_rewrite(Query *parse, LicdataRewrite *ctx)
 {
 	rewrite_query(parse, ctx);
-	return ctx->uses != NIL;
+	if (ctx->uses == NIL)
+		return false;
+	licdata_fold_count(parse, ctx);
+	return true;
 }

@@ -35,6 +35,7 @@ typedef struct LicdataRewrite
 	Oid			guard_func;		/* licdata.guard() */
 	List	   *uses;			/* of LicdataUse * */
 	List	   *aggregate_levels;	/* of AggregateLevel * (aggregate.c) */
+	bool		serial_only;	/* plan without parallel workers (fold.c) */
 } LicdataRewrite;
 
 extern bool licdata_rewrite(Query *parse, LicdataRewrite *ctx);
@@ -43,12 +44,12 @@ extern void licdata_rewrite_refuse(LicdataRewrite *ctx, LicdataDataset *ds,
 extern void licdata_rewrite_note_use(LicdataRewrite *ctx, LicdataDataset *ds,
 									 const LicdataLicence *lic);
 
+/* fold.c */
+extern void licdata_fold_count(Query *parse, LicdataRewrite *ctx);
+
 /* aggregate.c */
 extern void licdata_aggregate_wrap(Query *q, Index rti, Query *sub, const LicdataLicence *lic,
 								   LicdataDataset *ds, LicdataRewrite *ctx);
 extern void licdata_aggregate_finish_level(Query *q, LicdataRewrite *ctx);
-extern void licdata_aggregate_reset_stats(void);
-extern int64 licdata_aggregate_suppressed;
-extern int64 licdata_aggregate_rows;
 
 #endif							/* LICDATA_REWRITE_H */

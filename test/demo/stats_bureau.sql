@@ -42,7 +42,7 @@ SELECT m.industry, th.annual_revenue_threshold AS threshold_yuan, m.matched, a.a
 
 \echo
 \echo '--- 2.4  Enterprises above the threshold by industry and district, kept in the bureau''s own'
-\echo '         schema.  Groups of fewer than 10 enterprises are not released (see the NOTICE):'
+\echo '         schema.  Groups of fewer than 10 enterprises are not released (they are absent, silently):'
 \set ECHO queries
 CREATE TABLE stats_own.above_threshold_2025 AS
 SELECT r.industry, r.district, count(*) AS enterprises

@@ -1,0 +1,386 @@
+/*-------------------------------------------------------------------------
+ *
+ * fold.c
+ *	  Count the dataset rows a licensee's statement folds into one value.
+ *
+ * Metering counts the rows a statement delivers; a statement can also
+ * fold many rows into one delivered value.  In a licensee statement that
+ * reads a dataset, after the licence rewrite (rewrite.c), this pass puts a
+ * row counter (licdata._count_row / licdata._count_value, meter.c) at
+ * every place where rows are folded, at every query level:
+ *
+ *	- every aggregate but the scalar summaries (count, sum, avg, min, max,
+ *	  the stddev / variance / regression family, bool_and / bool_or /
+ *	  every, bit_and / bit_or / bit_xor): string_agg, array_agg, json_agg,
+ *	  jsonb_agg, json(b)_object_agg, xmlagg, ordered-set aggregates and
+ *	  every user-defined aggregate count each input row they take, through
+ *	  a counter added to their FILTER (so a row their own FILTER drops is
+ *	  not counted); the same for such aggregates used as window functions;
+ *	- window functions that return another row's value (lag, lead,
+ *	  first_value, last_value, nth_value ...) count each value returned;
+ *	- ARRAY(SELECT ...) and scalar (SELECT ...) subqueries count each row
+ *	  they return (a recursive CTE that appends one looked-up row per step
+ *	  is counted here);
+ *	- the recursive term of a recursive CTE counts each row it produces;
+ *	- a query level that joins k >= 2 dataset rows into each row it
+ *	  returns (self-joins, joins of datasets) counts k per row;
+ *	- a volatile built-in function fed with row data keeps it beyond the
+ *	  row (set_config, pg_notify, setval, advisory locks, large objects):
+ *	  each call counts one row.  The licensee's own functions are counted
+ *	  per call where they run (meter.c, through fmgr_hook).
+ *
+ * The counters count into the running statement's "rows produced inside
+ * it" (nested rows), and the statement is billed the larger of the rows it
+ * delivered and those (meter.c): SELECT string_agg(name, ',') FROM people
+ * over 1,000 rows is billed 1,000 rows, and a rows quota stops it on the
+ * row that passes the limit.  The rewrite's own subqueries (the licensed
+ * reads of a dataset) are not touched.  When a statement reads no dataset
+ * nothing is added.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parse_func.h"
+#include "parser/parsetree.h"
+#include "catalog/pg_proc.h"
+#include "utils/lsyscache.h"
+
+#include "licdata.h"
+#include "meter.h"
+#include "rewrite.h"
+
+typedef struct FoldContext
+{
+	bool		serial;			/* calls a function counted per call */
+	Oid			reader_role;
+	Oid			count_row;		/* licdata._count_row(boolean, internal) */
+	Oid			count_value;	/* licdata._count_value(anyelement, internal) */
+} FoldContext;
+
+/* Aggregates that return one summary value, not the rows they read. */
+static const char *const scalar_aggs[] = {
+	"count", "sum", "avg", "min", "max",
+	"stddev", "stddev_samp", "stddev_pop", "variance", "var_samp", "var_pop",
+	"corr", "covar_pop", "covar_samp",
+	"regr_avgx", "regr_avgy", "regr_count", "regr_intercept", "regr_r2",
+	"regr_slope", "regr_sxx", "regr_sxy", "regr_syy",
+	"bool_and", "bool_or", "every", "bit_and", "bit_or", "bit_xor",
+	NULL
+};
+
+/* Window functions whose value is not taken from another row. */
+static const char *const rank_windows[] = {
+	"row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile",
+	NULL
+};
+
+static bool
+builtin_named(Oid fn, const char *const *names)
+{
+	char	   *name;
+
+	if (get_func_namespace(fn) != PG_CATALOG_NAMESPACE)
+		return false;
+	name = get_func_name(fn);
+	for (const char *const *a = names; *a; a++)
+	{
+		if (strcmp(*a, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static Oid
+counter_function(const char *name, Oid argtype)
+{
+	Oid			argtypes[2] = {argtype, INTERNALOID};
+	List	   *qname = list_make2(makeString(LICDATA_SCHEMA), makeString(pstrdup(name)));
+
+	return LookupFuncName(qname, 2, argtypes, false);
+}
+
+static Const *
+null_internal(void)
+{
+	return makeNullConst(INTERNALOID, -1, InvalidOid);
+}
+
+/* _count_value(e): e, counting one row each time it is evaluated */
+static Expr *
+count_value(FoldContext *fc, Expr *e)
+{
+	Oid			type = exprType((Node *) e);
+
+	return (Expr *) makeFuncExpr(fc->count_value, type,
+								 list_make2(e, null_internal()),
+								 exprCollation((Node *) e), exprCollation((Node *) e),
+								 COERCE_EXPLICIT_CALL);
+}
+
+/* _count_row(filter): the filter, counting each row it lets through */
+static Expr *
+count_filter(FoldContext *fc, Expr *filter)
+{
+	if (filter == NULL)
+		filter = (Expr *) makeBoolConst(true, false);
+	return (Expr *) makeFuncExpr(fc->count_row, BOOLOID,
+								 list_make2(filter, null_internal()),
+								 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+}
+
+/* Is rte one of the rewrite's licensed reads of a dataset? */
+static bool
+is_licensed_read(FoldContext *fc, RangeTblEntry *rte)
+{
+	RangeTblEntry *inner;
+
+	if (rte->rtekind != RTE_SUBQUERY || rte->subquery == NULL ||
+		list_length(rte->subquery->rtable) != 1)
+		return false;
+	inner = linitial_node(RangeTblEntry, rte->subquery->rtable);
+	return inner->rtekind == RTE_RELATION && inner->checkAsUser == fc->reader_role;
+}
+
+/* The first target entry a subquery returns (its value in a sublink). */
+static TargetEntry *
+first_output(Query *q)
+{
+	ListCell   *lc;
+
+	foreach(lc, q->targetList)
+	{
+		TargetEntry *te = lfirst(lc);
+
+		if (!te->resjunk)
+			return te;
+	}
+	return NULL;
+}
+
+static void fold_query(Query *q, FoldContext *fc);
+
+/* Does an expression depend on rows (not only on constants)? */
+static bool
+row_data_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var) || IsA(node, Param) || IsA(node, SubLink) ||
+		IsA(node, Aggref) || IsA(node, WindowFunc))
+		return true;
+	return expression_tree_walker(node, row_data_walker, context);
+}
+
+static bool
+contain_row_data(Node *node)
+{
+	return row_data_walker(node, NULL);
+}
+
+/*
+ * Count each row query q returns: its first output, or, for a set
+ * operation (whose own target list the planner rebuilds), each branch's.
+ */
+static void
+count_outputs(FoldContext *fc, Query *q, Node *setop)
+{
+	if (setop == NULL)
+		setop = q->setOperations;
+	if (setop == NULL)
+	{
+		TargetEntry *te = first_output(q);
+
+		if (te)
+			te->expr = count_value(fc, te->expr);
+	}
+	else if (IsA(setop, SetOperationStmt))
+	{
+		count_outputs(fc, q, ((SetOperationStmt *) setop)->larg);
+		count_outputs(fc, q, ((SetOperationStmt *) setop)->rarg);
+	}
+	else if (IsA(setop, RangeTblRef))
+	{
+		RangeTblEntry *r = rt_fetch(((RangeTblRef *) setop)->rtindex, q->rtable);
+
+		if (r->rtekind == RTE_SUBQUERY && r->subquery)
+			count_outputs(fc, r->subquery, NULL);
+	}
+}
+
+static Node *
+window_mutator(Node *node, FoldContext *fc)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, WindowFunc))
+	{
+		WindowFunc *w = (WindowFunc *) node;
+
+		if (w->winagg)
+		{
+			if (!builtin_named(w->winfnoid, scalar_aggs))
+				w->aggfilter = count_filter(fc, w->aggfilter);
+			return node;
+		}
+		if (w->args != NIL && !builtin_named(w->winfnoid, rank_windows))
+			return (Node *) count_value(fc, (Expr *) w);
+		return node;
+	}
+	if (IsA(node, Query))
+		return node;
+	return expression_tree_mutator(node, window_mutator, fc);
+}
+
+static bool
+counted_function(Oid fn, void *context)
+{
+	return licdata_meter_counts_calls(fn);
+}
+
+static bool
+fold_walker(Node *node, FoldContext *fc)
+{
+	if (node == NULL)
+		return false;
+	/*
+	 * The licensee's own functions are counted where they are called; a
+	 * parallel worker could not count into the statement, so such a
+	 * statement is planned without parallel workers.  A domain's CHECK
+	 * constraint may call one too.
+	 */
+	if (!fc->serial &&
+		(IsA(node, CoerceToDomain) || check_functions_in_node(node, counted_function, NULL)))
+		fc->serial = true;
+	if (IsA(node, Query))
+	{
+		fold_query((Query *) node, fc);
+		return false;
+	}
+	if (IsA(node, Aggref))
+	{
+		Aggref	   *a = (Aggref *) node;
+
+		if (!builtin_named(a->aggfnoid, scalar_aggs))
+			a->aggfilter = count_filter(fc, a->aggfilter);
+		/* arguments and the filter may hold sublinks */
+		return expression_tree_walker(node, fold_walker, fc);
+	}
+	if (IsA(node, FuncExpr))
+	{
+		FuncExpr   *f = (FuncExpr *) node;
+
+		if (!f->funcretset && f->funcid != fc->count_value && f->funcid != fc->count_row &&
+			get_func_namespace(f->funcid) == PG_CATALOG_NAMESPACE &&
+			func_volatile(f->funcid) == PROVOLATILE_VOLATILE &&
+			contain_row_data((Node *) f->args))
+		{
+			/*
+			 * A volatile built-in fed with row data keeps it beyond the
+			 * row: set_config, pg_notify, setval, advisory locks, large
+			 * objects.  The call becomes _count_value(call), in place.
+			 */
+			FuncExpr   *call = makeNode(FuncExpr);
+
+			memcpy(call, f, sizeof(FuncExpr));
+			f->funcid = fc->count_value;
+			f->funcvariadic = false;
+			f->funcformat = COERCE_EXPLICIT_CALL;
+			f->inputcollid = call->funccollid;
+			f->args = list_make2(call, null_internal());
+			return expression_tree_walker((Node *) call->args, fold_walker, fc);
+		}
+		return expression_tree_walker(node, fold_walker, fc);
+	}
+	if (IsA(node, SubLink))
+	{
+		SubLink    *sl = (SubLink *) node;
+
+		if (sl->subLinkType == EXPR_SUBLINK || sl->subLinkType == ARRAY_SUBLINK)
+			count_outputs(fc, (Query *) sl->subselect, NULL);
+		return expression_tree_walker(node, fold_walker, fc);
+	}
+	return expression_tree_walker(node, fold_walker, fc);
+}
+
+static void
+fold_query(Query *q, FoldContext *fc)
+{
+	ListCell   *lc;
+	int			datasets = 0;
+
+	check_stack_depth();
+	foreach(lc, q->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (is_licensed_read(fc, rte))
+			datasets++;
+		else if (rte->rtekind == RTE_SUBQUERY && rte->subquery)
+			fold_query(rte->subquery, fc);
+		else if (rte->rtekind == RTE_FUNCTION)
+			(void) expression_tree_walker((Node *) rte->functions, fold_walker, fc);
+		else if (rte->rtekind == RTE_VALUES)
+			(void) expression_tree_walker((Node *) rte->values_lists, fold_walker, fc);
+	}
+	foreach(lc, q->cteList)
+	{
+		CommonTableExpr *cte = lfirst(lc);
+		Query	   *cq = (Query *) cte->ctequery;
+
+		fold_query(cq, fc);
+		if (cte->cterecursive && cq->setOperations &&
+			IsA(cq->setOperations, SetOperationStmt))
+		{
+				SetOperationStmt *op = (SetOperationStmt *) cq->setOperations;
+
+			count_outputs(fc, cq, op->rarg);
+		}
+	}
+	(void) query_tree_walker(q, fold_walker, fc,
+							 QTW_IGNORE_RANGE_TABLE | QTW_IGNORE_CTE_SUBQUERIES);
+	if (q->hasWindowFuncs)
+	{
+		foreach(lc, q->targetList)
+		{
+			TargetEntry *te = lfirst(lc);
+
+			te->expr = (Expr *) window_mutator((Node *) te->expr, fc);
+		}
+	}
+
+	/* a row joining k dataset rows carries k of them */
+	if (datasets >= 2 && !q->hasAggs && q->groupClause == NIL && q->groupingSets == NIL &&
+		q->setOperations == NULL)
+	{
+		TargetEntry *te = first_output(q);
+
+		for (int i = 0; te && i < datasets; i++)
+			te->expr = count_value(fc, te->expr);
+	}
+}
+
+/*
+ * Add the row counters to a licensee statement that reads a dataset
+ * (licdata_rewrite has run on it).  Sets ctx->serial_only when the
+ * statement calls a function counted per call (the planner hook then plans
+ * it without parallel workers).
+ */
+void
+licdata_fold_count(Query *parse, LicdataRewrite *ctx)
+{
+	FoldContext fc;
+
+	fc.serial = false;
+	fc.reader_role = ctx->reader_role;
+	fc.count_row = counter_function("_count_row", BOOLOID);
+	fc.count_value = counter_function("_count_value", ANYELEMENTOID);
+	fold_query(parse, &fc);
+	ctx->serial_only = fc.serial;
+}
