@@ -739,8 +739,10 @@ WITH mon AS (
 				   coalesce(lead(pp.effective_from) OVER (PARTITION BY pp.licence_id ORDER BY pp.effective_from),
 							'infinity'),
 				   pp.plan, pp.effective_from
-			  FROM licdata.price_plans pp JOIN lic ON lic.id = pp.licence_id) x, mon
-	 WHERE x.s < mon.me AND x.e > mon.ms AND x.s < x.e
+			  FROM licdata.price_plans pp JOIN lic ON lic.id = pp.licence_id) x
+	  JOIN lic ON lic.id = x.lid, mon
+	 -- segments that overlap the month and the licence's validity
+	 WHERE x.s < mon.me AND x.e > mon.ms AND x.s < x.e AND x.e > lic.valid_from
 ), recs AS (
 	SELECT u.id, u.at, u.licence_id AS lid, u.purpose, u.rows AS nrows, u.calls AS ncalls, u.sqlstate,
 		   sg.eff, sg.s AS seg, sg.p, sg.nsegs,
@@ -1035,3 +1037,173 @@ END
 $$;
 REVOKE ALL ON FUNCTION licdata.close_month(date) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION licdata.close_month(date) TO licdata_operator;
+
+/* ------------------------------------------------------------------------
+ * The printable monthly statement
+ * ------------------------------------------------------------------------ */
+
+-- Text as HTML character data or attribute value.
+CREATE FUNCTION licdata._html(v anyelement) RETURNS text
+	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT replace(replace(replace(replace(replace(coalesce(v::text, ''), '&', '&amp;'), '<', '&lt;'),
+										   '>', '&gt;'), '"', '&quot;'), '''', '&#39;')
+$$;
+
+/*
+ * A self-contained HTML page (inline CSS and SVG, no script, no external
+ * asset): the licensee's licences, a daily usage chart, the invoice lines
+ * per licence and purpose, free allowances used, tiers, the cap, totals, the
+ * consent references used, and the audit chain's verification.  Every value
+ * is HTML-escaped.
+ */
+CREATE FUNCTION licdata.statement_html(licensee regrole, month date) RETURNS text
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	lic regrole := licensee;
+	mm date;
+	ms timestamptz;
+	me timestamptz;
+	org record;
+	closed record;
+	h text;
+	r record;
+	total numeric;
+	maxn bigint;
+	ndays integer;
+	x integer;
+	bh integer;
+	v record;
+	audit_rows bigint;
+	cur bigint := NULL;
+	sub numeric := 0;
+BEGIN
+	PERFORM licdata._check_billing_args(lic, month);
+	mm := date_trunc('month', month)::date;
+	ms := licdata._month_start(mm);
+	me := licdata._month_end(mm);
+	ndays := extract(day FROM (mm + interval '1 month' - interval '1 day'))::integer;
+	SELECT * INTO org FROM licdata.licensees l WHERE l.licensee = lic;
+	SELECT * INTO closed FROM licdata.closed_months c WHERE c.month = mm;
+
+	h := '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+		|| '<title>Statement ' || to_char(mm, 'YYYY-MM') || ' ' || licdata._html(org.org_name) || '</title>'
+		|| '<style>body{font-family:sans-serif;margin:2em;color:#222}h1{font-size:1.5em}'
+		|| 'table{border-collapse:collapse;margin:.5em 0 1.5em;width:100%}th,td{border:1px solid #bbb;padding:.3em .5em;text-align:left}'
+		|| 'td.n,th.n{text-align:right}tr.subtotal td{font-weight:bold;background:#f2f2f2}'
+		|| '.ok{color:#060}.bad{color:#b00}#total{font-size:1.3em;font-weight:bold}'
+		|| '@media print{body{margin:0}}</style></head><body><main id="statement">'
+		|| '<h1>Monthly statement ' || to_char(mm, 'YYYY-MM') || ' (UTC)</h1>'
+		|| '<p id="licensee">Licensee: <strong>' || licdata._html(org.org_name) || '</strong>'
+		|| coalesce(' (' || licdata._html(org.org_code) || ')', '') || ', role ' || licdata._html(lic::text) || '</p>'
+		|| '<p id="month-status">'
+		|| CASE WHEN closed.month IS NOT NULL
+				THEN 'Month closed on ' || to_char(closed.closed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')
+					 || ': these lines are final.'
+				ELSE 'Month open: provisional lines.' END || '</p>';
+
+	-- licences
+	h := h || '<h2>Licences</h2><table id="licences"><tr><th>licence</th><th>dataset or product</th><th>purposes</th>'
+		|| '<th>valid</th><th>status</th></tr>';
+	FOR r IN SELECT l.id, coalesce(l.dataset::text, to_jsonb(l)->>'product') AS target, l.purposes,
+					l.valid_from, l.valid_until, l.status
+			   FROM licdata.licences l WHERE l.licensee = lic
+				AND l.valid_from < me AND (l.valid_until IS NULL OR l.valid_until > ms)
+			  ORDER BY l.id LOOP
+		h := h || '<tr><td>' || r.id || '</td><td>' || licdata._html(r.target) || '</td><td>'
+			|| licdata._html(array_to_string(r.purposes, ', ')) || '</td><td>'
+			|| to_char(r.valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ' to '
+			|| coalesce(to_char(r.valid_until AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 'open') || '</td><td>'
+			|| licdata._html(r.status) || '</td></tr>';
+	END LOOP;
+	h := h || '</table>';
+
+	-- daily usage chart: statements per UTC day
+	SELECT coalesce(max(n), 0) INTO maxn FROM (
+		SELECT count(*) AS n FROM licdata.usage u
+		 WHERE u.licensee = lic AND u.at >= ms AND u.at < me
+		 GROUP BY date_trunc('day', u.at AT TIME ZONE 'UTC')) d;
+	h := h || '<h2>Daily usage</h2><svg id="daily-usage-chart" xmlns="http://www.w3.org/2000/svg" width="'
+		|| (ndays * 30 + 60) || '" height="200" viewBox="0 0 ' || (ndays * 30 + 60) || ' 200" role="img" '
+		|| 'aria-label="statements per day"><line x1="40" y1="170" x2="' || (ndays * 30 + 50)
+		|| '" y2="170" stroke="#444"/><text x="2" y="20" font-size="10">' || maxn || '</text>'
+		|| '<text x="2" y="170" font-size="10">0</text>';
+	FOR v IN SELECT g.d, coalesce(u.n, 0) AS n, coalesce(u.nrows, 0) AS nrows
+			   FROM generate_series(1, ndays) g(d)
+			   LEFT JOIN (SELECT extract(day FROM u.at AT TIME ZONE 'UTC')::integer AS d, count(*) AS n,
+								 sum(u.rows) AS nrows
+							FROM licdata.usage u WHERE u.licensee = lic AND u.at >= ms AND u.at < me
+						   GROUP BY 1) u ON u.d = g.d
+			  ORDER BY g.d LOOP
+		x := 40 + (v.d - 1) * 30 + 5;
+		bh := CASE WHEN maxn > 0 THEN (150 * v.n / maxn)::integer ELSE 0 END;
+		h := h || '<rect class="bar" x="' || x || '" y="' || (170 - bh) || '" width="20" height="' || bh
+			|| '" fill="#3a6ea5"><title>day ' || v.d || ': ' || v.n || ' statements, ' || v.nrows
+			|| ' rows</title></rect><text x="' || (x + 4) || '" y="185" font-size="9">' || v.d || '</text>';
+	END LOOP;
+	h := h || '</svg>';
+
+	-- invoice lines per licence
+	h := h || '<h2>Charges</h2><table id="lines"><tr><th>licence</th><th>item</th><th class="n">quantity</th>'
+		|| '<th class="n">unit price</th><th class="n">amount</th></tr>';
+	FOR r IN SELECT b.* FROM licdata._bill_lines(lic, mm) b ORDER BY b.line_no LOOP
+		IF cur IS NOT NULL AND r.licence_id IS DISTINCT FROM cur THEN
+			h := h || '<tr class="subtotal"><td>' || cur || '</td><td>subtotal</td><td></td><td></td><td class="n">'
+				|| sub || '</td></tr>';
+			sub := 0;
+		END IF;
+		cur := r.licence_id;
+		sub := sub + r.amount;
+		h := h || '<tr class="line kind-' || licdata._html(r.kind) || '"><td>' || coalesce(r.licence_id::text, '')
+			|| '</td><td>' || licdata._html(r.item) || '</td><td class="n">' || licdata._html(r.quantity)
+			|| '</td><td class="n">' || licdata._html(r.unit_price) || '</td><td class="n">' || r.amount || '</td></tr>';
+	END LOOP;
+	IF cur IS NOT NULL THEN
+		h := h || '<tr class="subtotal"><td>' || cur || '</td><td>subtotal</td><td></td><td></td><td class="n">'
+			|| sub || '</td></tr>';
+	END IF;
+	SELECT coalesce(sum(b.amount), 0) INTO total FROM licdata._bill_lines(lic, mm) b;
+	h := h || '</table><p>Total for the month: <span id="total">' || total || '</span></p>';
+
+	-- free allowances, free purposes, tiers, cap
+	h := h || '<h2>Free allowances and free purposes</h2><ul id="free-allowances">';
+	FOR r IN SELECT b.item, b.quantity FROM licdata._bill_lines(lic, mm) b
+			  WHERE b.kind IN ('free_queries', 'free_rows', 'free_quota_rows', 'free_calls', 'free_purpose', 'empty')
+			  ORDER BY b.line_no LOOP
+		h := h || '<li>' || licdata._html(r.item) || ': ' || licdata._html(r.quantity) || '</li>';
+	END LOOP;
+	h := h || '</ul><h2>Tiers</h2><ul id="tiers">';
+	FOR r IN SELECT b.item, b.quantity, b.unit_price, b.amount FROM licdata._bill_lines(lic, mm) b
+			  WHERE b.kind IN ('rows', 'quota_rows') AND b.item LIKE '%tier %' ORDER BY b.line_no LOOP
+		h := h || '<li>' || licdata._html(r.item) || ': ' || licdata._html(r.quantity) || ' x '
+			|| licdata._html(r.unit_price) || ' = ' || r.amount || '</li>';
+	END LOOP;
+	h := h || '</ul><h2>Monthly cap</h2><p id="cap">'
+		|| coalesce((SELECT string_agg(licdata._html(b.item) || ': ' || b.amount, '; ' ORDER BY b.line_no)
+					   FROM licdata._bill_lines(lic, mm) b WHERE b.kind = 'monthly_cap'), 'No cap applied.')
+		|| '</p>';
+
+	-- consent references (the licensee's own strings: escaped)
+	h := h || '<h2>Consent references</h2><table id="consent-refs"><tr><th>consent reference</th>'
+		|| '<th class="n">statements</th><th class="n">rows</th></tr>';
+	FOR r IN SELECT u.consent_ref, count(*) AS n, sum(u.rows) AS nrows FROM licdata.usage u
+			  WHERE u.licensee = lic AND u.at >= ms AND u.at < me AND u.consent_ref IS NOT NULL
+			  GROUP BY u.consent_ref ORDER BY count(*) DESC, u.consent_ref LIMIT 50 LOOP
+		h := h || '<tr><td>' || licdata._html(r.consent_ref) || '</td><td class="n">' || r.n
+			|| '</td><td class="n">' || r.nrows || '</td></tr>';
+	END LOOP;
+	h := h || '</table>';
+
+	-- the audit chain
+	SELECT count(*) INTO audit_rows FROM licdata.audit_log a
+	 WHERE a.licensee = lic AND a.at >= ms AND a.at < me;
+	SELECT * INTO v FROM licdata.verify_audit();
+	h := h || '<h2>Audit</h2><p id="audit-status" class="' || CASE WHEN v.ok THEN 'ok' ELSE 'bad' END || '">'
+		|| CASE WHEN v.ok THEN 'Audit chain verified' ELSE 'Audit chain NOT verified: first bad record ' || v.first_bad_seq END
+		|| ' (' || v.records_checked || ' records checked; ' || audit_rows
+		|| ' audit records of this licensee in the month).</p>'
+		|| '</main></body></html>';
+	RETURN h;
+END
+$$;
+REVOKE ALL ON FUNCTION licdata.statement_html(regrole, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata.statement_html(regrole, date) TO licdata_operator, licdata_auditor;

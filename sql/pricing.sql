@@ -197,3 +197,97 @@ SELECT licence_id - :l1 AS lic, purpose, queries, rows, amount
 SELECT (SELECT array_agg(x) FROM licdata.invoice_lines('pr_bank', '2099-01-01') x)
 	 = (SELECT array_agg(x) FROM licdata.invoice_lines('pr_bank', '2099-01-01') x) AS same_lines;
 RESET TIME ZONE;
+
+--
+-- 4. real statements of the licensee: a quota stop, empty results, a join
+--
+-- (licences and plans from the same instant: one plan all along)
+BEGIN;
+SELECT licdata.grant_licence('pr_bank', 'pricing_t.items', ARRAY['live'], max_rows_per_query => 5) AS l5 \gset
+SELECT licdata.grant_licence('pr_bank', 'pricing_t.other', ARRAY['live']) AS l6 \gset
+SELECT licdata.set_price_plan(:l5, '{"per_query": 1, "per_row": 0.1, "bill_empty_results": false}');
+SELECT licdata.set_price_plan(:l6, '{"per_query": 0.2, "per_row": 0.01}');
+COMMIT;
+SET SESSION AUTHORIZATION pr_analyst;
+SET licdata.purpose = 'live';
+-- 10 rows asked, 5 sent, then LD006
+\set VERBOSITY sqlstate
+SELECT * FROM pricing_t.items WHERE id <= 10 ORDER BY id;
+\set VERBOSITY default
+-- metadata probes: no row
+SELECT * FROM pricing_t.items LIMIT 0;
+SELECT * FROM pricing_t.items WHERE false;
+-- a join of two licences: 3 result rows
+SELECT i.id, o.note FROM pricing_t.items i JOIN pricing_t.other o USING (id) WHERE i.id <= 3 ORDER BY 1;
+RESET licdata.purpose;
+RESET SESSION AUTHORIZATION;
+SELECT licdata.flush();
+SELECT licence_id - :l5 AS lic, rows, outcome, sqlstate FROM licdata.usage
+ WHERE licence_id IN (:l5, :l6) ORDER BY id;
+-- L5: the stopped statement's query 1.00 and its 5 rows sent, shown as such,
+-- 0.50; the two empty results not charged; the join's query 1.00 and its 3
+-- rows 0.30.  L6: the join's query 0.20 and the same 3 rows, 0.03: each
+-- licence a statement used bills the statement and the rows it delivered.
+SELECT licence_id - :l5 AS lic, item, quantity, unit_price, amount
+  FROM licdata.invoice_lines('pr_bank', current_date) WHERE licence_id IN (:l5, :l6);
+
+--
+-- 5. a closed month does not change; late records go to the next open month
+--
+-- March 2020, L3 at list prices: 0.50 + 10 x 0.10 = 1.50
+SELECT pricing_t.rec(:l3, '2020-03-05 00:00 UTC', 'flat', 10);
+SELECT licdata.close_month(current_date);
+SELECT licensee, lines, total FROM licdata.close_month('2020-03-01') WHERE licensee = 'pr_bank'::regrole;
+SELECT licdata.close_month('2020-03-15');
+-- a plan cannot reach back into it either
+SELECT licdata.set_price_plan(:l3, '{"per_query": 0}', '2020-03-10 UTC');
+-- a record for March arrives after it was closed (a replica, a recovery)
+SELECT pricing_t.rec(:l3, '2020-03-20 00:00 UTC', 'flat', 5);
+SELECT item, quantity, unit_price, amount FROM licdata.invoice_lines('pr_bank', '2020-03-01');
+-- April, the next open month, carries it: 0.50 + 5 x 0.10 = 1.00
+SELECT licence_id - :l1 AS lic, item, quantity, unit_price, amount FROM licdata.invoice_lines('pr_bank', '2020-04-01');
+SELECT licence_id - :l1 AS lic, purpose, queries, rows, amount
+  FROM licdata.invoice('pr_bank', '2020-04-01 00:00 UTC', '2020-05-01 00:00 UTC');
+SELECT licensee, lines, total FROM licdata.close_month('2020-04-01') WHERE licensee = 'pr_bank'::regrole;
+-- another late record for March: April is closed too, so May carries it (0.60)
+SELECT pricing_t.rec(:l3, '2020-03-25 00:00 UTC', 'flat', 1);
+SELECT sum(amount) AS march FROM licdata.invoice_lines('pr_bank', '2020-03-01');
+SELECT sum(amount) AS april FROM licdata.invoice_lines('pr_bank', '2020-04-01');
+SELECT item, quantity, amount FROM licdata.invoice_lines('pr_bank', '2020-05-01');
+-- June is not next to a closed month: nothing there
+SELECT count(*) FROM licdata.invoice_lines('pr_bank', '2020-06-01');
+SELECT month, count(*) FROM licdata.invoiced_usage iu JOIN licdata.usage u ON u.id = iu.usage_id
+ WHERE u.licence_id = :l3 GROUP BY month ORDER BY month;
+
+--
+-- 6. the statement: every value escaped (a consent reference is the licensee's own text)
+--
+SELECT pricing_t.rec(:l1, '2099-01-09 00:00 UTC', 'credit', 0, ref => '<script>alert(1)</script>');
+SELECT pricing_t.rec(:l1, '2099-01-09 00:00 UTC', 'credit', 0, ref => '"><img src=x onerror=alert(2)>');
+SELECT licdata.statement_html('pr_bank', '2099-01-01') AS html \gset
+SELECT strpos(:'html', '<script') AS script_tags, strpos(:'html', '<img') AS img_tags,
+	   strpos(:'html', '&lt;script&gt;alert(1)&lt;/script&gt;') > 0 AS escaped,
+	   strpos(:'html', '&quot;&gt;&lt;img src=x onerror=alert(2)&gt;') > 0 AS escaped_attr,
+	   strpos(:'html', 'Pricing &lt;Bank&gt; &amp; Co') > 0 AS org_escaped,
+	   strpos(:'html', 'id="daily-usage-chart"') > 0 AS chart,
+	   (regexp_match(:'html', '<span id="total">([0-9.]+)</span>'))[1] AS total,
+	   strpos(:'html', 'Audit chain verified') > 0 AS audit_verified;
+-- only the operator and the auditor produce statements and lines
+SET SESSION AUTHORIZATION pr_analyst;
+SELECT licdata.statement_html('pr_bank', '2099-01-01') IS NOT NULL;
+SELECT count(*) FROM licdata.invoice_lines('pr_bank', '2099-01-01');
+RESET SESSION AUTHORIZATION;
+
+-- clean up (closed months and their lines stay: they are records)
+SELECT licdata.revoke_licence(id) FROM licdata.licences
+ WHERE dataset::text LIKE 'pricing_t.%' AND status <> 'revoked' ORDER BY id;
+SET SESSION AUTHORIZATION pr_authority;
+SELECT licdata.set_price_ceiling('pricing_t.items', '{}');
+SELECT licdata.set_price_ceiling('pricing_t.other', '{}');
+RESET SESSION AUTHORIZATION;
+SELECT count(*) AS ceilings_left FROM licdata.price_ceilings;
+SELECT licdata.unpublish('pricing_t.items');
+SELECT licdata.unpublish('pricing_t.other');
+DROP SCHEMA pricing_t CASCADE;
+DROP ROLE pr_analyst, pr_authority, pr_op, pr_both;
+DROP ROLE pr_bank;
