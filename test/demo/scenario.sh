@@ -125,4 +125,7 @@ as_operator operator_stats_check.sql || fail "the bureau's figures do not match 
 heading "3. OPERATOR: metering, billing, audit"
 as_operator operator_report.sql || fail "the operator's report failed"
 
+heading "4. THE MONTH: each party's statement total and the operator's revenue"
+as_operator operator_month.sql || fail "the month's statements failed"
+
 heading "Demo complete in $(elapsed): every allowed step succeeded, every refusal had its expected SQLSTATE."

@@ -19,9 +19,10 @@ build_pkgs=(make gcc "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
 	"postgresql-client-$PG_MAJOR" libsodium-dev libssl-dev)
 # perl: prove;  libipc-run-perl: PostgreSQL::Test::Cluster;  pgaudit: benchmarks;
 # jdbc + JDK: the JDBC client test;  odbc-postgresql + unixodbc (isql): the ODBC client test.
+# chromium: test/sh/price_statement.sh renders the monthly statement in a real browser.
 # pgbench and pg_isolation_regress come with postgresql-client-15.
 test_pkgs=(perl libipc-run-perl "postgresql-$PG_MAJOR-pgaudit" libpostgresql-jdbc-java
-	odbc-postgresql unixodbc)
+	odbc-postgresql unixodbc chromium)
 demo_pkgs=()
 
 if ! javac -version >/dev/null 2>&1; then

@@ -224,8 +224,9 @@ BEGIN
 								 (p->>'price_per_call')::numeric, 0),
 			'per_row', coalesce((l->>'price_per_row')::numeric, (p->>'price_per_row')::numeric, 0));
 	END IF;
+	-- (joined on the column: the text of a dropped table's regclass is its OID)
 	SELECT ds.price_per_query, ds.price_per_row INTO d
-	  FROM licdata.datasets ds WHERE ds.dataset = (l->>'dataset')::regclass;
+	  FROM licdata.licences x JOIN licdata.datasets ds ON ds.dataset = x.dataset WHERE x.id = licence_id;
 	RETURN jsonb_build_object(
 		'per_query', coalesce((l->>'price_per_query')::numeric, d.price_per_query, 0),
 		'per_row', coalesce((l->>'price_per_row')::numeric, d.price_per_row, 0),
@@ -1059,7 +1060,8 @@ BEGIN
 	IF licdata._month_end(mm) > now() THEN
 		RAISE EXCEPTION 'month % is not over', to_char(mm, 'YYYY-MM')
 			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  DETAIL = format('It ends at %s UTC.', licdata._month_end(mm) AT TIME ZONE 'UTC'),
+				  DETAIL = format('It ends at %s UTC.',
+								  to_char(licdata._month_end(mm) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')),
 				  HINT = 'Close a month after it has ended (UTC).';
 	END IF;
 	IF EXISTS (SELECT FROM licdata.closed_months c WHERE c.month = mm) THEN
@@ -1159,7 +1161,7 @@ BEGIN
 		|| '@media print{body{margin:0}}</style></head><body><main id="statement">'
 		|| '<h1>Monthly statement ' || to_char(mm, 'YYYY-MM') || ' (UTC)</h1>'
 		|| '<p id="licensee">Licensee: <strong>' || licdata._html(org.org_name) || '</strong>'
-		|| coalesce(' (' || licdata._html(org.org_code) || ')', '') || ', role ' || licdata._html(lic::text) || '</p>'
+		|| CASE WHEN org.org_code IS NOT NULL THEN ' (' || licdata._html(org.org_code) || ')' ELSE '' END || ', role ' || licdata._html(lic::text) || '</p>'
 		|| '<p id="month-status">'
 		|| CASE WHEN closed.month IS NOT NULL
 				THEN 'Month closed on ' || to_char(closed.closed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')
