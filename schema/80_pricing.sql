@@ -1209,3 +1209,24 @@ END
 $$;
 REVOKE ALL ON FUNCTION licdata.statement_html(regrole, date) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION licdata.statement_html(regrole, date) TO licdata_operator, licdata_auditor;
+
+-- The internal helpers are for the functions above (they run with the
+-- caller's rights; a licensee could not read the tables through them
+-- anyway).  licdata._price_list stays callable by everyone: the public
+-- view licdata.price_list calls it.
+DO $grants$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN SELECT p.oid FROM pg_proc p
+			  WHERE p.pronamespace = 'licdata'::regnamespace
+				AND p.proname IN ('_month_start', '_month_end', '_month_of', '_product_row', '_list_prices',
+								  '_plan_effective', '_tiers', '_bad_plan', '_check_number', '_check_plan',
+								  '_plan_prices', '_check_ceiling', '_prices_in_force', '_price_target',
+								  '_published_products', '_bill_compute', '_bill_adjustments', '_bill_lines',
+								  '_check_billing_args', '_html')
+	LOOP
+		EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+	END LOOP;
+END
+$grants$;

@@ -18,8 +18,14 @@ SELECT CASE WHEN l.dataset IS NOT NULL THEN 'dataset' ELSE 'product' END AS kind
 SELECT 'total', '', NULL, sum(b.amount)
   FROM licdata.licensees org CROSS JOIN LATERAL licdata.invoice_lines(org.licensee, current_date) b
  ORDER BY 1 DESC, 2;
-\echo 'The authority''s ceilings and the prices in force (licdata.price_list, public):'
-SELECT kind, name, ceiling_per_query, ceiling_per_row, list_per_query, list_per_row,
-       licences, max_per_query, max_per_row
-  FROM licdata.price_list ORDER BY kind, name;
-SELECT length(licdata.statement_html('bank_a', current_date)) > 0 AS bank_statement_html_ok;
+\echo 'bank_a''s statement for the month, line by line (licdata.statement_html renders the same as a page):'
+SELECT licence_id, item, quantity, unit_price, amount FROM licdata.invoice_lines('bank_a', current_date);
+SELECT length(licdata.statement_html('bank_a', current_date)) > 1000 AS bank_statement_html_ok;
+
+-- the pricing authority's login (a member of licdata_authority, not an operator)
+SET client_min_messages = warning;
+DO $$ BEGIN
+	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'price_office') THEN
+		CREATE ROLE price_office LOGIN IN ROLE licdata_authority;
+	END IF;
+END $$;

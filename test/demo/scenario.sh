@@ -11,6 +11,8 @@
 #   1. credit: bank_a checks three loan applicants; then six refused statements
 #   2. statistics: the bureau counts enterprises above the reporting thresholds
 #   3. operator: flush, invoices, usage, the audit trail of denials, verify_audit()
+#   4. the month: statement totals, revenue by dataset and product; the authority's
+#      ceilings, next month's plans, the public price list
 #
 # Environment: LICDATA_DEMO_SCALE (default 1) is the scale of test/data/generate.sql.
 # Exit status: 0 if every step gave what it should (successes succeeded, every
@@ -127,5 +129,7 @@ as_operator operator_report.sql || fail "the operator's report failed"
 
 heading "4. THE MONTH: each party's statement total and the operator's revenue"
 as_operator operator_month.sql || fail "the month's statements failed"
+as_role price_office "" authority_ceilings.sql || fail "the authority's ceilings failed"
+as_operator operator_plans.sql || fail "the operator's plans failed"
 
 heading "Demo complete in $(elapsed): every allowed step succeeded, every refusal had its expected SQLSTATE."
