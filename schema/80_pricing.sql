@@ -96,11 +96,6 @@ GRANT SELECT ON licdata.price_plans, licdata.price_ceilings, licdata.closed_mont
 	licdata.invoice_closed_lines, licdata.invoiced_usage TO licdata_operator, licdata_auditor;
 GRANT SELECT ON licdata.price_ceilings TO licdata_authority;
 
--- A price plan or ceiling changes what licences cost: tell backends, as for
--- any catalog change (cached licence data includes prices).
-CREATE TRIGGER catalog_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON licdata.price_plans
-	FOR EACH STATEMENT EXECUTE FUNCTION licdata._catalog_changed();
-
 /* ------------------------------------------------------------------------
  * Months (UTC)
  * ------------------------------------------------------------------------ */
