@@ -193,6 +193,12 @@ SELECT (SELECT sum(amount) FROM licdata.invoice('pr_bank', '2099-01-01 00:00 UTC
 -- month's 2nd billed one (free), rows 51-100 free, 900 x 0.10 + 50 x 0.05 = 92.50
 SELECT licence_id - :l1 AS lic, purpose, queries, rows, amount
   FROM licdata.invoice('pr_bank', '2099-01-05 00:00 UTC', '2099-01-06 00:00 UTC');
+-- rounding: to the cent per line, halves away from zero (round(numeric, 2)):
+-- three statements of 1 row at 0.005 are one line of 3 x 0.005 = 0.015 -> 0.02
+-- (rounding each statement would have made 0.03)
+SELECT licdata.set_price_plan(:l3, '{"per_query": 0, "per_row": 0.005}', '2099-03-01 00:00 UTC');
+SELECT pricing_t.rec(:l3, ('2099-03-0' || d || ' 00:00 UTC')::timestamptz, 'flat', 1) FROM generate_series(1, 3) d;
+SELECT item, quantity, unit_price, amount FROM licdata.invoice_lines('pr_bank', '2099-03-01') WHERE licence_id = :l3;
 -- reproducible
 SELECT (SELECT array_agg(x) FROM licdata.invoice_lines('pr_bank', '2099-01-01') x)
 	 = (SELECT array_agg(x) FROM licdata.invoice_lines('pr_bank', '2099-01-01') x) AS same_lines;
