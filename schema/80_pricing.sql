@@ -739,9 +739,18 @@ WITH mon AS (
 	  JOIN lic ON lic.id = x.lid, mon
 	 -- segments that overlap the month and the licence's validity
 	 WHERE x.s < mon.me AND x.e > mon.ms AND x.s < x.e AND x.e > lic.valid_from
+), bands AS MATERIALIZED (
+	-- the row-price bands of each segment's plan, computed once per segment
+	SELECT sg.lid, sg.s AS seg, t.n, t.lo, t.hi, t.price
+	  FROM segs sg CROSS JOIN LATERAL licdata._tiers(sg.p) t
 ), recs AS (
 	SELECT u.id, u.at, u.licence_id AS lid, u.purpose, u.rows AS nrows, u.calls AS ncalls, u.sqlstate,
-		   sg.eff, sg.s AS seg, sg.p, sg.nsegs,
+		   sg.eff, sg.s AS seg, sg.nsegs,
+		   (sg.p->>'free_queries_per_month')::numeric AS fq,
+		   (sg.p->>'free_rows_per_month')::numeric AS fr,
+		   (sg.p->>'free_calls_per_month')::numeric AS fc,
+		   (sg.p->>'per_query')::numeric AS per_query,
+		   (sg.p->>'per_call')::numeric AS per_call,
 		   CASE WHEN u.purpose IS NOT NULL AND (sg.p->'free_purposes') ? u.purpose THEN 'free_purpose'
 				WHEN u.rows = 0 AND u.calls = 0 AND NOT (sg.p->>'bill_empty_results')::boolean THEN 'empty'
 				ELSE 'billed' END AS cls
@@ -752,36 +761,33 @@ WITH mon AS (
 	SELECT r.*,
 		   count(*) OVER w - 1 AS q0,
 		   sum(r.nrows) OVER w - r.nrows AS r0,
-		   sum(r.ncalls) OVER w - r.ncalls AS c0,
-		   (r.p->>'free_queries_per_month')::numeric AS fq,
-		   (r.p->>'free_rows_per_month')::numeric AS fr,
-		   (r.p->>'free_calls_per_month')::numeric AS fc
+		   sum(r.ncalls) OVER w - r.ncalls AS c0
 	  FROM recs r WHERE r.cls = 'billed'
 	WINDOW w AS (PARTITION BY r.lid ORDER BY r.at, r.id ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ), pieces AS (
 	-- statements not charged: one piece each, with their rows
 	SELECT r.lid, r.purpose, r.seg, r.eff, r.nsegs, r.cls AS kind, 0 AS tier, NULL::numeric AS lo,
-		   NULL::numeric AS hi, 1::numeric AS qty, 0::numeric AS price, 1 AS nq, r.nrows AS nr, r.p
+		   NULL::numeric AS hi, 1::numeric AS qty, 0::numeric AS price, 1 AS nq, r.nrows AS nr
 	  FROM recs r WHERE r.cls <> 'billed' AND r.at >= from_at AND r.at < to_at
 	UNION ALL
 	-- the query: free while the month's billed queries are within the allowance
 	SELECT b.lid, b.purpose, b.seg, b.eff, b.nsegs,
 		   CASE WHEN b.q0 < b.fq THEN 'free_queries' ELSE 'queries' END, 0, NULL, NULL, 1,
-		   CASE WHEN b.q0 < b.fq THEN 0 ELSE (b.p->>'per_query')::numeric END, 1, 0, b.p
+		   CASE WHEN b.q0 < b.fq THEN 0 ELSE b.per_query END, 1, 0
 	  FROM billed b WHERE b.at >= from_at AND b.at < to_at
 	UNION ALL
 	SELECT b.lid, b.purpose, b.seg, b.eff, b.nsegs, 'free_calls', 0, NULL, NULL,
-		   greatest(0, least(b.c0 + b.ncalls, b.fc) - b.c0), 0, 0, 0, b.p
+		   greatest(0, least(b.c0 + b.ncalls, b.fc) - b.c0), 0, 0, 0
 	  FROM billed b WHERE b.at >= from_at AND b.at < to_at
 	UNION ALL
 	SELECT b.lid, b.purpose, b.seg, b.eff, b.nsegs, 'calls', 0, NULL, NULL,
-		   b.ncalls - greatest(0, least(b.c0 + b.ncalls, b.fc) - b.c0), (b.p->>'per_call')::numeric, 0, 0, b.p
+		   b.ncalls - greatest(0, least(b.c0 + b.ncalls, b.fc) - b.c0), b.per_call, 0, 0
 	  FROM billed b WHERE b.at >= from_at AND b.at < to_at
 	UNION ALL
 	SELECT b.lid, b.purpose, b.seg, b.eff, b.nsegs,
 		   CASE WHEN b.sqlstate = 'LD006' THEN 'free_quota_rows' ELSE 'free_rows' END, 0, NULL, NULL,
 		   greatest(0, least(b.r0 + b.nrows, b.fr) - b.r0), 0, 0,
-		   greatest(0, least(b.r0 + b.nrows, b.fr) - b.r0), b.p
+		   greatest(0, least(b.r0 + b.nrows, b.fr) - b.r0)
 	  FROM billed b WHERE b.at >= from_at AND b.at < to_at
 	UNION ALL
 	-- rows past the allowance, in the tier of their position in the month
@@ -789,14 +795,13 @@ WITH mon AS (
 		   CASE WHEN b.sqlstate = 'LD006' THEN 'quota_rows' ELSE 'rows' END, t.n, t.lo, t.hi,
 		   greatest(0, least(b.r0 + b.nrows, coalesce(t.hi, b.r0 + b.nrows)) - greatest(b.r0, b.fr, t.lo)),
 		   t.price, 0,
-		   greatest(0, least(b.r0 + b.nrows, coalesce(t.hi, b.r0 + b.nrows)) - greatest(b.r0, b.fr, t.lo)), b.p
-	  FROM billed b CROSS JOIN LATERAL licdata._tiers(b.p) t
+		   greatest(0, least(b.r0 + b.nrows, coalesce(t.hi, b.r0 + b.nrows)) - greatest(b.r0, b.fr, t.lo))
+	  FROM billed b JOIN bands t ON t.lid = b.lid AND t.seg = b.seg
 	 WHERE b.at >= from_at AND b.at < to_at
 ), usage_lines AS (
 	SELECT pc.lid, pc.purpose, pc.seg, pc.eff, pc.nsegs, pc.kind, pc.tier, pc.lo, pc.hi, pc.price,
 		   sum(pc.qty) AS qty, sum(pc.nq)::bigint AS nq, sum(pc.nr)::bigint AS nr,
-		   round(sum(pc.qty) * pc.price, 2) AS amount,
-		   (array_agg(pc.p))[1] AS p
+		   round(sum(pc.qty) * pc.price, 2) AS amount
 	  FROM pieces pc WHERE pc.qty > 0
 	 GROUP BY pc.lid, pc.purpose, pc.seg, pc.eff, pc.nsegs, pc.kind, pc.tier, pc.lo, pc.hi, pc.price
 ), fee_lines AS (
@@ -846,7 +851,8 @@ SELECT ul.lid, lic.dataset, ul.purpose, ul.kind,
 	   array_position(ARRAY['free_purpose', 'empty', 'free_queries', 'queries', 'free_calls', 'calls',
 							'free_rows', 'free_quota_rows', 'rows', 'quota_rows'], ul.kind),
 	   ul.tier, ul.lo, ul.hi
-  FROM usage_lines ul JOIN lic ON lic.id = ul.lid
+  FROM (SELECT u.*, sg.p FROM usage_lines u JOIN segs sg ON sg.lid = u.lid AND sg.s = u.seg) ul
+  JOIN lic ON lic.id = ul.lid
 UNION ALL
 SELECT fl.lid, lic.dataset, NULL, 'monthly_fee',
 	   'monthly fee' ||
@@ -1073,6 +1079,7 @@ DECLARE
 	audit_rows bigint;
 	cur bigint := NULL;
 	sub numeric := 0;
+	lj jsonb;
 BEGIN
 	PERFORM licdata._check_billing_args(lic, month);
 	mm := date_trunc('month', month)::date;
@@ -1081,6 +1088,8 @@ BEGIN
 	ndays := extract(day FROM (mm + interval '1 month' - interval '1 day'))::integer;
 	SELECT * INTO org FROM licdata.licensees l WHERE l.licensee = lic;
 	SELECT * INTO closed FROM licdata.closed_months c WHERE c.month = mm;
+	-- the month's lines, computed once
+	SELECT coalesce(jsonb_agg(to_jsonb(b) ORDER BY b.line_no), '[]') INTO lj FROM licdata._bill_lines(lic, mm) b;
 
 	h := '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
 		|| '<title>Statement ' || to_char(mm, 'YYYY-MM') || ' ' || licdata._html(org.org_name) || '</title>'
@@ -1142,7 +1151,7 @@ BEGIN
 	-- invoice lines per licence
 	h := h || '<h2>Charges</h2><table id="lines"><tr><th>licence</th><th>item</th><th class="n">quantity</th>'
 		|| '<th class="n">unit price</th><th class="n">amount</th></tr>';
-	FOR r IN SELECT b.* FROM licdata._bill_lines(lic, mm) b ORDER BY b.line_no LOOP
+	FOR r IN SELECT b.* FROM jsonb_to_recordset(lj) AS b(line_no integer, licence_id bigint, kind text, item text, quantity numeric, unit_price numeric, amount numeric) ORDER BY b.line_no LOOP
 		IF cur IS NOT NULL AND r.licence_id IS DISTINCT FROM cur THEN
 			h := h || '<tr class="subtotal"><td>' || cur || '</td><td>subtotal</td><td></td><td></td><td class="n">'
 				|| sub || '</td></tr>';
@@ -1158,25 +1167,25 @@ BEGIN
 		h := h || '<tr class="subtotal"><td>' || cur || '</td><td>subtotal</td><td></td><td></td><td class="n">'
 			|| sub || '</td></tr>';
 	END IF;
-	SELECT coalesce(sum(b.amount), 0) INTO total FROM licdata._bill_lines(lic, mm) b;
+	SELECT coalesce(sum(b.amount), 0) INTO total FROM jsonb_to_recordset(lj) AS b(line_no integer, licence_id bigint, kind text, item text, quantity numeric, unit_price numeric, amount numeric);
 	h := h || '</table><p>Total for the month: <span id="total">' || total || '</span></p>';
 
 	-- free allowances, free purposes, tiers, cap
 	h := h || '<h2>Free allowances and free purposes</h2><ul id="free-allowances">';
-	FOR r IN SELECT b.item, b.quantity FROM licdata._bill_lines(lic, mm) b
+	FOR r IN SELECT b.item, b.quantity FROM jsonb_to_recordset(lj) AS b(line_no integer, licence_id bigint, kind text, item text, quantity numeric, unit_price numeric, amount numeric)
 			  WHERE b.kind IN ('free_queries', 'free_rows', 'free_quota_rows', 'free_calls', 'free_purpose', 'empty')
 			  ORDER BY b.line_no LOOP
 		h := h || '<li>' || licdata._html(r.item) || ': ' || licdata._html(r.quantity) || '</li>';
 	END LOOP;
 	h := h || '</ul><h2>Tiers</h2><ul id="tiers">';
-	FOR r IN SELECT b.item, b.quantity, b.unit_price, b.amount FROM licdata._bill_lines(lic, mm) b
+	FOR r IN SELECT b.item, b.quantity, b.unit_price, b.amount FROM jsonb_to_recordset(lj) AS b(line_no integer, licence_id bigint, kind text, item text, quantity numeric, unit_price numeric, amount numeric)
 			  WHERE b.kind IN ('rows', 'quota_rows') AND b.item LIKE '%tier %' ORDER BY b.line_no LOOP
 		h := h || '<li>' || licdata._html(r.item) || ': ' || licdata._html(r.quantity) || ' x '
 			|| licdata._html(r.unit_price) || ' = ' || r.amount || '</li>';
 	END LOOP;
 	h := h || '</ul><h2>Monthly cap</h2><p id="cap">'
 		|| coalesce((SELECT string_agg(licdata._html(b.item) || ': ' || b.amount, '; ' ORDER BY b.line_no)
-					   FROM licdata._bill_lines(lic, mm) b WHERE b.kind = 'monthly_cap'), 'No cap applied.')
+					   FROM jsonb_to_recordset(lj) AS b(line_no integer, licence_id bigint, kind text, item text, quantity numeric, unit_price numeric, amount numeric) WHERE b.kind = 'monthly_cap'), 'No cap applied.')
 		|| '</p>';
 
 	-- consent references (the licensee's own strings: escaped)
