@@ -416,6 +416,8 @@ BEGIN
 		   IS NOT DISTINCT FROM (o->'price_per_query', o->'price_per_row', o->'price_per_call') THEN
 		RETURN NEW;
 	END IF;
+	-- no ceiling changes until this transaction ends (see set_price_ceiling)
+	LOCK TABLE licdata.price_ceilings IN SHARE MODE;
 	IF TG_TABLE_NAME = 'datasets' THEN
 		PERFORM licdata._check_ceiling((n->>'dataset')::regclass, NULL,
 			jsonb_build_object('per_query', n->'price_per_query', 'per_row', n->'price_per_row'),
@@ -563,6 +565,9 @@ BEGIN
 	END LOOP;
 	-- Every price in force must already be within the new ceiling: the
 	-- operator lowers its prices first (a ceiling never silently reprices).
+	-- The lock waits for prices being set now and holds new ones back until
+	-- this ceiling is committed (they take SHARE; this mode conflicts).
+	LOCK TABLE licdata.price_ceilings IN SHARE ROW EXCLUSIVE MODE;
 	SELECT string_agg(format('%s: %s %s', p.owner, k2, p.prices->>k2), '; ' ORDER BY p.owner, k2) INTO over
 	  FROM licdata._prices_in_force(t.ds, t.prod) p,
 		   unnest(ARRAY['per_query', 'per_row', 'per_call', 'monthly_fee']) k2
@@ -621,6 +626,8 @@ BEGIN
 				  HINT = 'Pass a time in a month after the last closed month.';
 	END IF;
 	PERFORM licdata._check_plan(licence_id, plan);
+	-- no ceiling changes until this transaction ends (see set_price_ceiling)
+	LOCK TABLE licdata.price_ceilings IN SHARE MODE;
 	prod := (l->>'product')::regprocedure;
 	PERFORM licdata._check_ceiling(CASE WHEN prod IS NULL THEN (l->>'dataset')::regclass END, prod,
 		licdata._plan_prices(licdata._plan_effective(licence_id, plan)),
