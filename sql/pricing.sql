@@ -284,6 +284,18 @@ SELECT licdata.statement_html('pr_bank', '2099-01-01') IS NOT NULL;
 SELECT count(*) FROM licdata.invoice_lines('pr_bank', '2099-01-01');
 RESET SESSION AUTHORIZATION;
 
+--
+-- 7. an operator reads the pricing tables and writes them only through the API
+--
+SET SESSION AUTHORIZATION pr_op;
+SELECT count(*) > 0 AS reads_frozen_lines FROM licdata.invoice_closed_lines;
+DELETE FROM licdata.price_ceilings;
+UPDATE licdata.price_plans SET plan = '{}';
+UPDATE licdata.invoice_closed_lines SET amount = 0;
+DELETE FROM licdata.invoiced_usage;
+DELETE FROM licdata.closed_months;
+RESET SESSION AUTHORIZATION;
+
 -- clean up (closed months and their lines stay: they are records)
 SELECT licdata.revoke_licence(id) FROM licdata.licences
  WHERE dataset::text LIKE 'pricing_t.%' AND status <> 'revoked' ORDER BY id;
