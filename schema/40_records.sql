@@ -183,30 +183,62 @@ COMMENT ON FUNCTION licdata.flush(double precision) IS
 
 -- licdata.verify_audit() is defined with the signed checkpoints, in 60_authority.sql.
 
+/*
+ * The invoice of a licensee for a period, per licence and purpose, priced by
+ * the plans (schema/80_pricing.sql): for each calendar month (UTC) the period
+ * covers whole, the month's invoice lines (licdata.invoice_lines) summed per
+ * licence and purpose, the monthly fee, cap and adjustments on a line with
+ * purpose NULL; for a month it covers in part, the charges of the records in
+ * that part (volumes counted from the start of the month), without the
+ * monthly items.
+ */
 CREATE FUNCTION licdata.invoice(licensee regrole, period_start timestamptz, period_end timestamptz)
 	RETURNS TABLE (licence_id bigint, dataset regclass, purpose text, queries bigint, rows bigint, amount numeric)
 	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	lic regrole := licensee;
+	ps timestamptz := period_start;
+	pe timestamptz := period_end;
 BEGIN
-	PERFORM licdata._not_null(licensee, 'licensee');
+	PERFORM licdata._not_null(lic, 'licensee');
 	-- a dropped role's OID is allowed (its usage stays); 0 names no role
-	IF licensee::oid = 0 THEN
+	IF lic::oid = 0 THEN
 		RAISE EXCEPTION 'role with OID 0 does not exist'
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Pass the licensee by name, e.g. licensee => ''bank''.';
 	END IF;
-	PERFORM licdata._not_null(period_start, 'period_start');
-	PERFORM licdata._not_null(period_end, 'period_end');
-	IF period_end <= period_start THEN
+	PERFORM licdata._not_null(ps, 'period_start');
+	PERFORM licdata._not_null(pe, 'period_end');
+	IF pe <= ps THEN
 		RAISE EXCEPTION 'period_end must be after period_start'
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass a period such as now() - interval ''1 month'' to now().';
 	END IF;
+	IF NOT isfinite(ps) OR NOT isfinite(pe) THEN
+		RAISE EXCEPTION 'the period must be finite'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a period such as ''2025-03-01'' to ''2025-04-01''.';
+	END IF;
 	RETURN QUERY
-		SELECT u.licence_id, u.dataset, u.purpose, count(*)::bigint, sum(u.rows)::bigint, sum(u.amount)
-		  FROM licdata.usage u
-		 WHERE u.licensee = invoice.licensee AND u.at >= period_start AND u.at < period_end
-		 GROUP BY u.licence_id, u.dataset, u.purpose
-		 ORDER BY u.licence_id, u.purpose;
+		WITH months AS (
+			SELECT g::date AS m, licdata._month_start(g::date) AS ms, licdata._month_end(g::date) AS me
+			  FROM generate_series(licdata._month_of(ps)::timestamp,
+								   licdata._month_of(pe - interval '1 microsecond')::timestamp,
+								   interval '1 month') g
+		), lines AS (
+			SELECT b.licence_id, b.dataset, b.purpose, b.queries, b.rows, b.amount
+			  FROM (SELECT * FROM months WHERE ps <= months.ms AND pe >= months.me) w,
+				   LATERAL licdata._bill_lines(lic, w.m) b
+			UNION ALL
+			SELECT b.licence_id, b.dataset, b.purpose, b.queries, b.rows, b.amount
+			  FROM (SELECT * FROM months WHERE NOT (ps <= months.ms AND pe >= months.me)) p,
+				   LATERAL licdata._bill_compute(lic, p.m, greatest(ps, p.ms), least(pe, p.me), false) b
+		)
+		SELECT l.licence_id, l.dataset, l.purpose, sum(l.queries)::bigint, sum(l.rows)::bigint, sum(l.amount)
+		  FROM lines l
+		 GROUP BY l.licence_id, l.dataset, l.purpose
+		 ORDER BY l.licence_id, l.purpose;
 END
 $$;
 REVOKE ALL ON FUNCTION licdata.invoice(regrole, timestamptz, timestamptz) FROM PUBLIC;

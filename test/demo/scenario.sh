@@ -13,6 +13,7 @@
 #   30  statistics: the bureau counts enterprises above the reporting thresholds
 #   90  operator: flush, invoices, usage, the audit trail of denials, verify_audit()
 #   95  data products (steps/95_products.sh): the bank's credit check, the bureau's threshold verification
+#   99  the month (steps/99_month.sh): statements, revenue, the authority's ceilings, next month's plans
 # then a closing summary.
 #
 # Adding a step: write a function and register it with demo_step, anywhere

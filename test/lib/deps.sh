@@ -21,9 +21,10 @@ build_pkgs=(make gcc "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR"
 # jdbc + JDK: the JDBC client test;  odbc-postgresql + unixodbc (isql): the ODBC client test;
 # pgbouncer: the pooler test;  python3-psycopg2: the psycopg2 client test (the node-postgres
 # test uses node and npm when present, and is skipped otherwise).
+# chromium: test/sh/price_statement.sh renders the monthly statement in a real browser.
 # pgbench and pg_isolation_regress come with postgresql-client-15.
 test_pkgs=(perl libipc-run-perl "postgresql-$PG_MAJOR-pgaudit" libpostgresql-jdbc-java
-	odbc-postgresql unixodbc pgbouncer python3-psycopg2)
+	odbc-postgresql unixodbc pgbouncer python3-psycopg2 chromium)
 demo_pkgs=()
 
 if ! javac -version >/dev/null 2>&1; then
