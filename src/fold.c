@@ -22,8 +22,10 @@
  *	  they return (a recursive CTE that appends one looked-up row per step
  *	  is counted here);
  *	- the recursive term of a recursive CTE counts each row it produces;
- *	- a query level that joins k >= 2 dataset rows into each row it
- *	  returns (self-joins, joins of datasets) counts k per row;
+ *	- a query level that joins k >= 2 rows of one dataset into each row
+ *	  it returns (self-joins) counts k per row; a join of different
+ *	  datasets delivers one row of each per result row, billed on each
+ *	  dataset's own licence;
  *	- a volatile built-in function fed with row data keeps it beyond the
  *	  row (set_config, pg_notify, setval, advisory locks, large objects):
  *	  each call counts one row.  The licensee's own functions are counted
@@ -313,7 +315,8 @@ static void
 fold_query(Query *q, FoldContext *fc)
 {
 	ListCell   *lc;
-	int			datasets = 0;
+	List	   *read_relids = NIL;	/* one entry per licensed read */
+	int			most = 0;		/* most reads of one dataset */
 
 	check_stack_depth();
 	foreach(lc, q->rtable)
@@ -321,7 +324,8 @@ fold_query(Query *q, FoldContext *fc)
 		RangeTblEntry *rte = lfirst(lc);
 
 		if (is_licensed_read(fc, rte))
-			datasets++;
+			read_relids = lappend_oid(read_relids,
+									  linitial_node(RangeTblEntry, rte->subquery->rtable)->relid);
 		else if (rte->rtekind == RTE_SUBQUERY && rte->subquery)
 			fold_query(rte->subquery, fc);
 		else if (rte->rtekind == RTE_FUNCTION)
@@ -355,13 +359,27 @@ fold_query(Query *q, FoldContext *fc)
 		}
 	}
 
-	/* a row joining k dataset rows carries k of them */
-	if (datasets >= 2 && !q->hasAggs && q->groupClause == NIL && q->groupingSets == NIL &&
+	/*
+	 * A row joining k rows of one dataset (a self-join) carries k of them.
+	 * Rows of different datasets are counted on their own licences: a join
+	 * of two datasets delivers one row of each per result row.
+	 */
+	foreach(lc, read_relids)
+	{
+		int			n = 0;
+		ListCell   *lc2;
+
+		foreach(lc2, read_relids)
+			if (lfirst_oid(lc2) == lfirst_oid(lc))
+				n++;
+		most = Max(most, n);
+	}
+	if (most >= 2 && !q->hasAggs && q->groupClause == NIL && q->groupingSets == NIL &&
 		q->setOperations == NULL)
 	{
 		TargetEntry *te = first_output(q);
 
-		for (int i = 0; te && i < datasets; i++)
+		for (int i = 0; te && i < most; i++)
 			te->expr = count_value(fc, te->expr);
 	}
 }
