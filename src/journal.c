@@ -42,7 +42,7 @@
  *
  * The journal's disk is bounded: a new file is made only if the bytes of
  * all journal files stay within licdata.max_journal_size (shmem.h,
- * journal_bytes); otherwise the statement is refused (LD009), never served
+ * journal_bytes and journal_base); otherwise the statement is refused (LD009), never served
  * unmetered.  Statements of sessions whose ring has room go on; once the
  * worker has moved records, rings have room again and files are removed.
  *
@@ -201,8 +201,9 @@ journal_new_file(size_t need)
 
 	/* Back-pressure: the journal's disk is bounded. */
 	{
-		uint64		now = pg_atomic_add_fetch_u64(&licdata_shared->journal_bytes, f->size);
-		uint64		max = (uint64) licdata_max_journal_size_kb * 1024;
+		int64		now = (int64) pg_atomic_add_fetch_u64(&licdata_shared->journal_bytes, f->size) +
+			(int64) pg_atomic_read_u64(&licdata_shared->journal_base);
+		int64		max = (int64) licdata_max_journal_size_kb * 1024;
 
 		if (licdata_max_journal_size_kb > 0 && now > max)
 		{
@@ -212,7 +213,7 @@ journal_new_file(size_t need)
 					(errcode(ERRCODE_LD_METERING_FAILED),
 					 errmsg("could not record metering, so the query is refused"),
 					 errdetail("The metering journal holds %llu kB of records not yet moved into the tables; licdata.max_journal_size is %d kB.",
-							   (unsigned long long) ((now - f->size) / 1024), licdata_max_journal_size_kb),
+							   (unsigned long long) (Max(now - (int64) f->size, 0) / 1024), licdata_max_journal_size_kb),
 					 errhint("Retry when the background worker has caught up (see licdata.journal_status), or ask the operator to raise licdata.max_journal_size.")));
 		}
 	}

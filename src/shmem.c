@@ -79,7 +79,7 @@ licdata_shmem_startup(void)
 		pg_atomic_init_u64(&licdata_shared->records_moved, 0);
 		pg_atomic_init_u64(&licdata_shared->rate_bits, 0);
 		pg_atomic_init_u64(&licdata_shared->journal_bytes, 0);
-		pg_atomic_init_u32(&licdata_shared->dead_files_counted, 0);
+		pg_atomic_init_u64(&licdata_shared->journal_base, 0);
 	}
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(int64);

@@ -11,12 +11,17 @@
  *	- passes, records_moved, rate_bits: written by the flusher only,
  *	  atomics; pass_cv is broadcast after each pass (licdata.flush waits
  *	  on it).
- *	- journal_bytes: bytes of journal files on disk.  A backend adds a
- *	  file's size before creating it (and takes it back if that fails),
- *	  refusing the statement when the sum would pass
- *	  licdata.max_journal_size; the flusher subtracts it after unlinking
- *	  the file.  Files of an earlier incarnation (before a crash) are added
- *	  by the flusher when it first lists them (dead_files_counted).
+ *	- journal_bytes, journal_base: the journal's disk, estimated as
+ *	  journal_base + journal_bytes.  journal_bytes only grows by what
+ *	  backends create: a backend adds a file's size before creating it (and
+ *	  takes it back if that fails), refusing the statement when the sum
+ *	  would pass licdata.max_journal_size.  journal_base (an int64 stored in
+ *	  an atomic) is written by the flusher only: at each pass it lists the
+ *	  directory and sets it to (sizes of the files it saw) - (journal_bytes
+ *	  read before listing), and it subtracts each file it removes.  A file
+ *	  created while the flusher lists may count twice until the next pass
+ *	  (an overestimate: the safe side); files removed by anyone else are
+ *	  forgotten at the next pass.
  *	- incarnation: written once by the postmaster at shared memory
  *	  initialisation, read-only afterwards.
  *	- the quota hash (LicdataQuotaEntry, keyed by licence id): every read
@@ -60,8 +65,8 @@ typedef struct LicdataShared
 	ConditionVariable pass_cv;	/* a flush pass ended */
 	pg_atomic_uint64 records_moved;	/* records moved since shmem init */
 	pg_atomic_uint64 rate_bits;	/* double: records/s of the last pass that moved any */
-	pg_atomic_uint64 journal_bytes;	/* bytes of journal files (see above) */
-	pg_atomic_uint32 dead_files_counted;	/* earlier incarnation's files added */
+	pg_atomic_uint64 journal_bytes;	/* bytes of journal files created (see above) */
+	pg_atomic_uint64 journal_base;	/* int64: see above */
 } LicdataShared;
 
 #define LICDATA_QUOTA_ENTRIES 4096

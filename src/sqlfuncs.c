@@ -306,6 +306,7 @@ licdata_flush(PG_FUNCTION_ARGS)
 										   (int64) (Max(timeout_s, 0) * 1000));
 	ConditionVariablePrepareToSleep(&licdata_shared->pass_cv);
 	start = pg_atomic_read_u64(&licdata_shared->passes);
+	licdata_worker_wake();
 	while (pg_atomic_read_u64(&licdata_shared->passes) < start + 2)
 	{
 		long		left = (long) ((deadline - GetCurrentTimestamp()) / 1000);

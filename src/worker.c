@@ -1739,7 +1739,8 @@ flush_pass(MemoryContext pass_cxt)
 	List	   *names = NIL;
 	ListCell   *lc;
 	bool		extension_here;
-	bool		count_dead = pg_atomic_read_u32(&licdata_shared->dead_files_counted) == 0;
+	uint64		created;
+	int64		listed = 0;
 	TimestampTz start = GetCurrentTimestamp();
 
 	old = MemoryContextSwitchTo(pass_cxt);
@@ -1772,16 +1773,27 @@ flush_pass(MemoryContext pass_cxt)
 	}
 	set_quota_ready();
 
+	/* the files, and the disk they take (see shmem.h: journal_base) */
+	created = pg_atomic_read_u64(&licdata_shared->journal_bytes);
+	pg_read_barrier();
 	dir = AllocateDir(licdata_journal_dir());
 	while (dir && (de = ReadDir(dir, licdata_journal_dir())) != NULL)
 	{
 		size_t		n = strlen(de->d_name);
+		char		path[MAXPGPATH];
+		struct stat st;
 
 		if (n > 4 && n < 64 && strcmp(de->d_name + n - 4, ".jnl") == 0)
+		{
 			names = lappend(names, pstrdup(de->d_name));
+			snprintf(path, sizeof(path), "%s/%s", licdata_journal_dir(), de->d_name);
+			if (stat(path, &st) == 0)
+				listed += st.st_size;
+		}
 	}
 	if (dir)
 		FreeDir(dir);
+	pg_atomic_write_u64(&licdata_shared->journal_base, (uint64) (listed - (int64) created));
 	list_sort(names, name_cmp);
 
 	foreach(lc, progress)
@@ -1791,12 +1803,7 @@ flush_pass(MemoryContext pass_cxt)
 		FileProgress *p = progress_for(lfirst(lc));
 
 		process_file(p);
-		/* the disk a crashed incarnation's files take, once per incarnation */
-		if (count_dead && p->size > 0 && strncmp(p->name, psprintf("%016llx-", (unsigned long long) licdata_shared->incarnation), 17) != 0)
-			pg_atomic_fetch_add_u64(&licdata_shared->journal_bytes, p->size);
 	}
-	if (count_dead)
-		pg_atomic_write_u32(&licdata_shared->dead_files_counted, 1);
 	send_batch();
 	write_tails();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -1831,8 +1838,7 @@ flush_pass(MemoryContext pass_cxt)
 			continue;
 		}
 		if (p->size > 0)
-			pg_atomic_fetch_sub_u64(&licdata_shared->journal_bytes,
-									Min(p->size, pg_atomic_read_u64(&licdata_shared->journal_bytes)));
+			pg_atomic_fetch_sub_u64(&licdata_shared->journal_base, p->size);
 		progress = foreach_delete_current(progress, lc);
 		list_free_deep(p->pending);
 		pfree(p);
