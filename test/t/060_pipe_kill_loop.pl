@@ -79,8 +79,9 @@ for my $i (1 .. 6)
 {
 	my $before = moved();
 
-	# the first time, wake the idle worker (later, the restart starts a pass)
-	$node->safe_psql('postgres', 'SELECT licdata.flush(0)') if $i == 1;
+	# a restart starts a pass; the first time (and for records made after a
+	# pass listed the files) wake the idle worker
+	$node->safe_psql('postgres', 'SELECT licdata.flush(0)');
 	# a pass starts at (re)start; wait for its first committed batch (once
 	# the backlog is drained, the kills go on with nothing pending)
 	if ($before < $total)
