@@ -18,9 +18,13 @@
  *	   chain head kept in memory (read from the table at the start of each
  *	   pass and after any error): the same bytes licdata._audit_bytes()
  *	   builds, so verify_audit() checks old and new rows alike;
- *	3. the usage rows and the audit rows inserted by two prepared
- *	   statements (SPI_prepare + SPI_keepplan) each unnesting arrays: one
- *	   executor run per table per batch;
+ *	3. the usage rows and the audit rows inserted row by row through
+ *	   ExecSimpleRelationInsert (the path logical replication's apply
+ *	   worker takes: triggers, constraints, unique checks and indexes as
+ *	   for an INSERT, without planning or projecting a query), the two
+ *	   tables opened once per batch; the probe and the checkpoint insert
+ *	   are prepared statements (SPI_prepare + SPI_keepplan), every name
+ *	   schema-qualified, search_path pinned;
  *	4. the audit checkpoints that fell due (each multiple of
  *	   licdata.checkpoint_interval past the last one) signed
  *	   (licdata._audit_sign, authority.c) and inserted;
@@ -60,19 +64,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_relation.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/condition_variable.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
@@ -85,6 +95,8 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -154,8 +166,6 @@ static int64 chain_last_cp = 0;
 
 /* Prepared statements, kept across transactions (SPI_keepplan). */
 static SPIPlanPtr plan_probe = NULL;
-static SPIPlanPtr plan_usage = NULL;
-static SPIPlanPtr plan_audit = NULL;
 static SPIPlanPtr plan_checkpoint = NULL;
 
 /* This pass's count, for the rate in licdata.journal_status. */
@@ -453,6 +463,9 @@ append_utc_time(StringInfo buf, TimestampTz t)
 	}
 }
 
+/* Where audit_hash puts hashes (NULL: the current context). */
+static MemoryContext hash_cxt = NULL;
+
 /* One audit row as it is inserted and hashed. */
 typedef struct AuditRow
 {
@@ -465,9 +478,13 @@ typedef struct AuditRow
 	const char *kind;
 	const char *purpose;
 	const char *consent_ref;
-	char	   *datasets;		/* oid[] as text */
 	char	   *dataset_names;	/* text[] as text (array_out) */
 	char	   *licence_ids;	/* int8[] as text */
+	Datum	   *dataset_oids;	/* the same as arrays' elements */
+	Datum	   *dataset_name_datums;
+	Datum	   *licence_id_datums;
+	int			ndatasets;
+	int			nlicences;
 	const char *decision;
 	const char *sqlstate;
 	const char *statement;
@@ -516,7 +533,9 @@ audit_hash(AuditRow *a)
 	appendStringInfo(&s, "|%s", a->journal_ref);
 
 	utf8 = pg_server_to_any(s.data, s.len, PG_UTF8);
-	a->hash = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	/* the hash outlives the record's memory: the next row chains to it */
+	a->hash = MemoryContextAlloc(hash_cxt ? hash_cxt : CurrentMemoryContext,
+								 VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
 	SET_VARSIZE(a->hash, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
 	ctx = pg_cryptohash_create(PG_SHA256);
 	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
@@ -559,11 +578,9 @@ dataset_label(Oid relid)
 static void
 audit_row(const RecView *v, AuditRow *a, const char *quarantined_sqlstate)
 {
-	StringInfoData ds;
 	StringInfoData lic;
 	char	  **names = palloc(sizeof(char *) * Max(v->nuses, 1));
 	int			nnames = 0;
-	bool		firstds = true;
 	bool		firstlic = true;
 
 	memset(a, 0, sizeof(*a));
@@ -576,9 +593,10 @@ audit_row(const RecView *v, AuditRow *a, const char *quarantined_sqlstate)
 	a->kind = v->kind == KIND_OPERATOR ? "operator" : "licensee";
 	a->purpose = v->purpose;
 	a->consent_ref = v->consent_ref;
-	initStringInfo(&ds);
+	a->dataset_oids = palloc(sizeof(Datum) * Max(v->nuses, 1));
+	a->dataset_name_datums = palloc(sizeof(Datum) * Max(v->nuses, 1));
+	a->licence_id_datums = palloc(sizeof(Datum) * Max(v->nuses, 1));
 	initStringInfo(&lic);
-	appendStringInfoChar(&ds, '{');
 	appendStringInfoChar(&lic, '{');
 	for (int i = 0; i < v->nuses; i++)
 	{
@@ -586,19 +604,20 @@ audit_row(const RecView *v, AuditRow *a, const char *quarantined_sqlstate)
 
 		if (u->dataset != InvalidOid)
 		{
-			appendStringInfo(&ds, "%s%u", firstds ? "" : ",", u->dataset);
-			firstds = false;
-			names[nnames++] = dataset_label(u->dataset);
+			names[nnames] = dataset_label(u->dataset);
+			a->dataset_oids[nnames] = ObjectIdGetDatum(u->dataset);
+			a->dataset_name_datums[nnames] = CStringGetTextDatum(names[nnames]);
+			nnames++;
 		}
 		if (u->licence_id != 0)
 		{
 			appendStringInfo(&lic, "%s" INT64_FORMAT, firstlic ? "" : ",", u->licence_id);
 			firstlic = false;
+			a->licence_id_datums[a->nlicences++] = Int64GetDatum(u->licence_id);
 		}
 	}
-	appendStringInfoChar(&ds, '}');
 	appendStringInfoChar(&lic, '}');
-	a->datasets = ds.data;
+	a->ndatasets = nnames;
 	a->licence_ids = lic.data;
 	{
 		StringInfoData dn;
@@ -644,7 +663,7 @@ prepare_kept(const char *sql, int nargs, Oid *types)
 static void
 forget_plans(void)
 {
-	SPIPlanPtr *plans[] = {&plan_probe, &plan_usage, &plan_audit, &plan_checkpoint};
+	SPIPlanPtr *plans[] = {&plan_probe, &plan_checkpoint};
 
 	for (int i = 0; i < lengthof(plans); i++)
 	{
@@ -664,64 +683,6 @@ prepare_plans(void)
 		plan_probe = prepare_kept(
 								  "SELECT a.journal_ref FROM licdata.audit_log a "
 								  "WHERE a.journal_ref OPERATOR(pg_catalog.=) ANY ($1)", 1, t);
-	}
-	if (plan_usage == NULL)
-	{
-		Oid			t[24] = {TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, OIDARRAYOID,
-			OIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
-			TEXTARRAYOID, BOOLARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-			FLOAT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, INT8ARRAYOID};
-
-		plan_usage = prepare_kept(
-								  "INSERT INTO licdata.usage (at, ended_at, licence_id, licensee, dataset, "
-								  "session_user_name, role_name, purpose, consent_ref, query_id, statement, "
-								  "statement_is_hash, rows, rows_delivered, rows_in_functions, rows_aggregated, "
-								  "duration_ms, outcome, sqlstate, mode, amount, journal_ref, calls) "
-								  "SELECT u.at, u.ended_at, u.licence_id, u.licensee::pg_catalog.regrole, "
-								  "u.dataset::pg_catalog.regclass, u.sun::pg_catalog.name, u.rname::pg_catalog.name, "
-								  "u.purpose, u.consent, u.query_id, u.stmt, u.is_hash, u.billed, u.rows, u.nested, "
-								  "u.agg, u.dur, u.outcome, u.sqlstate, u.mode, "
-								  "u.ppq::pg_catalog.numeric OPERATOR(pg_catalog.+) "
-								  "(u.billed::pg_catalog.numeric OPERATOR(pg_catalog.*) u.ppr::pg_catalog.numeric), "
-								  "u.ref, u.calls "
-								  "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
-								  "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
-								  "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), "
-								  "pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12), "
-								  "pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15), "
-								  "pg_catalog.unnest($16), pg_catalog.unnest($17), pg_catalog.unnest($18), "
-								  "pg_catalog.unnest($19), pg_catalog.unnest($20), pg_catalog.unnest($21), "
-								  "pg_catalog.unnest($22), pg_catalog.unnest($23), pg_catalog.unnest($24)) "
-								  "AS u(at, ended_at, licence_id, licensee, dataset, sun, rname, purpose, consent, "
-								  "query_id, stmt, is_hash, billed, rows, nested, agg, dur, outcome, sqlstate, mode, "
-								  "ppq, ppr, ref, calls)", 24, t);
-	}
-	if (plan_audit == NULL)
-	{
-		Oid			t[19] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-			OIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-			TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
-		TEXTARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID};
-
-		plan_audit = prepare_kept(
-								  "INSERT INTO licdata.audit_log (seq, at, role_name, session_user_name, licensee, "
-								  "licensee_name, kind, purpose, consent_ref, datasets, dataset_names, licence_ids, "
-								  "decision, sqlstate, statement, rows, journal_ref, prev_hash, hash) "
-								  "SELECT a.seq, a.at, a.rname::pg_catalog.name, a.sun::pg_catalog.name, "
-								  "a.licensee::pg_catalog.regrole, a.lname, a.kind, a.purpose, a.consent, "
-								  "a.ds::pg_catalog.oid[]::pg_catalog.regclass[], a.dsn::pg_catalog.text[], "
-								  "a.lic::pg_catalog.int8[], a.decision, a.sqlstate, a.stmt, a.rows, a.ref, "
-								  "a.prev, a.hash "
-								  "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
-								  "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
-								  "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), "
-								  "pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12), "
-								  "pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15), "
-								  "pg_catalog.unnest($16), pg_catalog.unnest($17), pg_catalog.unnest($18), "
-								  "pg_catalog.unnest($19)) "
-								  "AS a(seq, at, rname, sun, licensee, lname, kind, purpose, consent, ds, dsn, lic, "
-								  "decision, sqlstate, stmt, rows, ref, prev, hash)", 19, t);
 	}
 	if (plan_checkpoint == NULL)
 	{
@@ -801,122 +762,230 @@ chain_keep(void)
 	chain_hash = chain_hash_kept = copy;
 }
 
-/* Column arrays, built row by row. */
-typedef struct Cols
+/*
+ * Inserting rows without the SQL executor's query machinery: the relation
+ * opened once per batch with its indexes, each row a virtual slot handed to
+ * ExecSimpleRelationInsert (what logical replication's apply worker uses):
+ * BEFORE/AFTER row triggers (the records guard), constraints, unique checks
+ * and index insertion all happen as for an INSERT.  Columns licdata does not
+ * set get their defaults (the id's nextval), evaluated per row.
+ */
+#define SINK_MAX_COLS 24
+
+typedef struct Sink
 {
-	int			n;
-	ArrayBuildState *c[24];
-	Oid			types[24];
-} Cols;
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+	int			ncols;
+	AttrNumber	attno[SINK_MAX_COLS];	/* of each of our columns */
+	bool	   *ours;			/* per attribute: set by us */
+	ExprState **defaults;		/* per attribute not ours: its default */
+	Datum		values[SINK_MAX_COLS];
+	bool		nulls[SINK_MAX_COLS];
+	int			rows;
+} Sink;
+
+static const char *const usage_cols[] = {"at", "ended_at", "licence_id", "licensee", "dataset",
+	"session_user_name", "role_name", "purpose", "consent_ref", "query_id", "statement",
+	"statement_is_hash", "rows", "rows_delivered", "rows_in_functions", "rows_aggregated",
+"duration_ms", "outcome", "sqlstate", "mode", "amount", "journal_ref", "calls"};
+static const char *const audit_cols[] = {"seq", "at", "role_name", "session_user_name", "licensee",
+	"licensee_name", "kind", "purpose", "consent_ref", "datasets", "dataset_names", "licence_ids",
+"decision", "sqlstate", "statement", "rows", "journal_ref", "prev_hash", "hash"};
 
 static void
-cols_init(Cols *c, int n, const Oid *elemtypes)
+sink_open(Sink *k, const char *relname, const char *const *cols, int ncols)
 {
-	memset(c, 0, sizeof(*c));
-	c->n = n;
-	for (int i = 0; i < n; i++)
+	const LicdataCatalog *c = licdata_catalog();
+	Oid			relid = c ? get_relname_relid(relname, c->schema) : InvalidOid;
+	RangeTblEntry *rte;
+	TupleDesc	td;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "table licdata.%s does not exist", relname);
+	memset(k, 0, sizeof(*k));
+	k->rel = table_open(relid, RowExclusiveLock);
+	td = RelationGetDescr(k->rel);
+	k->estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = k->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(k->estate, list_make1(rte));
+	k->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(k->rri, k->rel, 1, NULL, 0);
+	k->estate->es_output_cid = GetCurrentCommandId(true);
+	ExecOpenIndices(k->rri, false);
+	AfterTriggerBeginQuery();
+	k->slot = ExecInitExtraTupleSlot(k->estate, td, &TTSOpsVirtual);
+	k->ncols = ncols;
+	k->ours = palloc0(sizeof(bool) * td->natts);
+	k->defaults = palloc0(sizeof(ExprState *) * td->natts);
+	for (int i = 0; i < ncols; i++)
 	{
-		c->types[i] = elemtypes[i];
-		c->c[i] = initArrayResult(elemtypes[i], CurrentMemoryContext, false);
+		AttrNumber	n = attnameAttNum(k->rel, cols[i], false);
+
+		if (n <= 0)
+			elog(ERROR, "column \"%s\" of licdata.%s does not exist", cols[i], relname);
+		k->attno[i] = n;
+		k->ours[n - 1] = true;
+	}
+	for (int i = 0; i < td->natts; i++)
+	{
+		Node	   *def;
+
+		if (k->ours[i] || TupleDescAttr(td, i)->attisdropped)
+			continue;
+		def = build_column_default(k->rel, i + 1);
+		if (def)
+			k->defaults[i] = ExecPrepareExpr((Expr *) expression_planner((Expr *) def), k->estate);
 	}
 }
 
 static void
-col_add(Cols *c, int i, Datum d, bool isnull)
+sink_set(Sink *k, int col, Datum d, bool isnull)
 {
-	accumArrayResult(c->c[i], d, isnull, c->types[i], CurrentMemoryContext);
+	k->values[col] = d;
+	k->nulls[col] = isnull;
 }
 
 static void
-col_text(Cols *c, int i, const char *s)
+sink_text(Sink *k, int col, const char *s)
 {
-	if (s == NULL)
-		col_add(c, i, (Datum) 0, true);
-	else
-		col_add(c, i, PointerGetDatum(cstring_to_text(s)), false);
+	sink_set(k, col, s ? CStringGetTextDatum(s) : (Datum) 0, s == NULL);
 }
 
 static void
-cols_execute(Cols *c, SPIPlanPtr plan, int expect)
+sink_name(Sink *k, int col, const char *s)
 {
-	Datum		args[24];
-	int			rc;
+	Name		n = NULL;
 
-	for (int i = 0; i < c->n; i++)
-		args[i] = makeArrayResult(c->c[i], CurrentMemoryContext);
-	rc = SPI_execute_plan(plan, args, NULL, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not insert records: %s", SPI_result_code_string(rc));
-	if ((int) SPI_processed != expect)
-		elog(ERROR, "inserted " UINT64_FORMAT " rows, expected %d", SPI_processed, expect);
+	if (s)
+	{
+		n = palloc0(NAMEDATALEN);
+		namestrcpy(n, s);
+	}
+	sink_set(k, col, NameGetDatum(n), s == NULL);
 }
 
-static const Oid usage_types[24] = {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, OIDOID, OIDOID,
-	TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, BOOLOID, INT8OID, INT8OID, INT8OID,
-INT8OID, FLOAT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID};
-static const Oid audit_types[19] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, OIDOID, TEXTOID,
-	TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID,
-TEXTOID, BYTEAOID, BYTEAOID};
+/* Insert the row set with sink_set (every column of ours must be set). */
+static void
+sink_put(Sink *k)
+{
+	TupleTableSlot *slot = k->slot;
+	TupleDesc	td = slot->tts_tupleDescriptor;
+	ExprContext *econtext = GetPerTupleExprContext(k->estate);
+
+	ExecClearTuple(slot);
+	for (int i = 0; i < td->natts; i++)
+	{
+		slot->tts_isnull[i] = true;
+		slot->tts_values[i] = (Datum) 0;
+		if (k->defaults[i])
+			slot->tts_values[i] = ExecEvalExprSwitchContext(k->defaults[i], econtext,
+															&slot->tts_isnull[i]);
+	}
+	for (int c = 0; c < k->ncols; c++)
+	{
+		slot->tts_values[k->attno[c] - 1] = k->values[c];
+		slot->tts_isnull[k->attno[c] - 1] = k->nulls[c];
+	}
+	ExecStoreVirtualTuple(slot);
+	ExecSimpleRelationInsert(k->rri, k->estate, slot);
+	ResetPerTupleExprContext(k->estate);
+	k->rows++;
+}
 
 static void
-usage_rows(Cols *c, const RecView *v, int *n)
+sink_close(Sink *k)
+{
+	ExecCloseIndices(k->rri);
+	AfterTriggerEndQuery(k->estate);
+	ExecCloseResultRelations(k->estate);
+	ExecCloseRangeTableRelations(k->estate);
+	ExecResetTupleTable(k->estate->es_tupleTable, false);
+	FreeExecutorState(k->estate);
+	table_close(k->rel, NoLock);
+	CommandCounterIncrement();
+}
+
+static Datum
+numeric_text(const char *s)
+{
+	return DirectFunctionCall3(numeric_in, CStringGetDatum(s), ObjectIdGetDatum(InvalidOid),
+							   Int32GetDatum(-1));
+}
+
+static void
+usage_rows(Sink *k, const RecView *v)
 {
 	if (v->kind != KIND_LICENSEE)
 		return;
 	for (int i = 0; i < v->nuses; i++)
 	{
 		const JournalUse *u = &v->uses[i];
+		Datum		amount;
 
-		col_add(c, 0, TimestampTzGetDatum(v->started_at), false);
-		col_add(c, 1, TimestampTzGetDatum(v->ended_at), v->ended_at == 0);
-		col_add(c, 2, Int64GetDatum(u->licence_id), false);
-		col_add(c, 3, ObjectIdGetDatum(v->licensee), false);
-		col_add(c, 4, ObjectIdGetDatum(u->dataset), false);
-		col_text(c, 5, v->session_user_name);
-		col_text(c, 6, v->role_name);
-		col_text(c, 7, v->purpose);
-		col_text(c, 8, v->consent_ref);
-		col_add(c, 9, Int64GetDatum(v->query_id), false);
-		col_text(c, 10, v->statement);
-		col_add(c, 11, BoolGetDatum(v->is_hash), false);
-		col_add(c, 12, Int64GetDatum(v->billed), false);
-		col_add(c, 13, Int64GetDatum(v->rows), false);
-		col_add(c, 14, Int64GetDatum(v->nested_rows), false);
-		col_add(c, 15, Int64GetDatum(v->rows_aggregated), false);
-		col_add(c, 16, Float8GetDatum(v->duration_ms), false);
-		col_text(c, 17, v->outcome);
-		col_text(c, 18, v->sqlstate);
-		col_text(c, 19, (u->flags & 1) ? "aggregate" : "rows");
-		col_text(c, 20, u->price_per_query);
-		col_text(c, 21, u->price_per_row);
-		col_text(c, 22, v->ref);
-		col_add(c, 23, Int64GetDatum(u->calls), false);
-		(*n)++;
+		amount = DirectFunctionCall2(numeric_add, numeric_text(u->price_per_query),
+									 DirectFunctionCall2(numeric_mul,
+														 NumericGetDatum(int64_to_numeric(v->billed)),
+														 numeric_text(u->price_per_row)));
+		sink_set(k, 0, TimestampTzGetDatum(v->started_at), false);
+		sink_set(k, 1, TimestampTzGetDatum(v->ended_at), v->ended_at == 0);
+		sink_set(k, 2, Int64GetDatum(u->licence_id), false);
+		sink_set(k, 3, ObjectIdGetDatum(v->licensee), false);
+		sink_set(k, 4, ObjectIdGetDatum(u->dataset), false);
+		sink_name(k, 5, v->session_user_name);
+		sink_name(k, 6, v->role_name);
+		sink_text(k, 7, v->purpose);
+		sink_text(k, 8, v->consent_ref);
+		sink_set(k, 9, Int64GetDatum(v->query_id), false);
+		sink_text(k, 10, v->statement);
+		sink_set(k, 11, BoolGetDatum(v->is_hash), false);
+		sink_set(k, 12, Int64GetDatum(v->billed), false);
+		sink_set(k, 13, Int64GetDatum(v->rows), false);
+		sink_set(k, 14, Int64GetDatum(v->nested_rows), false);
+		sink_set(k, 15, Int64GetDatum(v->rows_aggregated), false);
+		sink_set(k, 16, Float8GetDatum(v->duration_ms), false);
+		sink_text(k, 17, v->outcome);
+		sink_text(k, 18, v->sqlstate);
+		sink_text(k, 19, (u->flags & 1) ? "aggregate" : "rows");
+		sink_set(k, 20, amount, false);
+		sink_text(k, 21, v->ref);
+		sink_set(k, 22, Int64GetDatum(u->calls), false);
+		sink_put(k);
 	}
 }
 
 static void
-audit_cols(Cols *c, const AuditRow *a)
+audit_put(Sink *k, const AuditRow *a)
 {
-	col_add(c, 0, Int64GetDatum(a->seq), false);
-	col_add(c, 1, TimestampTzGetDatum(a->at), false);
-	col_text(c, 2, a->role_name);
-	col_text(c, 3, a->session_user_name);
-	col_add(c, 4, ObjectIdGetDatum(a->licensee), a->licensee == InvalidOid);
-	col_text(c, 5, a->licensee_name);
-	col_text(c, 6, a->kind);
-	col_text(c, 7, a->purpose);
-	col_text(c, 8, a->consent_ref);
-	col_text(c, 9, a->datasets);
-	col_text(c, 10, a->dataset_names);
-	col_text(c, 11, a->licence_ids);
-	col_text(c, 12, a->decision);
-	col_text(c, 13, a->sqlstate);
-	col_text(c, 14, a->statement);
-	col_add(c, 15, Int64GetDatum(a->rows), false);
-	col_text(c, 16, a->journal_ref);
-	col_add(c, 17, PointerGetDatum(a->prev_hash), false);
-	col_add(c, 18, PointerGetDatum(a->hash), false);
+	sink_set(k, 0, Int64GetDatum(a->seq), false);
+	sink_set(k, 1, TimestampTzGetDatum(a->at), false);
+	sink_name(k, 2, a->role_name);
+	sink_name(k, 3, a->session_user_name);
+	sink_set(k, 4, ObjectIdGetDatum(a->licensee), a->licensee == InvalidOid);
+	sink_text(k, 5, a->licensee_name);
+	sink_text(k, 6, a->kind);
+	sink_text(k, 7, a->purpose);
+	sink_text(k, 8, a->consent_ref);
+	sink_set(k, 9, PointerGetDatum(construct_array(a->dataset_oids, a->ndatasets, REGCLASSOID,
+												   sizeof(Oid), true, TYPALIGN_INT)), false);
+	sink_set(k, 10, PointerGetDatum(construct_array(a->dataset_name_datums, a->ndatasets, TEXTOID,
+													-1, false, TYPALIGN_INT)), false);
+	sink_set(k, 11, PointerGetDatum(construct_array(a->licence_id_datums, a->nlicences, INT8OID,
+													sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)), false);
+	sink_text(k, 12, a->decision);
+	sink_text(k, 13, a->sqlstate);
+	sink_text(k, 14, a->statement);
+	sink_set(k, 15, Int64GetDatum(a->rows), false);
+	sink_text(k, 16, a->journal_ref);
+	sink_set(k, 17, PointerGetDatum(a->prev_hash), false);
+	sink_set(k, 18, PointerGetDatum(a->hash), false);
+	sink_put(k);
 }
 
 /* ---- quarantine ---- */
@@ -999,7 +1068,7 @@ quarantine(const BatchRec *b, const RecView *v, const char *reason, const char *
 	bytea	   *raw = palloc(VARHDRSZ + b->r->length);
 	int			rc;
 	AuditRow	a;
-	Cols		c;
+	Sink		k;
 
 	memcpy(VARDATA(raw), b->r, b->r->length);
 	SET_VARSIZE(raw, VARHDRSZ + b->r->length);
@@ -1013,10 +1082,10 @@ quarantine(const BatchRec *b, const RecView *v, const char *reason, const char *
 							   5, types, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not quarantine a journal record: %s", SPI_result_code_string(rc));
-	cols_init(&c, 19, audit_types);
+	sink_open(&k, "audit_log", audit_cols, lengthof(audit_cols));
 	audit_row(v, &a, sqlstate);
-	audit_cols(&c, &a);
-	cols_execute(&c, plan_audit, 1);
+	audit_put(&k, &a);
+	sink_close(&k);
 	ereport(WARNING,
 			(errcode(ERRCODE_LD_METERING_FAILED),
 			 errmsg("journal record \"%s\" was moved to licdata.quarantine", v->ref),
@@ -1031,10 +1100,11 @@ quarantine(const BatchRec *b, const RecView *v, const char *reason, const char *
 static void
 move_records(int from, int to)
 {
-	Cols		uc;
-	Cols		ac;
-	int			nu = 0;
-	int			na = 0;
+	Sink		uk;
+	Sink		ak;
+	bool		open = false;
+	MemoryContext outer;
+	MemoryContext rec_cxt;
 	bool	   *skip = palloc0(sizeof(bool) * (to - from));
 	RecView    *views = palloc(sizeof(RecView) * (to - from));
 	ArrayBuildState *refs = initArrayResult(TEXTOID, CurrentMemoryContext, false);
@@ -1062,8 +1132,9 @@ move_records(int from, int to)
 	}
 	SPI_freetuptable(SPI_tuptable);
 
-	cols_init(&uc, 24, usage_types);
-	cols_init(&ac, 19, audit_types);
+	/* each record's own allocations go when it is inserted */
+	outer = CurrentMemoryContext;
+	rec_cxt = AllocSetContextCreate(outer, "licdata flush record", ALLOCSET_DEFAULT_SIZES);
 	for (int i = from; i < to; i++)
 	{
 		RecView    *v = &views[i - from];
@@ -1075,26 +1146,36 @@ move_records(int from, int to)
 		bad = rec_invalid(&batch[i], v);
 		if (bad)
 		{
-			/* the rows so far must precede its audit row in the chain */
-			if (na > 0)
-				cols_execute(&ac, plan_audit, na);
-			if (nu > 0)
-				cols_execute(&uc, plan_usage, nu);
+			if (open)
+			{
+				sink_close(&uk);	/* in the reverse order of opening */
+				sink_close(&ak);
+				open = false;
+			}
 			quarantine(&batch[i], v, bad, "22000");
-			cols_init(&uc, 24, usage_types);
-			cols_init(&ac, 19, audit_types);
-			nu = na = 0;
 			continue;
 		}
-		usage_rows(&uc, v, &nu);
+		if (!open)
+		{
+			sink_open(&ak, "audit_log", audit_cols, lengthof(audit_cols));
+			sink_open(&uk, "usage", usage_cols, lengthof(usage_cols));
+			open = true;
+		}
+		MemoryContextSwitchTo(rec_cxt);
+		hash_cxt = outer;
 		audit_row(v, &a, NULL);
-		audit_cols(&ac, &a);
-		na++;
+		hash_cxt = NULL;
+		audit_put(&ak, &a);
+		usage_rows(&uk, v);
+		MemoryContextSwitchTo(outer);
+		MemoryContextReset(rec_cxt);
 	}
-	if (na > 0)
-		cols_execute(&ac, plan_audit, na);
-	if (nu > 0)
-		cols_execute(&uc, plan_usage, nu);
+	if (open)
+	{
+		sink_close(&uk);
+		sink_close(&ak);
+	}
+	MemoryContextDelete(rec_cxt);
 }
 
 /* Sign the checkpoints that fell due (each multiple of the interval). */
@@ -1150,6 +1231,7 @@ try_move(int from, int to)
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(cxt);
+		hash_cxt = NULL;
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
