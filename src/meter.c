@@ -913,7 +913,8 @@ licdata_meter_executor_start(QueryDesc *qd, int eflags, int depth)
 	MeterStmt  *ms;
 	bool		nested = false;
 
-	if (IsParallelWorker())
+	/* the flusher's own statements read licdata's tables, never a dataset */
+	if (IsParallelWorker() || licdata_in_flusher)
 		return;
 	c = licdata_catalog();
 	if (c == NULL || (eflags & EXEC_FLAG_EXPLAIN_ONLY))

@@ -33,6 +33,7 @@ extern bool licdata_plan_fingerprint_matches(PlannedStmt *ps, LicdataDataset *ds
 											 const LicdataLicence *lic);
 
 /* worker.c */
+extern bool licdata_in_flusher;
 extern void licdata_worker_register(void);
 extern void licdata_worker_wake(void);
 

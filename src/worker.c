@@ -107,6 +107,9 @@
 
 PGDLLEXPORT void licdata_worker_main(Datum arg);
 
+/* This process is the flusher (its statements are not metered). */
+bool		licdata_in_flusher = false;
+
 extern bool licdata_records_writable;
 
 /* Bounds of one batch (one transaction). */
@@ -829,7 +832,12 @@ sink_open(Sink *k, const char *relname, const char *const *cols, int ncols)
 		AttrNumber	n = attnameAttNum(k->rel, cols[i], false);
 
 		if (n <= 0)
-			elog(ERROR, "column \"%s\" of licdata.%s does not exist", cols[i], relname);
+			ereport(ERROR,
+					(errcode(ERRCODE_LD_NOT_READY),
+					 errmsg("could not move journal records: column \"%s\" of table licdata.%s does not exist",
+							cols[i], relname),
+					 errdetail("The records stay in the journal until they can be moved."),
+					 errhint("Run ALTER EXTENSION licdata UPDATE.")));
 		k->attno[i] = n;
 		k->ours[n - 1] = true;
 	}
@@ -972,11 +980,14 @@ audit_put(Sink *k, const AuditRow *a)
 	sink_text(k, 6, a->kind);
 	sink_text(k, 7, a->purpose);
 	sink_text(k, 8, a->consent_ref);
-	sink_set(k, 9, PointerGetDatum(construct_array(a->dataset_oids, a->ndatasets, REGCLASSOID,
+	sink_set(k, 9, PointerGetDatum(a->ndatasets == 0 ? construct_empty_array(REGCLASSOID) :
+								   construct_array(a->dataset_oids, a->ndatasets, REGCLASSOID,
 												   sizeof(Oid), true, TYPALIGN_INT)), false);
-	sink_set(k, 10, PointerGetDatum(construct_array(a->dataset_name_datums, a->ndatasets, TEXTOID,
+	sink_set(k, 10, PointerGetDatum(a->ndatasets == 0 ? construct_empty_array(TEXTOID) :
+									construct_array(a->dataset_name_datums, a->ndatasets, TEXTOID,
 													-1, false, TYPALIGN_INT)), false);
-	sink_set(k, 11, PointerGetDatum(construct_array(a->licence_id_datums, a->nlicences, INT8OID,
+	sink_set(k, 11, PointerGetDatum(a->nlicences == 0 ? construct_empty_array(INT8OID) :
+									construct_array(a->licence_id_datums, a->nlicences, INT8OID,
 													sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)), false);
 	sink_text(k, 12, a->decision);
 	sink_text(k, 13, a->sqlstate);
@@ -1978,6 +1989,7 @@ licdata_worker_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	licdata_in_flusher = true;
 	before_shmem_exit(worker_exit, (Datum) 0);
 	pg_atomic_write_u32(&licdata_shared->worker_pid, MyProcPid);
 	licdata_shared->worker_latch = MyLatch;
