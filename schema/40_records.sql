@@ -1,11 +1,14 @@
 /*
  * 40_records.sql -- usage (billing) and audit records, and what reads them.
  *
- * Rows arrive only through licdata._flush_record, called by the background
- * worker for each journal record; a trigger refuses every other write, even
- * an operator's.  Each journal record has a unique reference, so a replay
- * after a crash inserts nothing twice.  audit_log is a SHA-256 hash chain:
- * each row's hash covers its content and the previous row's hash.
+ * Rows are inserted only by the background worker (src/worker.c), which
+ * moves journal records in batches; a trigger refuses every other write,
+ * even an operator's.  Each journal record has a unique reference, so a
+ * replay after a crash inserts nothing twice.  audit_log is a SHA-256 hash
+ * chain: each row's hash covers its content and the previous row's hash
+ * (licdata._audit_bytes; the worker computes the same bytes in C).  A
+ * record the tables refuse goes to licdata.quarantine, with an audit row
+ * (decision 'quarantined') in its place in the chain.
  */
 
 CREATE TABLE licdata.usage (
@@ -54,7 +57,7 @@ CREATE TABLE licdata.audit_log (
 	datasets			regclass[],
 	dataset_names		text[],
 	licence_ids			bigint[],
-	decision			text NOT NULL CHECK (decision IN ('allow', 'deny')),
+	decision			text NOT NULL CHECK (decision IN ('allow', 'deny', 'quarantined')),
 	sqlstate			text,
 	statement			text,
 	rows				bigint,
@@ -94,87 +97,6 @@ CREATE FUNCTION licdata._audit_bytes(a licdata.audit_log) RETURNS bytea
 		quote_nullable(a.licence_ids::text), a.decision, quote_nullable(a.sqlstate),
 		quote_nullable(a.statement), quote_nullable(a.rows::text), a.journal_ref), 'UTF8')
 $$;
-
-/*
- * Move one journal record (as jsonb, see src/worker.c) into the tables.
- * Does nothing when the record was moved before.
- */
-CREATE FUNCTION licdata._flush_record(r jsonb) RETURNS void
-	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	ref text := r->>'ref';
-	kind int := (r->>'kind')::int;
-	-- a statement a rows quota stopped after it began: its rows so far are
-	-- billed, and its audit row is the denial
-	denied boolean := coalesce((r->>'denied')::int, 0) = 1;
-	billed bigint := greatest((r->>'rows')::bigint, (r->>'nested_rows')::bigint);
-	u jsonb;
-	last record;
-	a licdata.audit_log;
-	ds_oids regclass[] := '{}';
-	ds_names text[] := '{}';
-	lic_ids bigint[] := '{}';
-	lic_name text;
-BEGIN
-	IF EXISTS (SELECT FROM licdata.audit_log x WHERE x.journal_ref = ref) THEN
-		RETURN;
-	END IF;
-	IF (r->>'licensee')::oid <> 0 THEN
-		SELECT rolname INTO lic_name FROM pg_roles WHERE oid = (r->>'licensee')::oid;
-		lic_name := coalesce(lic_name, (r->>'licensee'));
-	END IF;
-	FOR u IN SELECT * FROM jsonb_array_elements(r->'uses') LOOP
-		IF (u->>'dataset')::oid <> 0 THEN
-			ds_oids := ds_oids || (u->>'dataset')::oid::regclass;
-			ds_names := ds_names || coalesce((SELECT n.nspname || '.' || c.relname FROM pg_class c
-												JOIN pg_namespace n ON n.oid = c.relnamespace
-											   WHERE c.oid = (u->>'dataset')::oid), u->>'dataset');
-		END IF;
-		IF (u->>'licence_id')::bigint <> 0 THEN
-			lic_ids := lic_ids || (u->>'licence_id')::bigint;
-		END IF;
-		IF kind = 1 THEN
-			INSERT INTO licdata.usage (at, ended_at, licence_id, licensee, dataset, session_user_name,
-					role_name, purpose, consent_ref, query_id, statement, statement_is_hash, rows,
-					rows_delivered, rows_in_functions, rows_aggregated, duration_ms, outcome, sqlstate,
-					mode, amount, journal_ref)
-			VALUES ((r->>'started_at')::timestamptz, (r->>'ended_at')::timestamptz,
-					(u->>'licence_id')::bigint, (r->>'licensee')::oid::regrole,
-					(u->>'dataset')::oid::regclass, r->>'session_user_name', r->>'role_name',
-					r->>'purpose', r->>'consent_ref', (r->>'query_id')::bigint, r->>'statement',
-					(r->>'statement_is_hash')::int = 1, billed, (r->>'rows')::bigint,
-					(r->>'nested_rows')::bigint, (r->>'rows_aggregated')::bigint,
-					(r->>'duration_ms')::double precision, r->>'outcome', r->>'sqlstate',
-					CASE WHEN (u->>'aggregate')::boolean THEN 'aggregate' ELSE 'rows' END,
-					(u->>'price_per_query')::numeric + billed * (u->>'price_per_row')::numeric, ref)
-			ON CONFLICT DO NOTHING;
-		END IF;
-	END LOOP;
-
-	SELECT x.seq, x.hash INTO last FROM licdata.audit_log x ORDER BY x.seq DESC LIMIT 1;
-	a.seq := coalesce(last.seq, 0) + 1;
-	a.prev_hash := coalesce(last.hash, '\x'::bytea);
-	a.at := (r->>'started_at')::timestamptz;
-	a.role_name := r->>'role_name';
-	a.session_user_name := r->>'session_user_name';
-	a.licensee := CASE WHEN (r->>'licensee')::oid <> 0 THEN (r->>'licensee')::oid::regrole END;
-	a.licensee_name := lic_name;
-	a.kind := CASE WHEN kind = 3 THEN 'operator' ELSE 'licensee' END;
-	a.purpose := r->>'purpose';
-	a.consent_ref := r->>'consent_ref';
-	a.datasets := ds_oids;
-	a.dataset_names := ds_names;
-	a.licence_ids := lic_ids;
-	a.decision := CASE WHEN kind = 2 OR denied THEN 'deny' ELSE 'allow' END;
-	a.sqlstate := r->>'sqlstate';
-	a.statement := r->>'statement';
-	a.rows := CASE WHEN kind = 2 THEN 0 ELSE billed END;
-	a.journal_ref := ref;
-	a.hash := sha256(licdata._audit_bytes(a));
-	INSERT INTO licdata.audit_log SELECT a.*;
-END
-$$;
-REVOKE ALL ON FUNCTION licdata._flush_record(jsonb) FROM PUBLIC;
 
 CREATE FUNCTION licdata.flush(timeout_seconds double precision DEFAULT 30) RETURNS boolean
 	LANGUAGE C AS 'MODULE_PATHNAME', 'licdata_flush';
@@ -286,18 +208,44 @@ REVOKE ALL ON FUNCTION licdata.purge_records(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION licdata.purge_records(timestamptz) TO licdata_operator;
 
 /*
- * Move a batch of journal records (a JSON array, in journal order), then sign
- * the audit checkpoints that fell due.
+ * Records the flusher could not move (the tables refused them): the record's
+ * bytes as they were in the journal and its fields as JSON, the error.  Its
+ * audit row (decision 'quarantined') keeps the chain's place.
  */
-CREATE FUNCTION licdata._flush_records(recs jsonb) RETURNS void
-	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	r jsonb;
-BEGIN
-	FOR r IN SELECT * FROM jsonb_array_elements(recs) LOOP
-		PERFORM licdata._flush_record(r);
-	END LOOP;
-	PERFORM licdata._checkpoint_if_due(current_setting('licdata.checkpoint_interval')::integer);
-END
-$$;
-REVOKE ALL ON FUNCTION licdata._flush_records(jsonb) FROM PUBLIC;
+CREATE TABLE licdata.quarantine (
+	id					bigserial PRIMARY KEY,
+	at					timestamptz NOT NULL DEFAULT now(),
+	journal_ref			text NOT NULL UNIQUE,
+	reason				text NOT NULL,
+	sqlstate			text,
+	record				jsonb,
+	raw					bytea NOT NULL
+);
+COMMENT ON TABLE licdata.quarantine IS 'Journal records the background worker could not move into usage and audit_log, with the reason';
+SELECT pg_catalog.pg_extension_config_dump('licdata.quarantine', '');
+SELECT pg_catalog.pg_extension_config_dump('licdata.quarantine_id_seq', '');
+CREATE TRIGGER records_guard BEFORE INSERT OR UPDATE OR DELETE ON licdata.quarantine
+	FOR EACH ROW EXECUTE FUNCTION licdata._records_guard();
+CREATE TRIGGER records_guard_truncate BEFORE TRUNCATE ON licdata.quarantine
+	FOR EACH STATEMENT EXECUTE FUNCTION licdata._records_guard();
+GRANT SELECT ON licdata.quarantine TO licdata_operator, licdata_auditor;
+
+/*
+ * The journal: per node and file, its bytes, the records not yet moved and
+ * the oldest one's start; the flusher's records per second (its last pass
+ * that moved records) and records moved since the server started.
+ */
+CREATE FUNCTION licdata._journal_status(
+	OUT node text, OUT file text, OUT bytes bigint, OUT records_pending bigint,
+	OUT oldest_pending_at timestamptz, OUT flusher_records_per_second double precision,
+	OUT records_moved bigint, OUT writer_done boolean)
+	RETURNS SETOF record
+	LANGUAGE C AS 'MODULE_PATHNAME', 'licdata_journal_status';
+REVOKE ALL ON FUNCTION licdata._journal_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata._journal_status() TO licdata_operator, licdata_auditor;
+CREATE VIEW licdata.journal_status AS
+	SELECT s.node, s.file, s.bytes, s.records_pending, s.oldest_pending_at,
+		   s.flusher_records_per_second, s.records_moved, s.writer_done
+	  FROM licdata._journal_status() s;
+REVOKE ALL ON licdata.journal_status FROM PUBLIC;
+GRANT SELECT ON licdata.journal_status TO licdata_operator, licdata_auditor;

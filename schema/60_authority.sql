@@ -157,26 +157,8 @@ CREATE FUNCTION licdata._audit_verify(seq bigint, hash bytea, signature text, pu
 	LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'licdata_audit_verify';
 REVOKE ALL ON FUNCTION licdata._audit_sign(bigint, bytea) FROM PUBLIC;
 
--- Called by the worker after each batch: sign every checkpoint that fell due
--- (at each multiple of 'every' rows), whatever the batch size.
-CREATE FUNCTION licdata._checkpoint_if_due(every integer) RETURNS void
-	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	last_cp bigint;
-	max_seq bigint;
-	row record;
-BEGIN
-	SELECT coalesce(max(seq), 0) INTO last_cp FROM licdata.audit_checkpoints;
-	SELECT coalesce(max(seq), 0) INTO max_seq FROM licdata.audit_log;
-	FOR row IN SELECT a.seq, a.hash FROM licdata.audit_log a
-				WHERE a.seq > last_cp AND a.seq <= max_seq AND (a.seq - last_cp) % every = 0
-				ORDER BY a.seq LOOP
-		INSERT INTO licdata.audit_checkpoints (seq, hash, public_key, signature)
-		VALUES (row.seq, row.hash, licdata.audit_public_key(), licdata._audit_sign(row.seq, row.hash));
-	END LOOP;
-END
-$$;
-REVOKE ALL ON FUNCTION licdata._checkpoint_if_due(integer) FROM PUBLIC;
+-- The background worker signs every checkpoint that falls due (at each
+-- multiple of licdata.checkpoint_interval rows) in the batch that reaches it.
 
 
 /*

@@ -19,6 +19,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "mb/pg_wchar.h"
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
@@ -34,6 +36,7 @@ bool		licdata_audit_statement_text = true;
 bool		licdata_audit_operators = true;
 char	   *licdata_database = NULL;
 int			licdata_checkpoint_interval = 1000;
+int			licdata_max_journal_size_kb = 1024 * 1024;
 
 /* The purpose the cached plans of this backend were built for. */
 static char planned_purpose[NAMEDATALEN] = "";
@@ -256,6 +259,15 @@ licdata_define_gucs(void)
 							1000, 1, 1000000,
 							PGC_SIGHUP,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("licdata.max_journal_size",
+							"Disk space the metering journal may take; above it new licensee statements are refused.",
+							"Statements that would need a new journal file beyond this size are refused with LD009 until the background worker has moved records. 0: no limit.",
+							&licdata_max_journal_size_kb,
+							1024 * 1024, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("licdata");

@@ -36,6 +36,16 @@
  * incarnation belongs to a backend that died in a crash.  Either way the
  * worker may delete the file once it has moved all its records.
  *
+ * The record format and the backend<->worker protocol (who stores what, in
+ * which order, behind which barrier, and who may reuse which bytes when)
+ * are written down in journal.h.
+ *
+ * The journal's disk is bounded: a new file is made only if the bytes of
+ * all journal files stay within licdata.max_journal_size (shmem.h,
+ * journal_bytes and journal_base); otherwise the statement is refused (LD009), never served
+ * unmetered.  Statements of sessions whose ring has room go on; once the
+ * worker has moved records, rings have room again and files are removed.
+ *
  * A record whose durability cannot be ensured (msync failed with
  * journal_sync = on) is marked JR_VOID and its statement refused: the
  * worker skips it, so a refused statement is never billed.
@@ -58,10 +68,8 @@
 
 #include "errcodes.h"
 #include "licdata.h"
-#include "meter.h"
+#include "journal.h"
 #include "shmem.h"
-
-#define JOURNAL_FILE_SIZE	(4 * 1024 * 1024)
 
 typedef struct JournalFile
 {
@@ -159,6 +167,7 @@ new_file_failed(JournalFile *f, const char *what, int err)
 	if (f->fd >= 0)
 		close(f->fd);
 	(void) unlink(path);
+	pg_atomic_fetch_sub_u64(&licdata_shared->journal_bytes, f->size);
 	pfree(f);
 	errno = err;
 	journal_error(what, path);
@@ -189,6 +198,25 @@ journal_new_file(size_t need)
 	int			rc;
 
 	f->size = Max((size_t) JOURNAL_FILE_SIZE, TYPEALIGN(BLCKSZ, need + sizeof(JournalFileHeader)));
+
+	/* Back-pressure: the journal's disk is bounded. */
+	{
+		int64		now = (int64) pg_atomic_add_fetch_u64(&licdata_shared->journal_bytes, f->size) +
+			(int64) pg_atomic_read_u64(&licdata_shared->journal_base);
+		int64		max = (int64) licdata_max_journal_size_kb * 1024;
+
+		if (licdata_max_journal_size_kb > 0 && now > max)
+		{
+			pg_atomic_fetch_sub_u64(&licdata_shared->journal_bytes, f->size);
+			pfree(f);
+			ereport(ERROR,
+					(errcode(ERRCODE_LD_METERING_FAILED),
+					 errmsg("could not record metering, so the query is refused"),
+					 errdetail("The metering journal holds %llu kB of records not yet moved into the tables; licdata.max_journal_size is %d kB.",
+							   (unsigned long long) (Max(now - (int64) f->size, 0) / 1024), licdata_max_journal_size_kb),
+					 errhint("Retry when the background worker has caught up (see licdata.journal_status), or ask the operator to raise licdata.max_journal_size.")));
+		}
+	}
 	snprintf(f->path, sizeof(f->path), "%s/%016llx-%08x-%08llx.jnl",
 			 licdata_journal_dir(), (unsigned long long) licdata_shared->incarnation,
 			 (unsigned int) MyProcPid, (unsigned long long) seq);
@@ -201,6 +229,7 @@ journal_new_file(size_t need)
 		char		path[MAXPGPATH];
 
 		strlcpy(path, f->path, sizeof(path));
+		pg_atomic_fetch_sub_u64(&licdata_shared->journal_bytes, f->size);
 		pfree(f);
 		errno = save;
 		journal_error("create", path);

@@ -62,6 +62,7 @@ extern bool licdata_audit_statement_text;
 extern bool licdata_audit_operators;
 extern char *licdata_database;
 extern int	licdata_checkpoint_interval;
+extern int	licdata_max_journal_size_kb;
 extern void licdata_define_gucs(void);
 struct LicdataLicensee;
 extern const char *licdata_purpose_for(const struct LicdataLicensee *who);

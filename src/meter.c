@@ -68,6 +68,7 @@
 #include "nodes/parsenodes.h"
 #include "parser/parsetree.h"
 #include "portability/instr_time.h"
+#include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "tcop/dest.h"
 #include "tcop/pquery.h"
@@ -79,6 +80,7 @@
 #include "utils/portal.h"
 #include "utils/regproc.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "errcodes.h"
 #include "licdata.h"
@@ -420,28 +422,42 @@ quota_table_full(int64 licence_id)
 			 errhint("Restart the server to rebuild the quota table.")));
 }
 
+/*
+ * Day-quota counters are rebuilt by the background worker after a restart
+ * (from the usage table and the journal's records not yet moved, before it
+ * moves anything): wait for that on its condition variable, 30 s at most.
+ */
 static void
 wait_quota_ready(void)
 {
-	int			waited = 0;
+	TimestampTz deadline;
 
+	if (pg_atomic_read_u32(&licdata_shared->quota_ready) != 0)
+		return;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 30000);
+	ConditionVariablePrepareToSleep(&licdata_shared->quota_cv);
 	while (pg_atomic_read_u32(&licdata_shared->quota_ready) == 0)
 	{
-		CHECK_FOR_INTERRUPTS();
-		if (waited >= 30000)
+		long		left = (long) ((deadline - GetCurrentTimestamp()) / 1000);
+
+		if (left <= 0)
 		{
 			char	   *home = licdata_home_database();
 
+			ConditionVariableCancelSleep();
 			ereport(ERROR,
 					(errcode(ERRCODE_LD_NOT_READY),
 					 errmsg("quota counters are not ready"),
-					 errdetail("The licdata background worker has not yet rebuilt today's quota counters from the usage table."),
-					 home ? errhint("Check that the licdata worker is running in database \"%s\" and retry.", home)
-					 : errhint("Set licdata.database to the database licdata serves, reload, and retry.")));
+					 errdetail("The licdata background worker has not yet rebuilt today's quota counters."),
+					 home ?
+					 errhint("Check that the licdata worker is running in database \"%s\" and retry.", home) :
+					 errhint("Check that the licdata worker is running and retry.")));
 		}
-		pg_usleep(10000L);
-		waited += 10;
+		licdata_worker_wake();
+		(void) ConditionVariableTimedSleep(&licdata_shared->quota_cv, Min(left, 1000L),
+										   PG_WAIT_EXTENSION);
 	}
+	ConditionVariableCancelSleep();
 }
 
 /*
@@ -1141,7 +1157,8 @@ licdata_meter_executor_start(QueryDesc *qd, int eflags, int depth)
 	MeterStmt  *ms;
 	bool		nested = false;
 
-	if (IsParallelWorker())
+	/* the flusher's own statements read licdata's tables, never a dataset */
+	if (IsParallelWorker() || licdata_in_flusher)
 		return;
 	if (open_stmts != NIL)
 		lock_all_held();

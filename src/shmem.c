@@ -74,6 +74,12 @@ licdata_shmem_startup(void)
 		pg_atomic_init_u32(&licdata_shared->worker_pid, 0);
 		pg_atomic_init_u64(&licdata_shared->passes, 0);
 		licdata_shared->worker_latch = NULL;
+		ConditionVariableInit(&licdata_shared->quota_cv);
+		ConditionVariableInit(&licdata_shared->pass_cv);
+		pg_atomic_init_u64(&licdata_shared->records_moved, 0);
+		pg_atomic_init_u64(&licdata_shared->rate_bits, 0);
+		pg_atomic_init_u64(&licdata_shared->journal_bytes, 0);
+		pg_atomic_init_u64(&licdata_shared->journal_base, 0);
 	}
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(int64);

@@ -4,16 +4,33 @@
  *	  licdata's shared memory: one struct, one LWLock tranche.
  *
  * Locking protocol:
- *	- key_generation, journal_file_seq, worker_latch_pid: atomics or
- *	  single-writer fields; read without a lock.
+ *	- key_generation, journal_file_seq: atomics; read without a lock.
+ *	- worker_pid, worker_latch: written by the flusher only (set when it
+ *	  starts, reset to 0 / NULL by its before_shmem_exit callback); read
+ *	  without a lock (a stale latch is never left behind for SetLatch).
+ *	- passes, records_moved, rate_bits: written by the flusher only,
+ *	  atomics; pass_cv is broadcast after each pass (licdata.flush waits
+ *	  on it).
+ *	- journal_bytes, journal_base: the journal's disk, estimated as
+ *	  journal_base + journal_bytes.  journal_bytes only grows by what
+ *	  backends create: a backend adds a file's size before creating it (and
+ *	  takes it back if that fails), refusing the statement when the sum
+ *	  would pass licdata.max_journal_size.  journal_base (an int64 stored in
+ *	  an atomic) is written by the flusher only: at each pass it lists the
+ *	  directory and sets it to (sizes of the files it saw) - (journal_bytes
+ *	  read before listing), and it subtracts each file it removes.  A file
+ *	  created while the flusher lists may count twice until the next pass
+ *	  (an overestimate: the safe side); files removed by anyone else are
+ *	  forgotten at the next pass.
  *	- incarnation: written once by the postmaster at shared memory
  *	  initialisation, read-only afterwards.
  *	- the quota hash (LicdataQuotaEntry, keyed by licence id): every read
  *	  and write under quota_lock; exclusive to insert or change, shared
  *	  to look up.
  *	- quota_ready: set by the background worker once counters are rebuilt
- *	  from the usage table after a restart; read without a lock (a
- *	  backend that sees false waits or refuses quota-limited work).
+ *	  from the usage table and the journal's unmoved records after a
+ *	  restart; read without a lock.  A backend that sees 0 sleeps on
+ *	  quota_cv, which the worker broadcasts after setting it.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +38,7 @@
 #define LICDATA_SHMEM_H
 
 #include "port/atomics.h"
+#include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "utils/hsearch.h"
@@ -45,6 +63,12 @@ typedef struct LicdataShared
 	pg_atomic_uint32 worker_pid;	/* the flusher, 0 when not running */
 	pg_atomic_uint64 passes;	/* flush passes the worker has completed */
 	Latch	   *worker_latch;	/* set to wake the flusher early */
+	ConditionVariable quota_cv;	/* quota_ready became 1 */
+	ConditionVariable pass_cv;	/* a flush pass ended */
+	pg_atomic_uint64 records_moved;	/* records moved since shmem init */
+	pg_atomic_uint64 rate_bits;	/* double: records/s of the last pass that moved any */
+	pg_atomic_uint64 journal_bytes;	/* bytes of journal files created (see above) */
+	pg_atomic_uint64 journal_base;	/* int64: see above */
 } LicdataShared;
 
 #define LICDATA_QUOTA_ENTRIES 4096

@@ -21,6 +21,7 @@
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "storage/fd.h"
+#include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
@@ -29,6 +30,8 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "errcodes.h"
 #include "licdata.h"
@@ -287,15 +290,17 @@ licdata_set_records_writable(PG_FUNCTION_ARGS)
 /*
  * licdata.flush(timeout): wake the background worker and wait until it has
  * finished a full pass that started after this call, so every record closed
- * before the call is in the tables.  Returns false on timeout.
+ * before the call is in the tables.  Sleeps on the worker's pass condition
+ * variable.  Returns false on timeout.
  */
 PG_FUNCTION_INFO_V1(licdata_flush);
 Datum
 licdata_flush(PG_FUNCTION_ARGS)
 {
 	double		timeout_s = PG_ARGISNULL(0) ? 30.0 : PG_GETARG_FLOAT8(0);
-	uint64		start = pg_atomic_read_u64(&licdata_shared->passes);
-	long		waited = 0;
+	uint64		start;
+	TimestampTz deadline;
+	bool		done = true;
 
 	if (!licdata_preloaded)
 		not_preloaded();
@@ -316,16 +321,27 @@ licdata_flush(PG_FUNCTION_ARGS)
 				 errmsg("timeout_seconds must be a number not less than zero"),
 				 errhint("Pass the longest wait in seconds, e.g. 30.")));
 	timeout_s = Min(timeout_s, 86400.0 * 365);	/* infinity: a year */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   (int64) (Max(timeout_s, 0) * 1000));
+	ConditionVariablePrepareToSleep(&licdata_shared->pass_cv);
+	start = pg_atomic_read_u64(&licdata_shared->passes);
+	licdata_worker_wake();
 	while (pg_atomic_read_u64(&licdata_shared->passes) < start + 2)
 	{
+		long		left = (long) ((deadline - GetCurrentTimestamp()) / 1000);
+
+		if (left <= 0)
+		{
+			done = false;
+			break;
+		}
 		licdata_worker_wake();
-		CHECK_FOR_INTERRUPTS();
-		if (waited >= (long) (timeout_s * 1000))
-			PG_RETURN_BOOL(false);
-		pg_usleep(5000L);
-		waited += 5;
+		/* a bounded sleep: the worker may be between latch and pass */
+		(void) ConditionVariableTimedSleep(&licdata_shared->pass_cv, Min(left, 1000L),
+										   PG_WAIT_EXTENSION);
 	}
-	PG_RETURN_BOOL(true);
+	ConditionVariableCancelSleep();
+	PG_RETURN_BOOL(done);
 }
 
 /* Today's use of a licence's day quotas: (queries, rows). */

@@ -1,31 +1,59 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  The background worker that moves journal records into licdata.usage
- *	  and licdata.audit_log, exactly once.
+ *	  The background worker ("licdata flusher") that moves journal records
+ *	  into licdata.usage and licdata.audit_log, exactly once.
  *
  * Every licdata.flush_interval (or when woken) it reads each journal file
- * from where it stopped, and for each final record calls
- * licdata._flush_records(jsonb), in batches, which inserts the usage rows and the audit
- * row (extending the audit hash chain) unless the record's journal
- * reference is already there.  A record of a backend that died in a crash
- * (its file is from an older shared-memory incarnation) and never closed is
- * recorded as cancelled, with the rows it had counted; so is a record left
- * open in the file of a backend that exited.  Files are deleted only after
- * the transaction that moved their last record has committed: a crash at
- * any point replays the file, and the journal reference makes the replay a
- * no-op for what was already moved.
+ * from where it stopped and moves the final records in batches of at most
+ * BATCH_RECORDS records (BATCH_BYTES bytes), each batch one transaction:
+ *
+ *	1. one duplicate probe for the whole batch: the audit rows whose
+ *	   journal reference is one of the batch's (a replay after a crash
+ *	   between a commit and the file's tail store); those records are
+ *	   skipped *before* any hash is computed, so a record already moved
+ *	   takes no sequence number and the chain head stays where the table
+ *	   has it;
+ *	2. the audit hash chain computed here, in C, over the batch, from the
+ *	   chain head kept in memory (read from the table at the start of each
+ *	   pass and after any error): the same bytes licdata._audit_bytes()
+ *	   builds, so verify_audit() checks old and new rows alike;
+ *	3. the usage rows and the audit rows inserted row by row through
+ *	   ExecSimpleRelationInsert (the path logical replication's apply
+ *	   worker takes: triggers, constraints, unique checks and indexes as
+ *	   for an INSERT, without planning or projecting a query), the two
+ *	   tables opened once per batch; the probe and the checkpoint insert
+ *	   are prepared statements (SPI_prepare + SPI_keepplan), every name
+ *	   schema-qualified, search_path pinned;
+ *	4. the audit checkpoints that fell due (each multiple of
+ *	   licdata.checkpoint_interval past the last one) signed
+ *	   (licdata._audit_sign, authority.c) and inserted;
+ *	5. commit; then each file's header gets its new tail (the backend may
+ *	   reuse that part of its ring), and finished files are removed.
+ *
+ * A crash loses at most the batch in flight: it is replayed from the
+ * file's tail, and the probe skips what had committed.
+ *
+ * Errors: a batch runs in a subtransaction.  When it fails with an error
+ * about the data (SQLSTATE classes 22 and 23), its records are retried one
+ * by one, each in its own subtransaction; a record that still fails is
+ * moved to licdata.quarantine (its raw bytes and its fields as jsonb, the
+ * reason) with an audit row (decision 'quarantined') in its place in the
+ * chain, and the rest keep flowing.  Any other error (the tables missing,
+ * disk full, a cancel) ends the pass: the worker logs it, forgets its
+ * in-memory progress and tries again after flush_interval -- never a crash
+ * loop, and nothing is quarantined for a fault that is not the record's.
  *
  * Per file the worker remembers how far it has read, and the records it
  * passed while they were still open (a cursor, a long query): those are
  * looked at again each pass, and the records after them are moved as soon
- * as they are closed, so one open cursor does not hold back the records of
- * the statements its session ran after it.  The progress is kept in memory
- * only; after a worker restart a file is read again from its start (the
- * replay is a no-op).
+ * as they are closed.  The progress is kept in memory only; after a worker
+ * restart a file is read again from its tail (the probe makes the replay a
+ * no-op).
  *
- * After a (re)start, once the journal is drained, it rebuilds today's quota
- * counters from licdata.usage and tells backends they are ready.
+ * After a (re)start of the shared memory, before anything else, it rebuilds
+ * today's quota counters from licdata.usage plus the journal's records not
+ * yet moved, and wakes the backends waiting for them (quota_cv).
  *
  *-------------------------------------------------------------------------
  */
@@ -33,35 +61,62 @@
 
 #include <fcntl.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "commands/dbcommands.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_relation.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "rewrite/rewriteHandler.h"
+#include "storage/condition_variable.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "errcodes.h"
 #include "licdata.h"
 #include "meter.h"
 #include "shmem.h"
 
 PGDLLEXPORT void licdata_worker_main(Datum arg);
 
+/* This process is the flusher (its statements are not metered). */
+bool		licdata_in_flusher = false;
+
 extern bool licdata_records_writable;
+
+/* Bounds of one batch (one transaction). */
+#define BATCH_RECORDS 2000
+#define BATCH_BYTES (8 * 1024 * 1024)
 
 typedef struct PendingRecord
 {
@@ -72,10 +127,15 @@ typedef struct PendingRecord
 typedef struct FileProgress
 {
 	char		name[64];
-	uint64		offset;			/* logical; everything before is moved or pending */
+	uint64		offset;			/* logical; everything before is moved,
+								 * batched or pending */
 	bool		started;		/* offset taken from the file's tail */
-	uint64		tail_to_write;	/* moved and committed once this pass commits */
+	uint64		committed;		/* end of the last record whose batch committed */
+	int			unsent;			/* its records in the batch not yet committed */
 	uint64		tail_written;
+	uint64		size;			/* file size, for journal_bytes */
+	bool		final;			/* no more records will come (as last read) */
+	bool		finished;		/* final, all read, none pending */
 	List	   *pending;		/* PendingRecord *: open when last seen */
 	bool		seen;			/* listed in the current pass */
 	bool		unlink_failed;	/* warned about once */
@@ -83,6 +143,38 @@ typedef struct FileProgress
 } FileProgress;
 
 static List *progress = NIL;	/* of FileProgress *, in TopMemoryContext */
+
+/* One record of the batch being built: a copy, and where it came from. */
+typedef struct BatchRec
+{
+	FileProgress *p;
+	uint64		off;
+	uint64		end;
+	bool		dead;			/* its backend died: an open record is cancelled */
+	uint32		use_size;		/* sizeof(JournalUse) of its file's layout */
+	const char *bad;			/* why it cannot be trusted, or NULL */
+	JournalRecord *r;
+} BatchRec;
+
+static BatchRec *batch = NULL;	/* BATCH_RECORDS slots, TopMemoryContext */
+static int	batch_n = 0;
+static size_t batch_bytes = 0;
+static MemoryContext batch_cxt = NULL;	/* the copies; reset after each batch */
+
+/* The audit chain's head, as committed (see load_chain). */
+static bool chain_known = false;
+static int64 chain_seq = 0;
+static bytea *chain_hash = NULL;	/* the head's hash (batch memory while a
+									 * batch runs) */
+static bytea *chain_hash_kept = NULL;	/* TopMemoryContext copy */
+static int64 chain_last_cp = 0;
+
+/* Prepared statements, kept across transactions (SPI_keepplan). */
+static SPIPlanPtr plan_probe = NULL;
+static SPIPlanPtr plan_checkpoint = NULL;
+
+/* This pass's count, for the rate in licdata.journal_status. */
+static uint64 pass_moved = 0;
 
 void
 licdata_worker_register(void)
@@ -123,7 +215,6 @@ progress_for(const char *name)
 	}
 	p = MemoryContextAllocZero(TopMemoryContext, sizeof(FileProgress));
 	strlcpy(p->name, name, sizeof(p->name));
-	p->offset = sizeof(JournalFileHeader);
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
@@ -133,23 +224,38 @@ progress_for(const char *name)
 	return p;
 }
 
+static void
+progress_forget(FileProgress *p)
+{
+	progress = list_delete_ptr(progress, p);
+	list_free_deep(p->pending);
+	pfree(p);
+}
+
+/* ---- reading records ---- */
+
 /*
  * Text from a record as valid text of the database encoding.  The journal
- * holds what a backend had, unchecked: a setting sent in the startup packet
- * (options=-c licdata.consent_ref=...) is not checked for its encoding, and
- * one record the tables refuse must not stop the worker for good (it would
- * fail on it after every restart, and no record after it would be moved).
- * Invalid bytes are kept visible as \xNN.
+ * holds what a backend had, unchecked (a setting sent in the startup packet
+ * is not checked for its encoding).  Invalid bytes are kept visible as \xNN.
+ * NULL for an empty field (stored as NULL, as before).  'name': clipped to
+ * what a column of type name keeps, so the hash covers what is stored.
  */
 static char *
-valid_text(const char *s, size_t maxlen)
+valid_text(const char *s, size_t maxlen, bool name)
 {
 	int			len = (int) strnlen(s, maxlen);
 	int			enc = GetDatabaseEncoding();
 	StringInfoData out;
 
+	if (len == 0)
+		return NULL;
 	if (pg_verifymbstr(s, len, true))
+	{
+		if (name && len >= NAMEDATALEN)
+			len = pg_mbcliplen(s, len, NAMEDATALEN - 1);
 		return pnstrdup(s, len);
+	}
 	initStringInfo(&out);
 	for (int i = 0; i < len;)
 	{
@@ -166,47 +272,14 @@ valid_text(const char *s, size_t maxlen)
 			i++;
 		}
 	}
+	if (name && out.len >= NAMEDATALEN)
+		out.data[pg_mbcliplen(out.data, out.len, NAMEDATALEN - 1)] = '\0';
 	return out.data;
-}
-
-static void
-json_kv(StringInfo buf, const char *key, const char *val, bool first)
-{
-	if (!first)
-		appendStringInfoChar(buf, ',');
-	escape_json(buf, key);
-	appendStringInfoChar(buf, ':');
-	if (val == NULL)
-		appendStringInfoString(buf, "null");
-	else
-		escape_json(buf, val);
-}
-
-/* A text field of a record (at most maxlen bytes, NUL-terminated or not). */
-static void
-json_kt(StringInfo buf, const char *key, const char *val, size_t maxlen)
-{
-	char	   *v = (val == NULL || val[0] == '\0') ? NULL : valid_text(val, maxlen);
-
-	json_kv(buf, key, v, false);
-	if (v)
-		pfree(v);
-}
-
-/* A timestamp of a record, or null when it has none or it is not one. */
-static void
-json_kts(StringInfo buf, const char *key, TimestampTz t)
-{
-	const char *v = NULL;
-
-	if (t != 0 && !TIMESTAMP_NOT_FINITE(t) && IS_VALID_TIMESTAMP(t))
-		v = timestamptz_to_str(t);
-	json_kv(buf, key, v, false);
 }
 
 /* A price of a record: numeric text as the catalog printed it, else 0. */
 static const char *
-valid_price(const char *p, const char *file, uint64 offset)
+valid_price(const char *p, const char *ref)
 {
 	size_t		n = strnlen(p, JOURNAL_PRICE_LEN);
 	size_t		i = 0;
@@ -225,9 +298,752 @@ valid_price(const char *p, const char *file, uint64 offset)
 			return p;
 	}
 	ereport(WARNING,
-			(errmsg("licdata: journal record \"%s\" at offset %llu has an unreadable price; 0 is recorded",
-					file, (unsigned long long) offset)));
+			(errmsg("journal record \"%s\" has an unreadable price; 0 is recorded", ref)));
 	return "0";
+}
+
+static bool
+valid_ts(TimestampTz t)
+{
+	return t != 0 && !TIMESTAMP_NOT_FINITE(t) && IS_VALID_TIMESTAMP(t);
+}
+
+/* A record's fields as they go into the tables. */
+typedef struct RecView
+{
+	char		ref[128];
+	int			kind;
+	TimestampTz started_at;		/* 0: invalid */
+	TimestampTz ended_at;		/* 0: NULL */
+	Oid			licensee;
+	char	   *role_name;
+	char	   *session_user_name;
+	char	   *purpose;
+	char	   *consent_ref;
+	char	   *statement;
+	char	   *sqlstate;
+	bool		is_hash;
+	int64		query_id;
+	int64		rows;
+	int64		nested_rows;
+	int64		rows_aggregated;
+	int64		billed;
+	double		duration_ms;
+	const char *outcome;
+	bool		denied;
+	int			nuses;
+	JournalUse *uses;			/* this build's layout, prices checked */
+} RecView;
+
+static void
+rec_view(const BatchRec *b, RecView *v)
+{
+	const JournalRecord *r = b->r;
+	char		outcome = r->outcome;
+	char		sqlstate[6];
+
+	memset(v, 0, sizeof(*v));
+	snprintf(v->ref, sizeof(v->ref), "%s@%llu", b->p->name, (unsigned long long) b->off);
+	/* never closed: its backend died (or exited) while it ran */
+	if (r->state != JR_CLOSED || outcome == 0)
+		outcome = OUTCOME_CANCELLED;
+	v->kind = (int) r->kind;
+	v->started_at = valid_ts(r->started_at) ? r->started_at : 0;
+	v->ended_at = valid_ts(r->ended_at) ? r->ended_at : 0;
+	v->licensee = r->licensee;
+	v->role_name = valid_text(r->role_name, NAMEDATALEN, true);
+	v->session_user_name = valid_text(r->session_user_name, NAMEDATALEN, true);
+	v->purpose = valid_text(r->purpose, NAMEDATALEN, false);
+	v->consent_ref = valid_text(r->consent_ref, sizeof(r->consent_ref), false);
+	v->statement = valid_text(r->statement, r->statement_len, false);
+	memcpy(sqlstate, r->sqlstate, 5);
+	sqlstate[5] = '\0';
+	v->sqlstate = valid_text(sqlstate, sizeof(sqlstate), false);
+	v->is_hash = r->statement_is_hash != 0;
+	v->query_id = (int64) r->query_id;
+	v->rows = Max(r->rows, 0);
+	v->nested_rows = Max(r->nested_rows, 0);
+	v->rows_aggregated = Max(r->rows_aggregated, 0);
+	v->billed = Max(v->rows, v->nested_rows);
+	v->duration_ms = isfinite(r->duration_ms) && r->duration_ms >= 0 ? r->duration_ms : 0.0;
+	v->outcome = outcome == OUTCOME_OK ? "ok" : outcome == OUTCOME_CANCELLED ? "cancelled" : "error";
+	v->denied = r->denied != 0;
+	v->nuses = (int) Min(r->nuses, r->uses_capacity);
+	v->uses = palloc0(sizeof(JournalUse) * Max(v->nuses, 1));
+	for (int i = 0; i < v->nuses; i++)
+	{
+		JournalUse *u = &v->uses[i];
+
+		memcpy(u, (const char *) r + JR_USES_OFFSET(r) + (Size) i * b->use_size,
+			   Min(b->use_size, sizeof(JournalUse)));
+		if (b->use_size < sizeof(JournalUse))
+			u->calls = 0;
+		strlcpy(u->price_per_query, valid_price(u->price_per_query, v->ref), JOURNAL_PRICE_LEN);
+		strlcpy(u->price_per_row, valid_price(u->price_per_row, v->ref), JOURNAL_PRICE_LEN);
+		u->calls = Max(u->calls, 0);
+	}
+}
+
+/* Why a record cannot be moved as it is, or NULL. */
+static const char *
+rec_invalid(const BatchRec *b, const RecView *v)
+{
+	if (b->bad)
+		return b->bad;
+	if (v->kind != KIND_LICENSEE && v->kind != KIND_DENIAL && v->kind != KIND_OPERATOR)
+		return "the record has an unknown kind";
+	if (v->started_at == 0)
+		return "the record has no valid start time";
+	return NULL;
+}
+
+/* ---- the audit hash (the bytes licdata._audit_bytes builds) ---- */
+
+static void
+append_quoted_nullable(StringInfo buf, const char *s)
+{
+	if (s == NULL)
+		appendStringInfoString(buf, "NULL");
+	else
+	{
+		char	   *q = quote_literal_cstr(s);
+
+		appendStringInfoString(buf, q);
+		pfree(q);
+	}
+}
+
+/* text[] output (array_out) of a one-dimensional array of non-null texts */
+static void
+append_text_array(StringInfo buf, char **elems, int n)
+{
+	appendStringInfoChar(buf, '{');
+	for (int i = 0; i < n; i++)
+	{
+		const char *e = elems[i];
+		bool		quote = (e[0] == '\0' || pg_strcasecmp(e, "NULL") == 0);
+
+		if (i > 0)
+			appendStringInfoChar(buf, ',');
+		for (const char *c = e; *c && !quote; c++)
+			if (*c == '"' || *c == '\\' || *c == '{' || *c == '}' || *c == ',' ||
+				*c == ' ' || *c == '\t' || *c == '\n' || *c == '\r' || *c == '\v' || *c == '\f')
+				quote = true;
+		if (!quote)
+			appendStringInfoString(buf, e);
+		else
+		{
+			appendStringInfoChar(buf, '"');
+			for (const char *c = e; *c; c++)
+			{
+				if (*c == '"' || *c == '\\')
+					appendStringInfoChar(buf, '\\');
+				appendStringInfoChar(buf, *c);
+			}
+			appendStringInfoChar(buf, '"');
+		}
+	}
+	appendStringInfoChar(buf, '}');
+}
+
+/* to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') */
+static void
+append_utc_time(StringInfo buf, TimestampTz t)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (timestamp2tm((Timestamp) t, NULL, &tm, &fsec, NULL, NULL) == 0 &&
+		tm.tm_year >= 1 && tm.tm_year <= 9999)
+		appendStringInfo(buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06d",
+						 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min,
+						 tm.tm_sec, (int) fsec);
+	else
+	{
+		text	   *out = DatumGetTextPP(DirectFunctionCall2(timestamp_to_char,
+															 TimestampGetDatum((Timestamp) t),
+															 PointerGetDatum(cstring_to_text("YYYY-MM-DD\"T\"HH24:MI:SS.US"))));
+
+		appendBinaryStringInfo(buf, VARDATA_ANY(out), VARSIZE_ANY_EXHDR(out));
+	}
+}
+
+/* Where audit_hash puts hashes (NULL: the current context). */
+static MemoryContext hash_cxt = NULL;
+
+/* One audit row as it is inserted and hashed. */
+typedef struct AuditRow
+{
+	int64		seq;
+	TimestampTz at;
+	const char *role_name;
+	const char *session_user_name;
+	Oid			licensee;		/* InvalidOid: NULL */
+	char	   *licensee_name;
+	const char *kind;
+	const char *purpose;
+	const char *consent_ref;
+	char	   *dataset_names;	/* text[] as text (array_out) */
+	char	   *licence_ids;	/* int8[] as text */
+	Datum	   *dataset_oids;	/* the datasets (regclass[]): not products */
+	Datum	   *dataset_name_datums;	/* every dataset and product */
+	Datum	   *licence_id_datums;
+	char	  **product_names;
+	int			ndatasets;		/* names */
+	int			ndataset_oids;
+	int			nproducts;
+	int			nlicences;
+	const char *decision;
+	const char *sqlstate;
+	const char *statement;
+	int64		rows;
+	const char *journal_ref;
+	bytea	   *prev_hash;
+	bytea	   *hash;
+} AuditRow;
+
+static void
+audit_hash(AuditRow *a)
+{
+	StringInfoData s;
+	char	   *utf8;
+	Size		plen = VARSIZE_ANY_EXHDR(a->prev_hash);
+	pg_cryptohash_ctx *ctx;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, INT64_FORMAT "|", a->seq);
+	append_utc_time(&s, a->at);
+	appendStringInfoChar(&s, '|');
+	append_quoted_nullable(&s, a->role_name);
+	appendStringInfoChar(&s, '|');
+	append_quoted_nullable(&s, a->session_user_name);
+	appendStringInfoChar(&s, '|');
+	append_quoted_nullable(&s, a->licensee_name);
+	appendStringInfo(&s, "|%s|", a->kind);
+	append_quoted_nullable(&s, a->purpose);
+	appendStringInfoChar(&s, '|');
+	append_quoted_nullable(&s, a->consent_ref);
+	appendStringInfoChar(&s, '|');
+	append_quoted_nullable(&s, a->dataset_names);
+	appendStringInfoChar(&s, '|');
+	append_quoted_nullable(&s, a->licence_ids);
+	appendStringInfo(&s, "|%s|", a->decision);
+	append_quoted_nullable(&s, a->sqlstate);
+	appendStringInfoChar(&s, '|');
+	append_quoted_nullable(&s, a->statement);
+	appendStringInfoChar(&s, '|');
+	{
+		char		rows[32];
+
+		snprintf(rows, sizeof(rows), INT64_FORMAT, a->rows);
+		append_quoted_nullable(&s, rows);
+	}
+	appendStringInfo(&s, "|%s", a->journal_ref);
+
+	utf8 = pg_server_to_any(s.data, s.len, PG_UTF8);
+	/* the hash outlives the record's memory: the next row chains to it */
+	a->hash = MemoryContextAlloc(hash_cxt ? hash_cxt : CurrentMemoryContext,
+								 VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	SET_VARSIZE(a->hash, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	ctx = pg_cryptohash_create(PG_SHA256);
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) VARDATA_ANY(a->prev_hash), plen) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) utf8, strlen(utf8)) < 0 ||
+		pg_cryptohash_final(ctx, (uint8 *) VARDATA(a->hash), PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "could not compute SHA-256 of an audit row");
+	pg_cryptohash_free(ctx);
+	if (utf8 != s.data)
+		pfree(utf8);
+	pfree(s.data);
+}
+
+/* The name of a role or dataset as the audit row keeps it. */
+static char *
+role_label(Oid role)
+{
+	char	   *n = GetUserNameFromId(role, true);
+
+	return n ? n : psprintf("%u", role);
+}
+
+static char *
+dataset_label(Oid relid)
+{
+	char	   *rel = get_rel_name(relid);
+	Oid			nsp;
+
+	if (rel == NULL)
+		return psprintf("%u", relid);
+	nsp = get_rel_namespace(relid);
+	return psprintf("%s.%s", get_namespace_name(nsp), rel);
+}
+
+/*
+ * The audit row of a record, chained to the in-memory head (which it
+ * advances).  'quarantined_sqlstate': the row says the record was
+ * quarantined, with that error.
+ */
+static void
+audit_row(const RecView *v, AuditRow *a, const char *quarantined_sqlstate)
+{
+	StringInfoData lic;
+	char	  **names = palloc(sizeof(char *) * Max(v->nuses, 1));
+	int			nnames = 0;
+	bool		firstlic = true;
+
+	memset(a, 0, sizeof(*a));
+	a->seq = chain_seq + 1;
+	a->at = v->started_at ? v->started_at : GetCurrentTimestamp();
+	a->role_name = v->role_name;
+	a->session_user_name = v->session_user_name;
+	a->licensee = v->licensee;
+	a->licensee_name = v->licensee != InvalidOid ? role_label(v->licensee) : NULL;
+	a->kind = v->kind == KIND_OPERATOR ? "operator" : "licensee";
+	a->purpose = v->purpose;
+	a->consent_ref = v->consent_ref;
+	a->dataset_oids = palloc(sizeof(Datum) * Max(v->nuses, 1));
+	a->product_names = palloc(sizeof(char *) * Max(v->nuses, 1));
+	a->dataset_name_datums = palloc(sizeof(Datum) * Max(v->nuses, 1));
+	a->licence_id_datums = palloc(sizeof(Datum) * Max(v->nuses, 1));
+	initStringInfo(&lic);
+	appendStringInfoChar(&lic, '{');
+	for (int i = 0; i < v->nuses; i++)
+	{
+		const JournalUse *u = &v->uses[i];
+
+		if (u->flags & USE_PRODUCT)
+		{
+			/* a data product's use: its function, named in the audit row */
+			char	   *fn = format_procedure_extended(u->dataset, FORMAT_PROC_INVALID_AS_NULL);
+
+			names[nnames] = fn ? fn : psprintf("%u", u->dataset);
+			a->dataset_name_datums[nnames] = CStringGetTextDatum(names[nnames]);
+			a->product_names[a->nproducts++] = names[nnames];
+			nnames++;
+		}
+		else if (u->dataset != InvalidOid)
+		{
+			names[nnames] = dataset_label(u->dataset);
+			a->dataset_oids[a->ndataset_oids++] = ObjectIdGetDatum(u->dataset);
+			a->dataset_name_datums[nnames] = CStringGetTextDatum(names[nnames]);
+			nnames++;
+		}
+		if (u->licence_id != 0)
+		{
+			appendStringInfo(&lic, "%s" INT64_FORMAT, firstlic ? "" : ",", u->licence_id);
+			firstlic = false;
+			a->licence_id_datums[a->nlicences++] = Int64GetDatum(u->licence_id);
+		}
+	}
+	appendStringInfoChar(&lic, '}');
+	a->ndatasets = nnames;
+	a->licence_ids = lic.data;
+	{
+		StringInfoData dn;
+
+		initStringInfo(&dn);
+		append_text_array(&dn, names, nnames);
+		a->dataset_names = dn.data;
+	}
+	if (quarantined_sqlstate)
+	{
+		a->decision = "quarantined";
+		a->sqlstate = quarantined_sqlstate;
+	}
+	else
+	{
+		a->decision = (v->kind == KIND_DENIAL || v->denied) ? "deny" : "allow";
+		a->sqlstate = v->sqlstate;
+	}
+	a->statement = v->statement;
+	a->rows = v->kind == KIND_DENIAL ? 0 : v->billed;
+	a->journal_ref = v->ref;
+	a->prev_hash = chain_hash;
+	audit_hash(a);
+	/* the head moves on (rolled back by the caller if the batch fails) */
+	chain_seq = a->seq;
+	chain_hash = a->hash;
+}
+
+/* ---- SQL ---- */
+
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+	if (p == NULL)
+		elog(ERROR, "could not prepare the flusher's statement: %s", SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(p) != 0)
+		elog(ERROR, "could not keep the flusher's statement");
+	return p;
+}
+
+static void
+forget_plans(void)
+{
+	SPIPlanPtr *plans[] = {&plan_probe, &plan_checkpoint};
+
+	for (int i = 0; i < lengthof(plans); i++)
+	{
+		if (*plans[i])
+			SPI_freeplan(*plans[i]);
+		*plans[i] = NULL;
+	}
+}
+
+static void
+prepare_plans(void)
+{
+	if (plan_probe == NULL)
+	{
+		Oid			t[1] = {TEXTARRAYOID};
+
+		plan_probe = prepare_kept(
+								  "SELECT a.journal_ref FROM licdata.audit_log a "
+								  "WHERE a.journal_ref OPERATOR(pg_catalog.=) ANY ($1)", 1, t);
+	}
+	if (plan_checkpoint == NULL)
+	{
+		Oid			t[1] = {INT8OID};
+
+		plan_checkpoint = prepare_kept(
+									   "INSERT INTO licdata.audit_checkpoints (seq, hash, public_key, signature) "
+									   "SELECT a.seq, a.hash, licdata.audit_public_key(), "
+									   "licdata._audit_sign(a.seq, a.hash) "
+									   "FROM licdata.audit_log a WHERE a.seq OPERATOR(pg_catalog.=) $1", 1, t);
+	}
+}
+
+/* The chain head and the last checkpoint, from the tables. */
+static void
+load_chain(void)
+{
+	int			rc;
+	bool		isnull;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	rc = SPI_execute("SELECT a.seq, a.hash FROM licdata.audit_log a ORDER BY a.seq DESC LIMIT 1",
+					 true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the audit chain's head");
+	chain_hash = NULL;
+	chain_seq = 0;
+	if (chain_hash_kept)
+	{
+		pfree(chain_hash_kept);
+		chain_hash_kept = NULL;
+	}
+	if (SPI_processed > 0)
+	{
+		Datum		h;
+
+		chain_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		h = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			chain_hash = DatumGetByteaPCopy(h);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	if (chain_hash == NULL)
+	{
+		chain_hash = MemoryContextAlloc(TopMemoryContext, VARHDRSZ);
+		SET_VARSIZE(chain_hash, VARHDRSZ);
+	}
+	rc = SPI_execute("SELECT pg_catalog.max(c.seq) FROM licdata.audit_checkpoints c", true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the last audit checkpoint");
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		chain_last_cp = isnull ? 0 : DatumGetInt64(d);
+	}
+	MemoryContextSwitchTo(cxt);
+	chain_hash_kept = chain_hash;
+	chain_known = true;
+}
+
+/* The committed head outlives the batch's memory. */
+static void
+chain_keep(void)
+{
+	bytea	   *copy;
+
+	if (chain_hash == chain_hash_kept)
+		return;
+	copy = MemoryContextAlloc(TopMemoryContext, VARSIZE(chain_hash));
+	memcpy(copy, chain_hash, VARSIZE(chain_hash));
+	if (chain_hash_kept)
+		pfree(chain_hash_kept);
+	chain_hash = chain_hash_kept = copy;
+}
+
+/*
+ * Inserting rows without the SQL executor's query machinery: the relation
+ * opened once per batch with its indexes, each row a virtual slot handed to
+ * ExecSimpleRelationInsert (what logical replication's apply worker uses):
+ * BEFORE/AFTER row triggers (the records guard), constraints, unique checks
+ * and index insertion all happen as for an INSERT.  Columns licdata does not
+ * set get their defaults (the id's nextval), evaluated per row.
+ */
+#define SINK_MAX_COLS 24
+
+typedef struct Sink
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+	int			ncols;
+	AttrNumber	attno[SINK_MAX_COLS];	/* of each of our columns */
+	bool	   *ours;			/* per attribute: set by us */
+	ExprState **defaults;		/* per attribute not ours: its default */
+	Datum		values[SINK_MAX_COLS];
+	bool		nulls[SINK_MAX_COLS];
+	int			rows;
+} Sink;
+
+static const char *const usage_cols[] = {"at", "ended_at", "licence_id", "licensee", "dataset",
+	"session_user_name", "role_name", "purpose", "consent_ref", "query_id", "statement",
+	"statement_is_hash", "rows", "rows_delivered", "rows_in_functions", "rows_aggregated",
+"duration_ms", "outcome", "sqlstate", "mode", "amount", "journal_ref", "calls"};
+static const char *const audit_cols[] = {"seq", "at", "role_name", "session_user_name", "licensee",
+	"licensee_name", "kind", "purpose", "consent_ref", "datasets", "dataset_names", "licence_ids",
+"decision", "sqlstate", "statement", "rows", "journal_ref", "prev_hash", "hash"};
+
+static void
+sink_open(Sink *k, const char *relname, const char *const *cols, int ncols)
+{
+	const LicdataCatalog *c = licdata_catalog();
+	Oid			relid = c ? get_relname_relid(relname, c->schema) : InvalidOid;
+	RangeTblEntry *rte;
+	TupleDesc	td;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "table licdata.%s does not exist", relname);
+	memset(k, 0, sizeof(*k));
+	k->rel = table_open(relid, RowExclusiveLock);
+	td = RelationGetDescr(k->rel);
+	k->estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = k->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(k->estate, list_make1(rte));
+	k->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(k->rri, k->rel, 1, NULL, 0);
+	k->estate->es_output_cid = GetCurrentCommandId(true);
+	ExecOpenIndices(k->rri, false);
+	AfterTriggerBeginQuery();
+	k->slot = ExecInitExtraTupleSlot(k->estate, td, &TTSOpsVirtual);
+	k->ncols = ncols;
+	k->ours = palloc0(sizeof(bool) * td->natts);
+	k->defaults = palloc0(sizeof(ExprState *) * td->natts);
+	for (int i = 0; i < ncols; i++)
+	{
+		AttrNumber	n = attnameAttNum(k->rel, cols[i], false);
+
+		if (n <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_LD_NOT_READY),
+					 errmsg("could not move journal records: column \"%s\" of table licdata.%s does not exist",
+							cols[i], relname),
+					 errdetail("The records stay in the journal until they can be moved."),
+					 errhint("Run ALTER EXTENSION licdata UPDATE.")));
+		k->attno[i] = n;
+		k->ours[n - 1] = true;
+	}
+	for (int i = 0; i < td->natts; i++)
+	{
+		Node	   *def;
+
+		if (k->ours[i] || TupleDescAttr(td, i)->attisdropped)
+			continue;
+		def = build_column_default(k->rel, i + 1);
+		if (def)
+			k->defaults[i] = ExecPrepareExpr((Expr *) expression_planner((Expr *) def), k->estate);
+	}
+}
+
+static void
+sink_set(Sink *k, int col, Datum d, bool isnull)
+{
+	k->values[col] = d;
+	k->nulls[col] = isnull;
+}
+
+static void
+sink_text(Sink *k, int col, const char *s)
+{
+	sink_set(k, col, s ? CStringGetTextDatum(s) : (Datum) 0, s == NULL);
+}
+
+static void
+sink_name(Sink *k, int col, const char *s)
+{
+	Name		n = NULL;
+
+	if (s)
+	{
+		n = palloc0(NAMEDATALEN);
+		namestrcpy(n, s);
+	}
+	sink_set(k, col, NameGetDatum(n), s == NULL);
+}
+
+/* Insert the row set with sink_set (every column of ours must be set). */
+static void
+sink_put(Sink *k)
+{
+	TupleTableSlot *slot = k->slot;
+	TupleDesc	td = slot->tts_tupleDescriptor;
+	ExprContext *econtext = GetPerTupleExprContext(k->estate);
+
+	ExecClearTuple(slot);
+	for (int i = 0; i < td->natts; i++)
+	{
+		slot->tts_isnull[i] = true;
+		slot->tts_values[i] = (Datum) 0;
+		if (k->defaults[i])
+			slot->tts_values[i] = ExecEvalExprSwitchContext(k->defaults[i], econtext,
+															&slot->tts_isnull[i]);
+	}
+	for (int c = 0; c < k->ncols; c++)
+	{
+		slot->tts_values[k->attno[c] - 1] = k->values[c];
+		slot->tts_isnull[k->attno[c] - 1] = k->nulls[c];
+	}
+	ExecStoreVirtualTuple(slot);
+	ExecSimpleRelationInsert(k->rri, k->estate, slot);
+	ResetPerTupleExprContext(k->estate);
+	k->rows++;
+}
+
+static void
+sink_close(Sink *k)
+{
+	ExecCloseIndices(k->rri);
+	AfterTriggerEndQuery(k->estate);
+	ExecCloseResultRelations(k->estate);
+	ExecCloseRangeTableRelations(k->estate);
+	ExecResetTupleTable(k->estate->es_tupleTable, false);
+	FreeExecutorState(k->estate);
+	table_close(k->rel, NoLock);
+	CommandCounterIncrement();
+}
+
+static Datum
+numeric_text(const char *s)
+{
+	return DirectFunctionCall3(numeric_in, CStringGetDatum(s), ObjectIdGetDatum(InvalidOid),
+							   Int32GetDatum(-1));
+}
+
+static void
+usage_rows(Sink *k, const RecView *v)
+{
+	if (v->kind != KIND_LICENSEE)
+		return;
+	for (int i = 0; i < v->nuses; i++)
+	{
+		const JournalUse *u = &v->uses[i];
+		bool		product = (u->flags & USE_PRODUCT) != 0;
+		int64		rows = product ? Max(u->rows, 0) : v->billed;
+		Datum		amount;
+
+		/* a dataset read inside a data product's body: audited, not billed */
+		if (u->flags & USE_PRODUCT_READ)
+			continue;
+		/*
+		 * A data product's use: one row per statement and product licence,
+		 * its calls and the rows the product returned, price per call x
+		 * calls + price per row x rows.  A dataset's: price per query +
+		 * rows billed x price per row.
+		 */
+		amount = DirectFunctionCall2(numeric_add,
+									 product ?
+									 DirectFunctionCall2(numeric_mul,
+														 NumericGetDatum(int64_to_numeric(Max(u->calls, 0))),
+														 numeric_text(u->price_per_query)) :
+									 numeric_text(u->price_per_query),
+									 DirectFunctionCall2(numeric_mul,
+														 NumericGetDatum(int64_to_numeric(rows)),
+														 numeric_text(u->price_per_row)));
+		sink_set(k, 0, TimestampTzGetDatum(v->started_at), false);
+		sink_set(k, 1, TimestampTzGetDatum(v->ended_at), v->ended_at == 0);
+		sink_set(k, 2, Int64GetDatum(u->licence_id), false);
+		sink_set(k, 3, ObjectIdGetDatum(v->licensee), false);
+		sink_set(k, 4, ObjectIdGetDatum(u->dataset), product);
+		sink_name(k, 5, v->session_user_name);
+		sink_name(k, 6, v->role_name);
+		sink_text(k, 7, v->purpose);
+		sink_text(k, 8, v->consent_ref);
+		sink_set(k, 9, Int64GetDatum(v->query_id), false);
+		sink_text(k, 10, v->statement);
+		sink_set(k, 11, BoolGetDatum(v->is_hash), false);
+		sink_set(k, 12, Int64GetDatum(rows), false);
+		sink_set(k, 13, Int64GetDatum(v->rows), false);
+		sink_set(k, 14, Int64GetDatum(v->nested_rows), false);
+		sink_set(k, 15, Int64GetDatum(v->rows_aggregated), false);
+		sink_set(k, 16, Float8GetDatum(v->duration_ms), false);
+		sink_text(k, 17, v->outcome);
+		sink_text(k, 18, v->sqlstate);
+		sink_text(k, 19, product ? "product" : (u->flags & USE_AGGREGATE) ? "aggregate" : "rows");
+		sink_set(k, 20, amount, false);
+		sink_text(k, 21, v->ref);
+		sink_set(k, 22, Int64GetDatum(product ? Max(u->calls, 0) : 0), false);
+		sink_put(k);
+	}
+}
+
+static void
+audit_put(Sink *k, const AuditRow *a)
+{
+	sink_set(k, 0, Int64GetDatum(a->seq), false);
+	sink_set(k, 1, TimestampTzGetDatum(a->at), false);
+	sink_name(k, 2, a->role_name);
+	sink_name(k, 3, a->session_user_name);
+	sink_set(k, 4, ObjectIdGetDatum(a->licensee), a->licensee == InvalidOid);
+	sink_text(k, 5, a->licensee_name);
+	sink_text(k, 6, a->kind);
+	sink_text(k, 7, a->purpose);
+	sink_text(k, 8, a->consent_ref);
+	sink_set(k, 9, PointerGetDatum(a->ndataset_oids == 0 ? construct_empty_array(REGCLASSOID) :
+								   construct_array(a->dataset_oids, a->ndataset_oids, REGCLASSOID,
+												   sizeof(Oid), true, TYPALIGN_INT)), false);
+	sink_set(k, 10, PointerGetDatum(a->ndatasets == 0 ? construct_empty_array(TEXTOID) :
+									construct_array(a->dataset_name_datums, a->ndatasets, TEXTOID,
+													-1, false, TYPALIGN_INT)), false);
+	sink_set(k, 11, PointerGetDatum(a->nlicences == 0 ? construct_empty_array(INT8OID) :
+									construct_array(a->licence_id_datums, a->nlicences, INT8OID,
+													sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)), false);
+	sink_text(k, 12, a->decision);
+	sink_text(k, 13, a->sqlstate);
+	sink_text(k, 14, a->statement);
+	sink_set(k, 15, Int64GetDatum(a->rows), false);
+	sink_text(k, 16, a->journal_ref);
+	sink_set(k, 17, PointerGetDatum(a->prev_hash), false);
+	sink_set(k, 18, PointerGetDatum(a->hash), false);
+	sink_put(k);
+}
+
+/* ---- quarantine ---- */
+
+static void
+json_kv(StringInfo buf, const char *key, const char *val, bool first)
+{
+	if (!first)
+		appendStringInfoChar(buf, ',');
+	escape_json(buf, key);
+	appendStringInfoChar(buf, ':');
+	if (val == NULL)
+		appendStringInfoString(buf, "null");
+	else
+		escape_json(buf, val);
 }
 
 static void
@@ -235,138 +1051,380 @@ json_ki(StringInfo buf, const char *key, int64 val)
 {
 	appendStringInfoChar(buf, ',');
 	escape_json(buf, key);
-	appendStringInfo(buf, ":%lld", (long long) val);
+	appendStringInfo(buf, ":" INT64_FORMAT, val);
 }
 
-static char
-final_open_outcome(bool dead)
+/* A record's fields as JSON (for licdata.quarantine.record). */
+static char *
+record_json(const BatchRec *b, const RecView *v)
 {
-	(void) dead;
-	return OUTCOME_CANCELLED;
-}
-
-/*
- * Records are moved in batches: one call of licdata._flush_records(jsonb)
- * per BATCH_RECORDS records (or BATCH_BYTES of them), in journal order,
- * all in the pass's one transaction.
- */
-#define BATCH_RECORDS 500
-#define BATCH_BYTES (4 * 1024 * 1024)
-
-static StringInfoData batch;
-static int	batch_count = 0;
-
-static void
-batch_send(void)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	Datum		arg;
-	Oid			argtype = TEXTOID;
-	int			rc;
-	StringInfoData whole;
-
-	if (batch_count == 0)
-		return;
-	initStringInfo(&whole);
-	appendStringInfoChar(&whole, '[');
-	appendBinaryStringInfo(&whole, batch.data, batch.len);
-	appendStringInfoChar(&whole, ']');
-	arg = CStringGetTextDatum(whole.data);
-	pfree(whole.data);
-	resetStringInfo(&batch);
-	batch_count = 0;
-	rc = SPI_execute_with_args("SELECT licdata._flush_records($1::pg_catalog.jsonb)",
-							   1, &argtype, &arg, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "licdata: could not move journal records: %s", SPI_result_code_string(rc));
-	SPI_freetuptable(SPI_tuptable);
-	/* SPI leaves its procedure context current: back to the caller's */
-	MemoryContextSwitchTo(cxt);
-	pfree(DatumGetPointer(arg));
-}
-
-/* Move one record into the tables (idempotent): queued for the next batch. */
-static void
-flush_record(const char *file, uint64 offset, const JournalRecord *r, bool dead)
-{
-	MemoryContext cxt = CurrentMemoryContext;
 	StringInfoData buf;
-	char		ref[128];
-	char	   *stmt = pnstrdup(r->statement, r->statement_len);
-	char		outcome = r->outcome;
-	char		sqlstate[6];
-
-	/* never closed: its backend died (or exited) while it ran */
-	if (r->state != JR_CLOSED || outcome == 0)
-		outcome = final_open_outcome(dead);
-	memcpy(sqlstate, r->sqlstate, 5);
-	sqlstate[5] = '\0';
-	snprintf(ref, sizeof(ref), "%s@%llu", file, (unsigned long long) offset);
+	const JournalRecord *r = b->r;
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
-	json_kv(&buf, "ref", ref, true);
+	json_kv(&buf, "ref", v->ref, true);
 	json_ki(&buf, "kind", r->kind);
-	json_kts(&buf, "started_at", r->started_at);
-	json_kts(&buf, "ended_at", r->ended_at);
+	json_kv(&buf, "started_at", valid_ts(r->started_at) ? timestamptz_to_str(r->started_at) : NULL, false);
+	json_kv(&buf, "ended_at", valid_ts(r->ended_at) ? timestamptz_to_str(r->ended_at) : NULL, false);
 	json_ki(&buf, "licensee", r->licensee);
-	json_kt(&buf, "role_name", r->role_name, NAMEDATALEN);
-	json_kt(&buf, "session_user_name", r->session_user_name, NAMEDATALEN);
-	json_kt(&buf, "purpose", r->purpose, NAMEDATALEN);
-	json_kt(&buf, "consent_ref", r->consent_ref, sizeof(r->consent_ref));
-	json_ki(&buf, "query_id", (int64) r->query_id);
-	json_kt(&buf, "statement", stmt, r->statement_len);
-	json_ki(&buf, "statement_is_hash", r->statement_is_hash ? 1 : 0);
-	json_ki(&buf, "rows", Max(r->rows, 0));
-	json_ki(&buf, "nested_rows", Max(r->nested_rows, 0));
-	json_ki(&buf, "rows_aggregated", Max(r->rows_aggregated, 0));
-	appendStringInfo(&buf, ",\"duration_ms\":%.3f",
-					 isfinite(r->duration_ms) && r->duration_ms >= 0 ? r->duration_ms : 0.0);
-	json_kv(&buf, "outcome", outcome == OUTCOME_OK ? "ok" : outcome == OUTCOME_CANCELLED ? "cancelled" : "error", false);
-	json_kt(&buf, "sqlstate", sqlstate, sizeof(sqlstate));
+	json_kv(&buf, "role_name", v->role_name, false);
+	json_kv(&buf, "session_user_name", v->session_user_name, false);
+	json_kv(&buf, "purpose", v->purpose, false);
+	json_kv(&buf, "consent_ref", v->consent_ref, false);
+	json_ki(&buf, "query_id", v->query_id);
+	json_kv(&buf, "statement", v->statement, false);
+	json_ki(&buf, "statement_is_hash", v->is_hash ? 1 : 0);
+	json_ki(&buf, "rows", r->rows);
+	json_ki(&buf, "nested_rows", r->nested_rows);
+	json_ki(&buf, "rows_aggregated", r->rows_aggregated);
+	json_kv(&buf, "outcome", v->outcome, false);
+	json_kv(&buf, "sqlstate", v->sqlstate, false);
 	json_ki(&buf, "denied", r->denied ? 1 : 0);
+	json_ki(&buf, "state", r->state);
 	appendStringInfoString(&buf, ",\"uses\":[");
-	for (uint32 i = 0; i < r->nuses && i < r->uses_capacity; i++)
+	for (int i = 0; i < v->nuses; i++)
 	{
-		const JournalUse *u = &JR_USES(r)[i];
+		const JournalUse *u = &v->uses[i];
 
 		if (i > 0)
 			appendStringInfoChar(&buf, ',');
-		appendStringInfo(&buf, "{\"licence_id\":%lld,\"dataset\":%u,\"aggregate\":%s",
-						 (long long) u->licence_id, u->dataset, (u->flags & USE_AGGREGATE) ? "true" : "false");
-		/* data products (product.c): 'dataset' is then the product's function */
-		appendStringInfo(&buf, ",\"product\":%s,\"product_read\":%s,\"calls\":%lld,\"use_rows\":%lld",
-						 (u->flags & USE_PRODUCT) ? "true" : "false",
-						 (u->flags & USE_PRODUCT_READ) ? "true" : "false",
-						 (long long) Max(u->calls, 0), (long long) Max(u->rows, 0));
-		json_kv(&buf, "price_per_query", valid_price(u->price_per_query, file, offset), false);
-		json_kv(&buf, "price_per_row", valid_price(u->price_per_row, file, offset), false);
+		appendStringInfo(&buf, "{\"licence_id\":" INT64_FORMAT ",\"dataset\":%u,\"flags\":%u,\"calls\":" INT64_FORMAT
+						 ",\"rows\":" INT64_FORMAT,
+						 u->licence_id, u->dataset, u->flags, u->calls, u->rows);
+		json_kv(&buf, "price_per_query", u->price_per_query, false);
+		json_kv(&buf, "price_per_row", u->price_per_row, false);
 		appendStringInfoChar(&buf, '}');
 	}
 	appendStringInfoString(&buf, "]}");
+	return buf.data;
+}
 
-	/* Into the batch; sent when it is full and at the end of the pass. */
-	if (batch_count > 0)
-		appendStringInfoChar(&batch, ',');
-	appendBinaryStringInfo(&batch, buf.data, buf.len);
-	batch_count++;
-	pfree(buf.data);
-	pfree(stmt);
-	if (batch_count >= BATCH_RECORDS || batch.len >= BATCH_BYTES)
-		batch_send();
+/*
+ * Move one record to licdata.quarantine, with its audit row (decision
+ * 'quarantined') in the chain.  Raises if even that fails.
+ */
+static void
+quarantine(const BatchRec *b, const RecView *v, const char *reason, const char *sqlstate)
+{
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID};
+	Datum		args[5];
+	bytea	   *raw = palloc(VARHDRSZ + b->r->length);
+	int			rc;
+	AuditRow	a;
+	Sink		k;
+
+	memcpy(VARDATA(raw), b->r, b->r->length);
+	SET_VARSIZE(raw, VARHDRSZ + b->r->length);
+	args[0] = CStringGetTextDatum(v->ref);
+	args[1] = CStringGetTextDatum(reason);
+	args[2] = CStringGetTextDatum(sqlstate);
+	args[3] = CStringGetTextDatum(record_json(b, v));
+	args[4] = PointerGetDatum(raw);
+	rc = SPI_execute_with_args("INSERT INTO licdata.quarantine (journal_ref, reason, sqlstate, record, raw) "
+							   "VALUES ($1, $2, $3, $4::pg_catalog.jsonb, $5)",
+							   5, types, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not quarantine a journal record: %s", SPI_result_code_string(rc));
+	sink_open(&k, "audit_log", audit_cols, lengthof(audit_cols));
+	audit_row(v, &a, sqlstate);
+	audit_put(&k, &a);
+	sink_close(&k);
+	ereport(WARNING,
+			(errcode(ERRCODE_LD_METERING_FAILED),
+			 errmsg("journal record \"%s\" was moved to licdata.quarantine", v->ref),
+			 errdetail("%s", reason)));
+}
+
+/*
+ * Move batch records [from, to): one probe for the already-moved ones,
+ * then one insert into each table.  Runs in the caller's (sub)transaction;
+ * advances the in-memory chain head.
+ */
+static void
+move_records(int from, int to)
+{
+	Sink		uk;
+	Sink		ak;
+	bool		open = false;
+	MemoryContext outer;
+	MemoryContext rec_cxt;
+	bool	   *skip = palloc0(sizeof(bool) * (to - from));
+	RecView    *views = palloc(sizeof(RecView) * (to - from));
+	ArrayBuildState *refs = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+	Datum		arg;
+	int			rc;
+
+	for (int i = from; i < to; i++)
+	{
+		rec_view(&batch[i], &views[i - from]);
+		accumArrayResult(refs, CStringGetTextDatum(views[i - from].ref), false, TEXTOID,
+						 CurrentMemoryContext);
+	}
+	/* the duplicate probe: one statement for the batch */
+	arg = makeArrayResult(refs, CurrentMemoryContext);
+	rc = SPI_execute_plan(plan_probe, &arg, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not probe for moved records: %s", SPI_result_code_string(rc));
+	for (uint64 k = 0; k < SPI_processed; k++)
+	{
+		char	   *ref = SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1);
+
+		for (int i = from; i < to; i++)
+			if (!skip[i - from] && strcmp(views[i - from].ref, ref) == 0)
+				skip[i - from] = true;
+	}
+	SPI_freetuptable(SPI_tuptable);
+
+	/* each record's own allocations go when it is inserted */
+	outer = CurrentMemoryContext;
+	rec_cxt = AllocSetContextCreate(outer, "licdata flush record", ALLOCSET_DEFAULT_SIZES);
+	for (int i = from; i < to; i++)
+	{
+		RecView    *v = &views[i - from];
+		const char *bad;
+		AuditRow	a;
+
+		if (skip[i - from])
+			continue;
+		bad = rec_invalid(&batch[i], v);
+		if (bad)
+		{
+			if (open)
+			{
+				sink_close(&uk);	/* in the reverse order of opening */
+				sink_close(&ak);
+				open = false;
+			}
+			quarantine(&batch[i], v, bad, "22000");
+			continue;
+		}
+		if (!open)
+		{
+			sink_open(&ak, "audit_log", audit_cols, lengthof(audit_cols));
+			sink_open(&uk, "usage", usage_cols, lengthof(usage_cols));
+			open = true;
+		}
+		MemoryContextSwitchTo(rec_cxt);
+		hash_cxt = outer;
+		audit_row(v, &a, NULL);
+		hash_cxt = NULL;
+		audit_put(&ak, &a);
+		usage_rows(&uk, v);
+		MemoryContextSwitchTo(outer);
+		MemoryContextReset(rec_cxt);
+	}
+	if (open)
+	{
+		sink_close(&uk);
+		sink_close(&ak);
+	}
+	MemoryContextDelete(rec_cxt);
+}
+
+/* Sign the checkpoints that fell due (each multiple of the interval). */
+static void
+sign_checkpoints(void)
+{
+	int			every = Max(licdata_checkpoint_interval, 1);
+
+	while (chain_last_cp + every <= chain_seq)
+	{
+		Datum		arg = Int64GetDatum(chain_last_cp + every);
+		int			rc = SPI_execute_plan(plan_checkpoint, &arg, NULL, false, 0);
+
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "could not sign an audit checkpoint: %s", SPI_result_code_string(rc));
+		chain_last_cp += every;
+	}
+}
+
+/* Errors that are about the data of a record (so retry it alone). */
+static bool
+data_error(int sqlerrcode)
+{
+	int			cls = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return cls == ERRCODE_DATA_EXCEPTION || cls == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION;
+}
+
+/*
+ * Run move_records(from, to) in a subtransaction.  Returns NULL on
+ * success, else the error (the subtransaction rolled back, the chain head
+ * restored).  Errors that are not about the data are raised.
+ */
+static ErrorData *
+try_move(int from, int to)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int64		seq = chain_seq;
+	bytea	   *hash = chain_hash;
+	int64		cp = chain_last_cp;
+	ErrorData  *edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		move_records(from, to);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		hash_cxt = NULL;
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		chain_seq = seq;
+		chain_hash = hash;
+		chain_last_cp = cp;
+		if (!data_error(edata->sqlerrcode))
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+static void
+write_tail(FileProgress *p, uint64 tail)
+{
+	char		path[MAXPGPATH];
+	int			fd;
+
+	snprintf(path, sizeof(path), "%s/%s", licdata_journal_dir(), p->name);
+	fd = OpenTransientFile(path, O_RDWR | PG_BINARY);
+	if (fd < 0)
+		return;					/* removed meanwhile: nothing to reuse */
+	if (pg_pwrite(fd, &tail, sizeof(tail), offsetof(JournalFileHeader, tail)) == sizeof(tail) &&
+		(!licdata_journal_sync || pg_fdatasync(fd) == 0))
+		p->tail_written = tail;
+	CloseTransientFile(fd);
+}
+
+/* Tell each file's backend how far its records are moved and committed. */
+static void
+write_tails(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, progress)
+	{
+		FileProgress *p = lfirst(lc);
+		uint64		tail;
+		ListCell   *pc;
+
+		if (!p->started)
+			continue;
+		tail = p->unsent == 0 ? p->offset : p->committed;
+		foreach(pc, p->pending)
+			tail = Min(tail, ((PendingRecord *) lfirst(pc))->offset);
+		if (tail > p->tail_written)
+			write_tail(p, tail);
+	}
+}
+
+/*
+ * Send the batch: one transaction.  On return the records are committed
+ * (or quarantined) and the files' tails written.
+ */
+static void
+send_batch(void)
+{
+	ErrorData  *err;
+	MemoryContext old;
+
+	if (batch_n == 0)
+		return;
+	old = MemoryContextSwitchTo(batch_cxt);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "could not connect to SPI");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	licdata_records_writable = true;
+	if (!chain_known)
+		load_chain();
+	prepare_plans();
+
+	err = try_move(0, batch_n);
+	if (err)
+	{
+		/* one record the tables refuse: find it, the rest go on */
+		for (int i = 0; i < batch_n; i++)
+		{
+			ErrorData  *e1 = try_move(i, i + 1);
+
+			if (e1)
+			{
+				RecView		v;
+
+				rec_view(&batch[i], &v);
+				quarantine(&batch[i], &v, e1->message ? e1->message : "error",
+						   unpack_sql_state(e1->sqlerrcode));
+			}
+		}
+	}
+	sign_checkpoints();
+	/* SPI's memory (where the new head's hash is) goes with SPI_finish */
+	chain_keep();
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(old);
+
+	pg_atomic_fetch_add_u64(&licdata_shared->records_moved, batch_n);
+	pass_moved += batch_n;
+	for (int i = 0; i < batch_n; i++)
+	{
+		FileProgress *p = batch[i].p;
+
+		p->committed = Max(p->committed, batch[i].end);
+		p->unsent--;
+	}
+	batch_n = 0;
+	batch_bytes = 0;
+	MemoryContextReset(batch_cxt);
+	write_tails();
+}
+
+/* Queue a final record (a copy) for the batch; sends a full batch. */
+static void
+batch_add(FileProgress *p, uint64 off, const JournalRecord *r, bool dead, uint32 use_size,
+		  const char *bad)
+{
+	BatchRec   *b;
+
+	if (batch_n >= BATCH_RECORDS || batch_bytes + r->length > BATCH_BYTES)
+		send_batch();
+	b = &batch[batch_n++];
+	b->p = p;
+	b->off = off;
+	b->end = off + r->length;
+	b->dead = dead;
+	b->use_size = use_size;
+	b->bad = bad;
+	b->r = MemoryContextAlloc(batch_cxt, r->length);
+	memcpy(b->r, r, r->length);
+	batch_bytes += r->length;
+	p->unsent++;
 }
 
 /* Is the record at buf (len bytes available) whole and sane? */
 static bool
-record_sane(const JournalRecord *r, uint32 avail)
+record_sane(const JournalRecord *r, uint32 avail, uint32 use_size)
 {
 	return avail >= offsetof(JournalRecord, statement) &&
 		r->magic == JR_MAGIC &&
 		r->length >= offsetof(JournalRecord, statement) &&
 		r->length <= avail &&
 		(uint64) offsetof(JournalRecord, statement) + r->statement_len <= r->length &&
-		(uint64) JR_USES_OFFSET(r) + (uint64) sizeof(JournalUse) * r->uses_capacity <= r->length &&
+		(uint64) JR_USES_OFFSET(r) + (uint64) use_size * r->uses_capacity <= r->length &&
 		r->nuses <= r->uses_capacity;
 }
 
@@ -383,13 +1441,14 @@ add_pending(FileProgress *p, uint64 off, uint32 len)
 }
 
 /*
- * Decide about one record (already read into memory) at 'off': move it
- * (returns true), or leave it (returns false: still open in a live file).
- * 'final': no more records will come and none will be closed any more (the
- * file's backend died or exited).
+ * Decide about one record (already read into memory) at 'off': queue it
+ * (returns true: it is taken care of), or leave it (returns false: still
+ * open in a live file).  'final': no more records will come and none will
+ * be closed any more (the file's backend died or exited).
  */
 static bool
-consider_record(const char *name, uint64 off, const JournalRecord *r, bool dead, bool final)
+consider_record(FileProgress *p, uint64 off, const JournalRecord *r, bool dead, bool final,
+				uint32 use_size)
 {
 	uint32		state = r->state;
 
@@ -402,111 +1461,171 @@ consider_record(const char *name, uint64 off, const JournalRecord *r, bool dead,
 			return false;		/* still being written, or statement running */
 		return true;			/* its backend died while writing it: nothing ran */
 	}
-	if (licdata_journal_crc(r) != r->crc)
-	{
-		ereport(WARNING, (errmsg("licdata: journal record \"%s\" at offset %llu fails its checksum and is skipped",
-								 name, (unsigned long long) off)));
-		return true;
-	}
-	flush_record(name, off, r, dead);
+	/* a record that fails its checksum is not trusted, nor dropped */
+	batch_add(p, off, r, dead, use_size,
+			  licdata_journal_crc(r) != r->crc ? "the record fails its checksum" : NULL);
 	return true;
 }
 
+/* What a file holds, read with its descriptor closed again. */
+typedef struct JournalRead
+{
+	JournalFileHeader h;
+	uint32		use_size;
+	int			nchunks;
+	char	   *chunk[2];		/* the new records: up to the ring's end, then from its start */
+	uint32		chunk_len[2];
+	List	   *pending_copies; /* JournalRecord * or NULL per pending record */
+} JournalRead;
+
 /*
- * Move what can be moved from one file.  Returns true when the file is
- * finished (all records moved, and no more will come).
+ * Read what is new in a file (and the records passed while open) into
+ * memory.  Returns false when the file cannot be read now.
  */
 static bool
-process_file(const char *name)
+read_file(FileProgress *p, JournalRead *fr)
 {
 	char		path[MAXPGPATH];
 	int			fd;
-	JournalFileHeader h;
-	char	   *buf;
-	uint64		head;
-	uint64		ring;
-	bool		dead;
-	bool		final;
-	FileProgress *p = progress_for(name);
 	ListCell   *lc;
+	uint64		pos;
+	uint64		ring;
 
-	p->seen = true;
-	snprintf(path, sizeof(path), "%s/%s", licdata_journal_dir(), name);
+	memset(fr, 0, sizeof(*fr));
+	snprintf(path, sizeof(path), "%s/%s", licdata_journal_dir(), p->name);
 	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	if (fd < 0)
 		return false;
-	if (pg_pread(fd, &h, sizeof(h), 0) != sizeof(h) || h.magic != JF_MAGIC)
+	if (pg_pread(fd, &fr->h, sizeof(fr->h), 0) != sizeof(fr->h) || fr->h.magic != JF_MAGIC)
 	{
 		/* being created (or not ours): look again next pass */
 		CloseTransientFile(fd);
 		return false;
 	}
-	if (h.version != JF_VERSION)
+	if (fr->h.version < JF_VERSION_MIN || fr->h.version > JF_VERSION)
 	{
 		if (!p->bad_version)
 			ereport(WARNING,
-					(errmsg("licdata: journal file \"%s\" has layout version %u, this build reads version %u; it is left in place",
-							name, h.version, JF_VERSION),
+					(errmsg("journal file \"%s\" has layout version %u, this build reads versions %u to %u; it is left in place",
+							p->name, fr->h.version, JF_VERSION_MIN, JF_VERSION),
 					 errhint("Run the licdata version that wrote it until its records are moved.")));
 		p->bad_version = true;
 		CloseTransientFile(fd);
 		return false;
 	}
-	dead = (h.incarnation != licdata_shared->incarnation);
-	final = dead || h.closed != 0;
-	pg_read_barrier();
-	head = h.head;
-	ring = h.ring_size;
+	fr->use_size = fr->h.version == 4 ? JOURNAL_USE_V4_SIZE : sizeof(JournalUse);
+	ring = fr->h.ring_size;
 	if (ring == 0)
 	{
 		CloseTransientFile(fd);
 		return false;
 	}
-	/* Everything before the file's tail was moved and committed earlier. */
+	if (p->size == 0)
+	{
+		struct stat st;
+
+		if (fstat(fd, &st) == 0)
+			p->size = (uint64) st.st_size;
+	}
+	pg_read_barrier();
 	if (!p->started)
 	{
-		p->offset = h.tail;
-		p->tail_written = h.tail;
+		/* everything before the file's tail was moved and committed earlier */
+		p->offset = fr->h.tail;
+		p->committed = fr->h.tail;
+		p->tail_written = fr->h.tail;
 		p->started = true;
 	}
-
-	/* Records passed while open: moved once closed (or once final). */
 	foreach(lc, p->pending)
 	{
 		PendingRecord *pr = lfirst(lc);
 		JournalRecord *r = palloc(pr->length);
 
-		if (pg_pread(fd, r, pr->length, sizeof(JournalFileHeader) + pr->offset % ring) != (ssize_t) pr->length ||
-			!record_sane(r, pr->length) || r->lpos != pr->offset)
+		if (pg_pread(fd, r, pr->length, sizeof(JournalFileHeader) + pr->offset % ring) != (ssize_t) pr->length)
 		{
-			ereport(WARNING, (errmsg("licdata: journal record \"%s\" at offset %llu cannot be read again and is skipped",
-									 name, (unsigned long long) pr->offset)));
-			p->pending = foreach_delete_current(p->pending, lc);
-			pfree(pr);
+			pfree(r);
+			r = NULL;
 		}
-		else if (consider_record(name, pr->offset, r, dead, final))
+		fr->pending_copies = lappend(fr->pending_copies, r);
+	}
+	pos = p->offset;
+	while (pos < fr->h.head && fr->nchunks < 2)
+	{
+		uint64		phys = pos % ring;
+		uint32		len = (uint32) Min(fr->h.head - pos, ring - phys);
+		char	   *buf = palloc(len);
+
+		if (pg_pread(fd, buf, len, sizeof(JournalFileHeader) + phys) != (ssize_t) len)
 		{
-			p->pending = foreach_delete_current(p->pending, lc);
-			pfree(pr);
+			pfree(buf);
+			break;
 		}
-		pfree(r);
+		fr->chunk[fr->nchunks] = buf;
+		fr->chunk_len[fr->nchunks] = len;
+		fr->nchunks++;
+		pos += len;
+	}
+	CloseTransientFile(fd);
+	return true;
+}
+
+/* Queue what can be moved from one file. */
+static void
+process_file(FileProgress *p)
+{
+	JournalRead	fr;
+	bool		dead;
+	bool		final;
+	ListCell   *lc;
+
+	p->seen = true;
+	if (!read_file(p, &fr))
+		return;
+	dead = (fr.h.incarnation != licdata_shared->incarnation);
+	final = dead || fr.h.closed != 0;
+	p->final = final;
+
+	/* Records passed while open: moved once closed (or once final). */
+	{
+		List	   *still = NIL;
+		ListCell   *cc = list_head(fr.pending_copies);
+
+		foreach(lc, p->pending)
+		{
+			PendingRecord *pr = lfirst(lc);
+			JournalRecord *r = lfirst(cc);
+
+			cc = lnext(fr.pending_copies, cc);
+			if (r == NULL || !record_sane(r, pr->length, fr.use_size) || r->lpos != pr->offset)
+			{
+				ereport(WARNING, (errmsg("journal record \"%s@%llu\" cannot be read again and is skipped",
+										 p->name, (unsigned long long) pr->offset)));
+				pfree(pr);
+			}
+			else if (consider_record(p, pr->offset, r, dead, final, fr.use_size))
+				pfree(pr);
+			else
+			{
+				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+				still = lappend(still, pr);
+				MemoryContextSwitchTo(old);
+			}
+			if (r)
+				pfree(r);
+		}
+		list_free(p->pending);
+		p->pending = still;
 	}
 
 	/* Records added since the last pass, chunk by chunk up to the ring's end. */
-	while (p->offset < head)
+	for (int c = 0; c < fr.nchunks; c++)
 	{
-		uint64		phys = p->offset % ring;
-		uint32		len = (uint32) Min(head - p->offset, ring - phys);
+		char	   *buf = fr.chunk[c];
+		uint32		len = fr.chunk_len[c];
 		uint32		off = 0;
 		bool		stop = false;
 
-		buf = palloc(len);
-		if (pg_pread(fd, buf, len, sizeof(JournalFileHeader) + phys) != (ssize_t) len)
-		{
-			CloseTransientFile(fd);
-			pfree(buf);
-			return false;
-		}
 		while (off < len)
 		{
 			JournalRecord *r = (JournalRecord *) (buf + off);
@@ -517,82 +1636,180 @@ process_file(const char *name)
 				off = len;		/* the rest of the ring is padding */
 				break;
 			}
-			if (!record_sane(r, len - off) || r->lpos != p->offset + off)
+			if (!record_sane(r, len - off, fr.use_size) || r->lpos != p->offset + off)
 			{
 				if (!final)
 				{
 					stop = true;	/* cannot happen below 'head'; look again */
 					break;
 				}
-				ereport(WARNING, (errmsg("licdata: journal file \"%s\" is damaged at offset %llu; the rest is skipped",
-										 name, (unsigned long long) (p->offset + off))));
-				off = len;
-				p->offset = head - len;		/* so that the file counts as finished */
+				ereport(WARNING, (errmsg("journal file \"%s\" is damaged at offset %llu; the rest is skipped",
+										 p->name, (unsigned long long) (p->offset + off))));
+				p->offset = fr.h.head;	/* so that the file counts as finished */
+				off = 0;
+				stop = true;
 				break;
 			}
-			if (!consider_record(name, p->offset + off, r, dead, final))
+			if (!consider_record(p, p->offset + off, r, dead, final, fr.use_size))
 				add_pending(p, p->offset + off, r->length);
 			off += r->length;
 		}
 		p->offset += off;
 		pfree(buf);
 		if (stop || off == 0)
+		{
+			for (c++; c < fr.nchunks; c++)
+				pfree(fr.chunk[c]);
 			break;
+		}
 	}
-
-	/* The ring before the oldest record not yet moved may be reused. */
-	p->tail_to_write = p->offset;
-	foreach(lc, p->pending)
-		p->tail_to_write = Min(p->tail_to_write, ((PendingRecord *) lfirst(lc))->offset);
-	CloseTransientFile(fd);
-	return final && p->pending == NIL && p->offset >= head;
+	list_free(fr.pending_copies);
+	p->finished = final && p->pending == NIL && p->offset >= fr.h.head;
 }
 
-/* Record in a file's header how far its records are moved and committed. */
-static void
-write_tail(FileProgress *p)
-{
-	char		path[MAXPGPATH];
-	int			fd;
-	uint64		tail = p->tail_to_write;
+/* ---- quota counters after a restart ---- */
 
-	snprintf(path, sizeof(path), "%s/%s", licdata_journal_dir(), p->name);
-	fd = OpenTransientFile(path, O_RDWR | PG_BINARY);
-	if (fd < 0)
-		return;					/* removed meanwhile: nothing to reuse */
-	if (pg_pwrite(fd, &tail, sizeof(tail), offsetof(JournalFileHeader, tail)) == sizeof(tail) &&
-		(!licdata_journal_sync || pg_fdatasync(fd) == 0))
-		p->tail_written = tail;
-	CloseTransientFile(fd);
-}
-
-static void
-progress_forget(FileProgress *p)
-{
-	progress = list_delete_ptr(progress, p);
-	list_free_deep(p->pending);
-	pfree(p);
-}
-
-static int
-name_cmp(const ListCell *a, const ListCell *b)
-{
-	return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
-}
-
+/*
+ * Today's counters: the usage table's rows of today, plus the records of
+ * the journal (files of an earlier incarnation: every backend of this one
+ * waited for the counters before counting) that are not in the table yet.
+ */
 static void
 rebuild_quotas(void)
 {
 	int			rc;
+	TimestampTz now = GetCurrentTimestamp();
+	int32		today = (int32) (now / USECS_PER_DAY);
+	HTAB	   *extra;
+	HASHCTL		ctl;
+	ArrayBuildState *refs = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+	List	   *recs = NIL;		/* of BatchRec *, licensee records of today */
+	DIR		   *dir;
+	struct dirent *de;
+	ListCell   *lc;
+	typedef struct
+	{
+		int64		licence_id;
+		int64		queries;
+		int64		rows;
+	}			Extra;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(Extra);
+	ctl.hcxt = CurrentMemoryContext;
+	extra = hash_create("licdata quota rebuild", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	dir = AllocateDir(licdata_journal_dir());
+	while (dir && (de = ReadDir(dir, licdata_journal_dir())) != NULL)
+	{
+		size_t		n = strlen(de->d_name);
+		FileProgress tmp;
+		JournalRead	fr;
+
+		if (n <= 4 || n >= sizeof(tmp.name) || strcmp(de->d_name + n - 4, ".jnl") != 0)
+			continue;
+		memset(&tmp, 0, sizeof(tmp));
+		strlcpy(tmp.name, de->d_name, sizeof(tmp.name));
+		if (!read_file(&tmp, &fr) || fr.h.incarnation == licdata_shared->incarnation)
+			continue;
+		for (int c = 0; c < fr.nchunks; c++)
+		{
+			uint32		off = 0;
+
+			while (off + 2 * sizeof(uint32) <= fr.chunk_len[c])
+			{
+				JournalRecord *r = (JournalRecord *) (fr.chunk[c] + off);
+
+				if (((uint32 *) r)[0] == JR_PAD_MAGIC ||
+					!record_sane(r, fr.chunk_len[c] - off, fr.use_size))
+					break;
+				if ((r->state == JR_OPEN || r->state == JR_CLOSED) && r->kind == KIND_LICENSEE &&
+					valid_ts(r->started_at) && (int32) (r->started_at / USECS_PER_DAY) == today &&
+					licdata_journal_crc(r) == r->crc)
+				{
+					BatchRec   *b = palloc0(sizeof(BatchRec));
+					FileProgress *fp = palloc(sizeof(FileProgress));
+
+					memcpy(fp, &tmp, sizeof(FileProgress));
+					b->p = fp;
+					b->off = r->lpos;
+					b->use_size = fr.use_size;
+					b->r = palloc(r->length);
+					memcpy(b->r, r, r->length);
+					recs = lappend(recs, b);
+					accumArrayResult(refs, CStringGetTextDatum(psprintf("%s@%llu", tmp.name,
+																		(unsigned long long) r->lpos)),
+									 false, TEXTOID, CurrentMemoryContext);
+				}
+				off += r->length;
+			}
+		}
+	}
+	if (dir)
+		FreeDir(dir);
+
+	if (recs != NIL)
+	{
+		Datum		arg = makeArrayResult(refs, CurrentMemoryContext);
+		Oid			t = TEXTARRAYOID;
+		List	   *moved = NIL;
+
+		rc = SPI_execute_with_args("SELECT a.journal_ref FROM licdata.audit_log a "
+								   "WHERE a.journal_ref OPERATOR(pg_catalog.=) ANY ($1)",
+								   1, &t, &arg, NULL, true, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not probe for moved records");
+		for (uint64 k = 0; k < SPI_processed; k++)
+			moved = lappend(moved, SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1));
+		foreach(lc, recs)
+		{
+			BatchRec   *b = lfirst(lc);
+			RecView		v;
+			ListCell   *mc;
+			bool		done = false;
+
+			rec_view(b, &v);
+			foreach(mc, moved)
+				if (strcmp(lfirst(mc), v.ref) == 0)
+					done = true;
+			if (done)
+				continue;
+			for (int i = 0; i < v.nuses; i++)
+			{
+				bool		found;
+				Extra	   *e;
+
+				if (v.uses[i].licence_id == 0)
+					continue;
+				if (v.uses[i].flags & USE_PRODUCT_READ)
+					continue;
+				e = hash_search(extra, &v.uses[i].licence_id, HASH_ENTER, &found);
+				if (!found)
+					e->queries = e->rows = 0;
+				/* a product licence's day counter counts calls (product.c) */
+				if (v.uses[i].flags & USE_PRODUCT)
+				{
+					e->queries += v.uses[i].calls;
+					e->rows += v.uses[i].rows;
+				}
+				else
+				{
+					e->queries++;
+					e->rows += v.billed;
+				}
+			}
+		}
+	}
 
 	/* a product licence's day counter counts calls (product.c) */
-	rc = SPI_execute("SELECT licence_id, pg_catalog.sum(CASE WHEN mode OPERATOR(pg_catalog.=) 'product' "
-					 "THEN calls ELSE 1 END)::pg_catalog.int8, pg_catalog.sum(rows) FROM licdata.usage "
-					 "WHERE licence_id IS NOT NULL AND at OPERATOR(pg_catalog.>=) "
+	rc = SPI_execute("SELECT u.licence_id, pg_catalog.sum(CASE WHEN u.mode OPERATOR(pg_catalog.=) 'product' "
+					 "THEN u.calls ELSE 1 END)::pg_catalog.int8, pg_catalog.sum(u.rows) FROM licdata.usage u "
+					 "WHERE u.licence_id IS NOT NULL AND u.at OPERATOR(pg_catalog.>=) "
 					 "(pg_catalog.date_trunc('day', pg_catalog.now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') "
-					 "GROUP BY licence_id", true, 0);
+					 "GROUP BY u.licence_id", true, 0);
 	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "licdata: could not rebuild quota counters");
+		elog(ERROR, "could not rebuild quota counters");
 	LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -608,38 +1825,80 @@ rebuild_quotas(void)
 			break;
 		if (!found)
 			e->lookups = 0;		/* not in the usage table: starts afresh */
-		e->day = (int32) (GetCurrentTimestamp() / USECS_PER_DAY);
+		e->day = today;
 		e->queries = q;
 		e->rows = rows;
+	}
+	{
+		HASH_SEQ_STATUS seq;
+		Extra	   *x;
+
+		hash_seq_init(&seq, extra);
+		while ((x = hash_seq_search(&seq)) != NULL)
+		{
+			bool		found;
+			LicdataQuotaEntry *e = hash_search(licdata_quota_hash, &x->licence_id, HASH_ENTER_NULL, &found);
+
+			if (e == NULL)
+				continue;
+			if (!found || e->day != today)
+			{
+				e->day = today;
+				e->queries = 0;
+				e->rows = 0;
+				e->lookups = 0;
+			}
+			e->queries += x->queries;
+			e->rows += x->rows;
+		}
 	}
 	LWLockRelease(licdata_shared->quota_lock);
 }
 
 static void
-flush_pass(void)
+set_quota_ready(void)
+{
+	if (pg_atomic_read_u32(&licdata_shared->quota_ready) == 0)
+	{
+		pg_atomic_write_u32(&licdata_shared->quota_ready, 1);
+		ConditionVariableBroadcast(&licdata_shared->quota_cv);
+	}
+}
+
+/* ---- the pass ---- */
+
+static int
+name_cmp(const ListCell *a, const ListCell *b)
+{
+	return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
+}
+
+static void
+flush_pass(MemoryContext pass_cxt)
 {
 	DIR		   *dir;
 	struct dirent *de;
-	MemoryContext pass_cxt = AllocSetContextCreate(TopMemoryContext, "licdata flush pass",
-												   ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old;
 	List	   *names = NIL;
-	List	   *done = NIL;
 	ListCell   *lc;
 	bool		extension_here;
 	bool		version_mismatch;
 	const LicdataCatalog *cat;
 	static bool mismatch_logged = false;
-	int			save_nestlevel;
+	uint64		created;
+	int64		listed = 0;
+	TimestampTz start = GetCurrentTimestamp();
 
+	old = MemoryContextSwitchTo(pass_cxt);
+	pass_moved = 0;
+
+	/* Is licdata here?  Then: the chain head, the quota counters. */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	SPI_connect();
-	/* the database's or role's search_path setting must not redirect our SQL */
-	save_nestlevel = licdata_pin_search_path();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "could not connect to SPI");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "moving journal records");
-
 	/*
 	 * Records are moved only into the SQL objects of this library's version:
 	 * under a mismatch (ALTER EXTENSION licdata UPDATE not run yet) they
@@ -655,122 +1914,156 @@ flush_pass(void)
 						   LICDATA_VERSION, get_database_name(MyDatabaseId), cat->sql_version),
 				 errhint("Run ALTER EXTENSION licdata UPDATE in that database.")));
 	mismatch_logged = version_mismatch;
-	old = MemoryContextSwitchTo(pass_cxt);
 	if (extension_here)
 	{
-		dir = AllocateDir(licdata_journal_dir());
-		while (dir && (de = ReadDir(dir, licdata_journal_dir())) != NULL)
-		{
-			size_t		n = strlen(de->d_name);
-
-			if (n > 4 && strcmp(de->d_name + n - 4, ".jnl") == 0)
-				names = lappend(names, pstrdup(de->d_name));
-		}
-		if (dir)
-			FreeDir(dir);
-		list_sort(names, name_cmp);
-
-		foreach(lc, progress)
-			((FileProgress *) lfirst(lc))->seen = false;
-		licdata_records_writable = true;
-		PG_TRY();
-		{
-			foreach(lc, names)
-			{
-				bool		finished = process_file(lfirst(lc));
-				MemoryContext prev = MemoryContextSwitchTo(pass_cxt);
-
-				/* 'done' is read after SPI_finish and the commit */
-				if (finished)
-					done = lappend(done, lfirst(lc));
-				MemoryContextSwitchTo(prev);
-			}
-			batch_send();
-			if (pg_atomic_read_u32(&licdata_shared->quota_ready) == 0)
-				rebuild_quotas();
-		}
-		PG_FINALLY();
-		{
-			licdata_records_writable = false;
-		}
-		PG_END_TRY();
+		load_chain();
+		if (pg_atomic_read_u32(&licdata_shared->quota_ready) == 0)
+			rebuild_quotas();
 	}
-
-	MemoryContextSwitchTo(old);
-	licdata_unpin_search_path(save_nestlevel);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-
-	/*
-	 * Only now, with the records committed, may their ring space be reused:
-	 * tell each file's backend how far the tables have it.
-	 */
-	MemoryContextSwitchTo(TopMemoryContext);
-	foreach(lc, progress)
+	MemoryContextSwitchTo(pass_cxt);
+	if (!extension_here)
 	{
-		FileProgress *p = lfirst(lc);
-
-		if (p->seen && p->started && p->tail_to_write > p->tail_written)
-			write_tail(p);
+		if (!version_mismatch)
+			set_quota_ready();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		MemoryContextSwitchTo(old);
+		return;
 	}
+	set_quota_ready();
+
+	/* the files, and the disk they take (see shmem.h: journal_base) */
+	created = pg_atomic_read_u64(&licdata_shared->journal_bytes);
+	pg_read_barrier();
+	dir = AllocateDir(licdata_journal_dir());
+	while (dir && (de = ReadDir(dir, licdata_journal_dir())) != NULL)
+	{
+		size_t		n = strlen(de->d_name);
+		char		path[MAXPGPATH];
+		struct stat st;
+
+		if (n > 4 && n < 64 && strcmp(de->d_name + n - 4, ".jnl") == 0)
+		{
+			names = lappend(names, pstrdup(de->d_name));
+			snprintf(path, sizeof(path), "%s/%s", licdata_journal_dir(), de->d_name);
+			if (stat(path, &st) == 0)
+				listed += st.st_size;
+		}
+	}
+	if (dir)
+		FreeDir(dir);
+	pg_atomic_write_u64(&licdata_shared->journal_base, (uint64) (listed - (int64) created));
+	list_sort(names, name_cmp);
+
+	foreach(lc, progress)
+		((FileProgress *) lfirst(lc))->seen = false;
+	foreach(lc, names)
+	{
+		FileProgress *p = progress_for(lfirst(lc));
+
+		process_file(p);
+	}
+	send_batch();
+	write_tails();
+	pgstat_report_activity(STATE_IDLE, NULL);
 
 	/*
 	 * Only now, with the records committed, may their files go.  A file
 	 * that cannot be removed keeps its progress, so it is not read again.
 	 */
-	foreach(lc, done)
+	foreach(lc, progress)
 	{
 		char		path[MAXPGPATH];
-		FileProgress *p = progress_for(lfirst(lc));
+		FileProgress *p = lfirst(lc);
 
-		snprintf(path, sizeof(path), "%s/%s", licdata_journal_dir(), (char *) lfirst(lc));
+		if (!p->seen)
+		{
+			/* gone (removed by someone else): forget it */
+			progress = foreach_delete_current(progress, lc);
+			list_free_deep(p->pending);
+			pfree(p);
+			continue;
+		}
+		if (!p->finished || p->unsent > 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", licdata_journal_dir(), p->name);
 		if (unlink(path) != 0 && errno != ENOENT)
 		{
 			if (!p->unlink_failed)
 				ereport(WARNING, (errcode_for_file_access(),
-								  errmsg("licdata: could not remove journal file \"%s\": %m", path),
+								  errmsg("could not remove journal file \"%s\": %m", path),
 								  errdetail("Its records are in the tables; it will be removed when it can be.")));
 			p->unlink_failed = true;
 			continue;
 		}
-		progress_forget(p);
+		if (p->size > 0)
+			pg_atomic_fetch_sub_u64(&licdata_shared->journal_base, p->size);
+		progress = foreach_delete_current(progress, lc);
+		list_free_deep(p->pending);
+		pfree(p);
 	}
-	/* Files that are gone (removed by someone else): forget them. */
-	if (extension_here)
+	if (pass_moved > 0)
 	{
-		foreach(lc, progress)
-		{
-			FileProgress *p = lfirst(lc);
+		double		secs = (double) (GetCurrentTimestamp() - start) / USECS_PER_SEC;
+		double		rate = pass_moved / Max(secs, 1e-6);
+		uint64		bits;
 
-			if (!p->seen)
-			{
-				progress = foreach_delete_current(progress, lc);
-				list_free_deep(p->pending);
-				pfree(p);
-			}
-		}
+		memcpy(&bits, &rate, sizeof(bits));
+		pg_atomic_write_u64(&licdata_shared->rate_bits, bits);
 	}
-	if (!version_mismatch)
-		pg_atomic_write_u32(&licdata_shared->quota_ready, 1);
-	MemoryContextDelete(pass_cxt);
+	MemoryContextSwitchTo(old);
+}
+
+/* The flusher leaves no latch or pid behind for others to signal. */
+static void
+worker_exit(int code, Datum arg)
+{
+	licdata_shared->worker_latch = NULL;
+	pg_write_barrier();
+	pg_atomic_write_u32(&licdata_shared->worker_pid, 0);
+}
+
+/*
+ * After an error in a pass: log it, roll back, forget what was read but
+ * not committed (the next pass reads each file again from its tail).
+ */
+static void
+recover_from_error(MemoryContext pass_cxt)
+{
+	HOLD_INTERRUPTS();
+	EmitErrorReport();
+	AbortCurrentTransaction();
+	FlushErrorState();
+	licdata_records_writable = false;
+	MemoryContextSwitchTo(TopMemoryContext);
+	while (progress != NIL)
+		progress_forget(linitial(progress));
+	batch_n = 0;
+	batch_bytes = 0;
+	MemoryContextReset(batch_cxt);
+	chain_known = false;
+	forget_plans();
+	MemoryContextReset(pass_cxt);
+	RESUME_INTERRUPTS();
 }
 
 void
 licdata_worker_main(Datum arg)
 {
+	MemoryContext pass_cxt;
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	licdata_in_flusher = true;
+	before_shmem_exit(worker_exit, (Datum) 0);
 	pg_atomic_write_u32(&licdata_shared->worker_pid, MyProcPid);
 	licdata_shared->worker_latch = MyLatch;
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		initStringInfo(&batch);
-		MemoryContextSwitchTo(old);
-	}
+	batch = MemoryContextAlloc(TopMemoryContext, sizeof(BatchRec) * BATCH_RECORDS);
+	batch_cxt = AllocSetContextCreate(TopMemoryContext, "licdata flush batch", ALLOCSET_DEFAULT_SIZES);
+	pass_cxt = AllocSetContextCreate(TopMemoryContext, "licdata flush pass", ALLOCSET_DEFAULT_SIZES);
 
 	/*
 	 * Until licdata has a home database (licdata.database, or the first
@@ -792,27 +2085,148 @@ licdata_worker_main(Datum arg)
 			BackgroundWorkerInitializeConnection(home, NULL, 0);
 			break;
 		}
-		pg_atomic_write_u32(&licdata_shared->quota_ready, 1);
+		set_quota_ready();
+		pg_atomic_fetch_add_u64(&licdata_shared->passes, 1);
+		ConditionVariableBroadcast(&licdata_shared->pass_cv);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000L, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+	/* every name the flusher's SQL resolves is qualified; pin the rest */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	(void) MakePGDirectory(LICDATA_DIR);
 	(void) MakePGDirectory(licdata_journal_dir());
 
 	for (;;)
 	{
+		bool		failed = false;
+
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		flush_pass();
-		licdata_privileges_sweep();
-		pg_atomic_fetch_add_u64(&licdata_shared->passes, 1);
+		PG_TRY();
+		{
+			flush_pass(pass_cxt);
+		}
+		PG_CATCH();
+		{
+			recover_from_error(pass_cxt);
+			failed = true;
+		}
+		PG_END_TRY();
+		MemoryContextReset(pass_cxt);
+		/* licensees' privileges follow licence validity (visibility.c) */
+		if (!failed)
+			licdata_privileges_sweep();
+		if (!failed)
+		{
+			pg_atomic_fetch_add_u64(&licdata_shared->passes, 1);
+			ConditionVariableBroadcast(&licdata_shared->pass_cv);
+		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 licdata_flush_interval_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+}
+
+/* ---- licdata.journal_status ---- */
+
+/*
+ * licdata._journal_status(): per journal file, its bytes on disk, the
+ * records in it not yet moved and committed (from the file's tail to its
+ * head) and the oldest one's start; with the flusher's rate (records per
+ * second of its last pass that moved records) and its total.  Operators
+ * and auditors only.
+ */
+PG_FUNCTION_INFO_V1(licdata_journal_status);
+Datum
+licdata_journal_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	DIR		   *dir;
+	struct dirent *de;
+	uint64		bits = pg_atomic_read_u64(&licdata_shared->rate_bits);
+	double		rate;
+	int64		moved = (int64) pg_atomic_read_u64(&licdata_shared->records_moved);
+	const char *node = (cluster_name && cluster_name[0]) ? cluster_name : "local";
+	int			rows = 0;
+
+	if (!licdata_preloaded)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						errmsg("licdata is not loaded through shared_preload_libraries")));
+	if (!licdata_role_is_operator(GetUserId()) && !licdata_role_is_auditor(GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to read the journal status"),
+				 errhint("Only operators and auditors may read licdata.journal_status.")));
+	memcpy(&rate, &bits, sizeof(rate));
+	InitMaterializedSRF(fcinfo, 0);
+
+	dir = AllocateDir(licdata_journal_dir());
+	while (dir && (de = ReadDir(dir, licdata_journal_dir())) != NULL)
+	{
+		size_t		n = strlen(de->d_name);
+		FileProgress tmp;
+		JournalRead fr;
+		int64		pending = 0;
+		TimestampTz oldest = 0;
+		Datum		values[8];
+		bool		nulls[8] = {0};
+
+		if (n <= 4 || n >= sizeof(tmp.name) || strcmp(de->d_name + n - 4, ".jnl") != 0)
+			continue;
+		memset(&tmp, 0, sizeof(tmp));
+		strlcpy(tmp.name, de->d_name, sizeof(tmp.name));
+		if (!read_file(&tmp, &fr))
+			continue;
+		for (int c = 0; c < fr.nchunks; c++)
+		{
+			uint32		off = 0;
+
+			while (off + 2 * sizeof(uint32) <= fr.chunk_len[c])
+			{
+				JournalRecord *r = (JournalRecord *) (fr.chunk[c] + off);
+
+				if (((uint32 *) r)[0] == JR_PAD_MAGIC || !record_sane(r, fr.chunk_len[c] - off, fr.use_size))
+					break;
+				if (r->state != JR_VOID)
+				{
+					pending++;
+					if (valid_ts(r->started_at) && (oldest == 0 || r->started_at < oldest))
+						oldest = r->started_at;
+				}
+				off += r->length;
+			}
+			pfree(fr.chunk[c]);
+		}
+		values[0] = CStringGetTextDatum(node);
+		values[1] = CStringGetTextDatum(de->d_name);
+		values[2] = Int64GetDatum((int64) tmp.size);
+		values[3] = Int64GetDatum(pending);
+		values[4] = TimestampTzGetDatum(oldest);
+		nulls[4] = (oldest == 0);
+		values[5] = Float8GetDatum(rate);
+		values[6] = Int64GetDatum(moved);
+		values[7] = BoolGetDatum(fr.h.incarnation != licdata_shared->incarnation || fr.h.closed != 0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		rows++;
+	}
+	if (dir)
+		FreeDir(dir);
+	if (rows == 0)
+	{
+		Datum		values[8] = {0};
+		bool		nulls[8] = {false, true, false, false, true, false, false, true};
+
+		values[0] = CStringGetTextDatum(node);
+		values[2] = Int64GetDatum(0);
+		values[3] = Int64GetDatum(0);
+		values[5] = Float8GetDatum(rate);
+		values[6] = Int64GetDatum(moved);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

@@ -6,4 +6,3 @@
 ALTER TABLE licdata.licences ALTER COLUMN dataset DROP NOT NULL;
 ALTER TABLE licdata.licences ADD COLUMN product regprocedure;
 ALTER TABLE licdata.licences ADD COLUMN max_calls_per_day bigint CHECK (max_calls_per_day > 0);
-ALTER TABLE licdata.usage ADD COLUMN calls bigint NOT NULL DEFAULT 0;

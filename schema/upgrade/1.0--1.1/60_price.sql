@@ -7,7 +7,7 @@
  * (keep the two in step).
  */
 
-ALTER TABLE licdata.usage ADD COLUMN calls bigint NOT NULL DEFAULT 0;
+-- (licdata.usage.calls: added by 40_pipe.sql)
 
 /*
  * The invoice of a licensee for a period, per licence and purpose, priced by
