@@ -21,7 +21,7 @@
 #
 # Environment: PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config),
 # LICDATA_TEST_TIMEOUT (seconds per TAP file or script, default 900),
-# LICDATA_KEEP_TEST_DIR=1.
+# LICDATA_KEEP_TEST_DIR=1, LICDATA_TAP_ONLY="NNN_name ..." (only those TAP files).
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -190,6 +190,14 @@ suite_tap()
 	local files f t0 rc passed=0 failed=0
 	t0=$(date +%s)
 	mapfile -t files < <(list_files "$RUN_DIR/test/t" .pl)
+	# LICDATA_TAP_ONLY="100_upgrade 101_keys_dump_restore": only these files
+	if [ -n "${LICDATA_TAP_ONLY:-}" ]; then
+		local only=()
+		for f in "${files[@]}"; do
+			case " $LICDATA_TAP_ONLY " in *" $f "*) only+=("$f") ;; esac
+		done
+		files=("${only[@]}")
+	fi
 	if [ "${#files[@]}" -eq 0 ]; then
 		echo "no test/t/*.pl: nothing to run"
 		record tap 0 0 0 0 "no test/t/*.pl"

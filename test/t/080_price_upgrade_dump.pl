@@ -51,7 +51,18 @@ sub analyst_reads
 		extra_params => [ '-U', 'pu_analyst' ]);
 	$node_a->safe_psql('postgres', 'SELECT licdata.flush()');
 }
-analyst_reads(3);
+# Under 1.0 SQL objects the 1.1 library serves no licensee (it refuses until
+# ALTER EXTENSION licdata UPDATE): the statement 1.0 billed is put in as 1.0's
+# worker wrote it, 3 rows at 0.50 + 3 x 0.10.
+$node_a->safe_psql(
+	'postgres', q{
+BEGIN;
+SELECT licdata._set_records_writable(true);
+INSERT INTO licdata.usage (at, licence_id, licensee, dataset, purpose, rows, rows_delivered, rows_in_functions,
+						   rows_aggregated, outcome, amount, journal_ref)
+SELECT now(), l.id, l.licensee, l.dataset, 'credit', 3, 3, 0, 0, 'ok', 0.80, 'pu-1.0' FROM licdata.licences l;
+COMMIT;
+});
 my $period = "'pu_bank', now() - interval '1 day', now() + interval '1 day'";
 is($node_a->safe_psql('postgres', "SELECT sum(amount) FROM licdata.invoice($period)"),
 	'0.80', '1.0: the statement costs 0.50 + 3 x 0.10');

@@ -41,10 +41,9 @@ REVOKE ALL ON FUNCTION licdata.mask_pseudonym(text, integer),
 
 -- Class 3: each licdata.token() call is one row of its statement; a
 -- per-licence lookup quota.  The new grant_licence parameter comes last.
-ALTER TABLE licdata.licences ADD COLUMN max_lookups_per_day bigint CHECK (max_lookups_per_day > 0);
 DROP FUNCTION licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz, timestamptz,
 									bigint, bigint, bigint, boolean, numeric, numeric, text, integer);
-CREATE FUNCTION licdata.grant_licence(licensee regrole, dataset regclass, purposes text[],
+CREATE OR REPLACE FUNCTION licdata.grant_licence(licensee regrole, dataset regclass, purposes text[],
 									  columns name[] DEFAULT NULL,
 									  row_filter text DEFAULT NULL,
 									  valid_from timestamptz DEFAULT now(),
@@ -57,6 +56,7 @@ CREATE FUNCTION licdata.grant_licence(licensee regrole, dataset regclass, purpos
 									  price_per_row numeric DEFAULT NULL,
 									  mode text DEFAULT 'rows',
 									  min_group_size integer DEFAULT 10,
+									  unlicensed_columns text DEFAULT 'refuse',
 									  max_lookups_per_day bigint DEFAULT NULL)
 	RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -154,13 +154,23 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use the smallest group size whose aggregates may be released, 10 by default.';
 	END IF;
+	PERFORM licdata._not_null(unlicensed_columns, 'unlicensed_columns', true);
+	IF unlicensed_columns NOT IN ('refuse', 'null') THEN
+		RAISE EXCEPTION 'invalid value % for unlicensed_columns', quote_literal(unlicensed_columns)
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'It says what a query that reads a column outside the licence gets.',
+				  HINT = 'Use ''refuse'' (the query is refused, LD003) or ''null'' (the column reads as NULL).';
+	END IF;
+	-- (the licence_privileges trigger gives the licensee SELECT on the
+	-- licensed columns, for catalogs and BI tools)
 	INSERT INTO licdata.licences AS l (licensee, dataset, purposes, columns, row_filter, valid_from,
 				valid_until, max_rows_per_query, max_rows_per_day, max_queries_per_day,
 				require_consent_ref, price_per_query, price_per_row, mode, min_group_size,
-				max_lookups_per_day)
+				unlicensed_columns, max_lookups_per_day)
 	VALUES (lic, ds, purposes, columns, row_filter, valid_from, valid_until,
 			max_rows_per_query, max_rows_per_day, max_queries_per_day, require_consent_ref,
-			price_per_query, price_per_row, mode, min_group_size, max_lookups_per_day)
+			price_per_query, price_per_row, mode, min_group_size, unlicensed_columns,
+			max_lookups_per_day)
 	RETURNING l.id INTO new_id;
 	-- The licensee must be able to name the dataset; the licence, not a
 	-- GRANT on the table, is what lets it read.
@@ -171,9 +181,9 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz,
-	timestamptz, bigint, bigint, bigint, boolean, numeric, numeric, text, integer, bigint) FROM PUBLIC;
+	timestamptz, bigint, bigint, bigint, boolean, numeric, numeric, text, integer, text, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz,
-	timestamptz, bigint, bigint, bigint, boolean, numeric, numeric, text, integer, bigint) TO licdata_operator;
+	timestamptz, bigint, bigint, bigint, boolean, numeric, numeric, text, integer, text, bigint) TO licdata_operator;
 
 CREATE FUNCTION licdata._lookups_used(licence_id bigint) RETURNS bigint
 	LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'licdata_lookups_used';
@@ -187,6 +197,7 @@ CREATE OR REPLACE VIEW licdata.my_licences WITH (security_barrier) AS
 		   l.max_queries_per_day, l.max_queries_per_day - q.queries AS queries_left_today,
 		   coalesce(l.price_per_query, d.price_per_query) AS price_per_query,
 		   coalesce(l.price_per_row, d.price_per_row) AS price_per_row,
+		   l.unlicensed_columns,
 		   l.max_lookups_per_day, l.max_lookups_per_day - licdata._lookups_used(l.id) AS lookups_left_today
 	  FROM licdata.licences l
 	  JOIN licdata.datasets d ON d.dataset = l.dataset
@@ -315,6 +326,10 @@ BEGIN
 		   unpublished_at = NULL, rls_was_enabled = EXCLUDED.rls_was_enabled,
 		   rls_was_forced = EXCLUDED.rls_was_forced;
 
+	-- Operators read every dataset (their reads are audited): they must be
+	-- able to name it.  (Not revoked by unpublish: the schema may hold other
+	-- datasets, and a schema's USAGE shows names only.)
+	EXECUTE format('GRANT USAGE ON SCHEMA %I TO licdata_operator', c.nspname);
 	FOR member IN SELECT licdata._family(ds) LOOP
 		-- licdata reads the table as licdata_reader on a licensee's behalf;
 		-- operators read every dataset (their reads are audited).
@@ -330,7 +345,8 @@ BEGIN
 	END LOOP;
 END
 $$;
-CREATE OR REPLACE FUNCTION licdata.register_licensee(licensee regrole, org_name text, org_code text DEFAULT NULL)
+CREATE OR REPLACE FUNCTION licdata.register_licensee(licensee regrole, org_name text, org_code text DEFAULT NULL,
+										  purpose_scope text DEFAULT 'session')
 	RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -342,6 +358,7 @@ BEGIN
 	PERFORM licdata._not_null(licensee, 'licensee');
 	PERFORM licdata._role_exists(licensee, 'licensee');
 	PERFORM licdata._not_null(org_name, 'org_name');
+	PERFORM licdata._check_purpose_scope(purpose_scope);
 	IF btrim(org_name) = '' THEN
 		RAISE EXCEPTION 'org_name must not be empty'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -408,34 +425,57 @@ BEGIN
 				  DETAIL = 'A role acts for at most one licensee.',
 				  HINT = format('Revoke its membership in %s first, or register another role.', others);
 	END IF;
-	INSERT INTO licdata.licensees (licensee, org_name, org_code)
-	VALUES (licensee, btrim(org_name), nullif(btrim(org_code), ''));
+	INSERT INTO licdata.licensees AS l (licensee, org_name, org_code, purpose_scope)
+	VALUES (licensee, btrim(org_name), nullif(btrim(org_code), ''), register_licensee.purpose_scope);
 END
 $$;
 CREATE OR REPLACE FUNCTION licdata.invoice(licensee regrole, period_start timestamptz, period_end timestamptz)
 	RETURNS TABLE (licence_id bigint, dataset regclass, purpose text, queries bigint, rows bigint, amount numeric)
 	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	lic regrole := licensee;
+	ps timestamptz := period_start;
+	pe timestamptz := period_end;
 BEGIN
-	PERFORM licdata._not_null(licensee, 'licensee');
+	PERFORM licdata._not_null(lic, 'licensee');
 	-- a dropped role's OID is allowed (its usage stays); 0 names no role
-	IF licensee::oid = 0 THEN
+	IF lic::oid = 0 THEN
 		RAISE EXCEPTION 'role with OID 0 does not exist'
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Pass the licensee by name, e.g. licensee => ''bank''.';
 	END IF;
-	PERFORM licdata._not_null(period_start, 'period_start');
-	PERFORM licdata._not_null(period_end, 'period_end');
-	IF period_end <= period_start THEN
+	PERFORM licdata._not_null(ps, 'period_start');
+	PERFORM licdata._not_null(pe, 'period_end');
+	IF pe <= ps THEN
 		RAISE EXCEPTION 'period_end must be after period_start'
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass a period such as now() - interval ''1 month'' to now().';
 	END IF;
+	IF NOT isfinite(ps) OR NOT isfinite(pe) THEN
+		RAISE EXCEPTION 'the period must be finite'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass a period such as ''2025-03-01'' to ''2025-04-01''.';
+	END IF;
 	RETURN QUERY
-		SELECT u.licence_id, u.dataset, u.purpose, count(*)::bigint, sum(u.rows)::bigint, sum(u.amount)
-		  FROM licdata.usage u
-		 WHERE u.licensee = invoice.licensee AND u.at >= period_start AND u.at < period_end
-		 GROUP BY u.licence_id, u.dataset, u.purpose
-		 ORDER BY u.licence_id, u.purpose;
+		WITH months AS (
+			SELECT g::date AS m, licdata._month_start(g::date) AS ms, licdata._month_end(g::date) AS me
+			  FROM generate_series(licdata._month_of(ps)::timestamp,
+								   licdata._month_of(pe - interval '1 microsecond')::timestamp,
+								   interval '1 month') g
+		), lines AS (
+			SELECT b.licence_id, b.dataset, b.purpose, b.queries, b.rows, b.amount
+			  FROM (SELECT * FROM months WHERE ps <= months.ms AND pe >= months.me) w,
+				   LATERAL licdata._bill_lines(lic, w.m) b
+			UNION ALL
+			SELECT b.licence_id, b.dataset, b.purpose, b.queries, b.rows, b.amount
+			  FROM (SELECT * FROM months WHERE NOT (ps <= months.ms AND pe >= months.me)) p,
+				   LATERAL licdata._bill_compute(lic, p.m, greatest(ps, p.ms), least(pe, p.me), false) b
+		)
+		SELECT l.licence_id, l.dataset, l.purpose, sum(l.queries)::bigint, sum(l.rows)::bigint, sum(l.amount)
+		  FROM lines l
+		 GROUP BY l.licence_id, l.dataset, l.purpose
+		 ORDER BY l.licence_id, l.purpose;
 END
 $$;
 ALTER FUNCTION licdata._quota_used(bigint) STRICT;

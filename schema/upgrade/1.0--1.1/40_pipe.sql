@@ -12,7 +12,6 @@ DROP FUNCTION licdata._flush_record(jsonb);
 DROP FUNCTION licdata._checkpoint_if_due(integer);
 
 -- product calls (data products, 70_products.sql)
-ALTER TABLE licdata.usage ADD COLUMN calls bigint NOT NULL DEFAULT 0;
 
 ALTER TABLE licdata.audit_log DROP CONSTRAINT audit_log_decision_check;
 ALTER TABLE licdata.audit_log ADD CONSTRAINT audit_log_decision_check

@@ -28,6 +28,12 @@ DECLARE
 	pe timestamptz := period_end;
 BEGIN
 	PERFORM licdata._not_null(lic, 'licensee');
+	-- a dropped role's OID is allowed (its usage stays); 0 names no role
+	IF lic::oid = 0 THEN
+		RAISE EXCEPTION 'role with OID 0 does not exist'
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Pass the licensee by name, e.g. licensee => ''bank''.';
+	END IF;
 	PERFORM licdata._not_null(ps, 'period_start');
 	PERFORM licdata._not_null(pe, 'period_end');
 	IF pe <= ps THEN

@@ -14,10 +14,6 @@
  * a fresh 1.1 install have the same objects.
  */
 
-ALTER TABLE licdata.licensees
-	ADD COLUMN purpose_scope text NOT NULL DEFAULT 'session' CHECK (purpose_scope IN ('session', 'transaction'));
-ALTER TABLE licdata.licences
-	ADD COLUMN unlicensed_columns text NOT NULL DEFAULT 'refuse' CHECK (unlicensed_columns IN ('refuse', 'null'));
 
 CREATE OR REPLACE FUNCTION licdata.publish(dataset regclass, description text DEFAULT NULL,
 								price_per_query numeric DEFAULT 0, price_per_row numeric DEFAULT 0)
@@ -31,6 +27,7 @@ DECLARE
 	member regclass;
 BEGIN
 	PERFORM licdata._not_null(ds, 'dataset');
+	PERFORM licdata._relation_exists(ds, 'dataset');
 	PERFORM licdata._not_null(price_per_query, 'price_per_query', true);
 	PERFORM licdata._not_null(price_per_row, 'price_per_row', true);
 	-- NaN passes "< 0" and the table's CHECK (>= 0): test for a finite amount.
@@ -149,7 +146,7 @@ $$;
 
 -- new signatures: drop the 1.0 functions, create the 1.1 ones
 DROP FUNCTION licdata.register_licensee(regrole, text, text);
-CREATE FUNCTION licdata.register_licensee(licensee regrole, org_name text, org_code text DEFAULT NULL,
+CREATE OR REPLACE FUNCTION licdata.register_licensee(licensee regrole, org_name text, org_code text DEFAULT NULL,
 										  purpose_scope text DEFAULT 'session')
 	RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -160,6 +157,7 @@ DECLARE
 	others text;
 BEGIN
 	PERFORM licdata._not_null(licensee, 'licensee');
+	PERFORM licdata._role_exists(licensee, 'licensee');
 	PERFORM licdata._not_null(org_name, 'org_name');
 	PERFORM licdata._check_purpose_scope(purpose_scope);
 	IF btrim(org_name) = '' THEN
@@ -233,9 +231,8 @@ BEGIN
 END
 $$;
 
-DROP FUNCTION licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz, timestamptz,
-									bigint, bigint, bigint, boolean, numeric, numeric, text, integer);
-CREATE FUNCTION licdata.grant_licence(licensee regrole, dataset regclass, purposes text[],
+-- (grant_licence: the 1.0 signature was dropped by 10_sec.sql)
+CREATE OR REPLACE FUNCTION licdata.grant_licence(licensee regrole, dataset regclass, purposes text[],
 									  columns name[] DEFAULT NULL,
 									  row_filter text DEFAULT NULL,
 									  valid_from timestamptz DEFAULT now(),
@@ -248,7 +245,8 @@ CREATE FUNCTION licdata.grant_licence(licensee regrole, dataset regclass, purpos
 									  price_per_row numeric DEFAULT NULL,
 									  mode text DEFAULT 'rows',
 									  min_group_size integer DEFAULT 10,
-									  unlicensed_columns text DEFAULT 'refuse')
+									  unlicensed_columns text DEFAULT 'refuse',
+									  max_lookups_per_day bigint DEFAULT NULL)
 	RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -260,6 +258,7 @@ DECLARE
 	acts_for text;
 BEGIN
 	PERFORM licdata._not_null(lic, 'licensee');
+	PERFORM licdata._role_exists(lic, 'licensee');
 	PERFORM licdata._published(ds);
 	IF NOT EXISTS (SELECT FROM licdata.licensees l WHERE l.licensee = lic) THEN
 		-- a member of a licensee: licences are granted to the licensee
@@ -306,13 +305,19 @@ BEGIN
 		normalised_filter := licdata._check_row_filter(ds, row_filter);
 	END IF;
 	PERFORM licdata._not_null(valid_from, 'valid_from', true);
+	IF NOT isfinite(valid_from) THEN
+		RAISE EXCEPTION 'valid_from must be a finite time'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass the time the licence starts, e.g. now().';
+	END IF;
 	IF valid_until IS NOT NULL AND valid_until <= valid_from THEN
 		RAISE EXCEPTION 'valid_until must be after valid_from'
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = format('valid_from is %s and valid_until is %s.', valid_from, valid_until),
 				  HINT = 'Pass a valid_until later than valid_from, or NULL for no end.';
 	END IF;
-	IF max_rows_per_query <= 0 OR max_rows_per_day <= 0 OR max_queries_per_day <= 0 THEN
+	IF max_rows_per_query <= 0 OR max_rows_per_day <= 0 OR max_queries_per_day <= 0
+	   OR max_lookups_per_day <= 0 THEN
 		RAISE EXCEPTION 'quotas must be positive'
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass a positive limit, or NULL for no limit.';
@@ -350,10 +355,11 @@ BEGIN
 	INSERT INTO licdata.licences AS l (licensee, dataset, purposes, columns, row_filter, valid_from,
 				valid_until, max_rows_per_query, max_rows_per_day, max_queries_per_day,
 				require_consent_ref, price_per_query, price_per_row, mode, min_group_size,
-				unlicensed_columns)
+				unlicensed_columns, max_lookups_per_day)
 	VALUES (lic, ds, purposes, columns, row_filter, valid_from, valid_until,
 			max_rows_per_query, max_rows_per_day, max_queries_per_day, require_consent_ref,
-			price_per_query, price_per_row, mode, min_group_size, unlicensed_columns)
+			price_per_query, price_per_row, mode, min_group_size, unlicensed_columns,
+			max_lookups_per_day)
 	RETURNING l.id INTO new_id;
 	-- The licensee must be able to name the dataset; the licence, not a
 	-- GRANT on the table, is what lets it read.
@@ -366,10 +372,10 @@ $$;
 
 REVOKE ALL ON FUNCTION licdata.register_licensee(regrole, text, text, text),
 	licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz, timestamptz,
-						  bigint, bigint, bigint, boolean, numeric, numeric, text, integer, text) FROM PUBLIC;
+						  bigint, bigint, bigint, boolean, numeric, numeric, text, integer, text, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION licdata.register_licensee(regrole, text, text, text),
 	licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz, timestamptz,
-						  bigint, bigint, bigint, boolean, numeric, numeric, text, integer, text) TO licdata_operator;
+						  bigint, bigint, bigint, boolean, numeric, numeric, text, integer, text, bigint) TO licdata_operator;
 
 CREATE OR REPLACE FUNCTION licdata.install_licence(document jsonb, signature text) RETURNS bigint
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -455,21 +461,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE VIEW licdata.my_licences WITH (security_barrier) AS
-	SELECT l.id, l.dataset, d.description, l.purposes, l.columns, l.row_filter, l.mode,
-		   l.min_group_size, l.valid_from, l.valid_until, l.status,
-		   (l.status = 'active' AND l.valid_from <= now()
-			AND (l.valid_until IS NULL OR l.valid_until > now())) AS usable_now,
-		   l.require_consent_ref, l.max_rows_per_query,
-		   l.max_rows_per_day, l.max_rows_per_day - q.rows AS rows_left_today,
-		   l.max_queries_per_day, l.max_queries_per_day - q.queries AS queries_left_today,
-		   coalesce(l.price_per_query, d.price_per_query) AS price_per_query,
-		   coalesce(l.price_per_row, d.price_per_row) AS price_per_row,
-		   l.unlicensed_columns
-	  FROM licdata.licences l
-	  JOIN licdata.datasets d ON d.dataset = l.dataset
-	  CROSS JOIN LATERAL licdata._quota_used(l.id) q
-	 WHERE l.licensee = licdata._my_licensee();
+-- (my_licences: its final form is made by 51_prod_products.sql)
 
 -- schema/70_clients.sql
 
