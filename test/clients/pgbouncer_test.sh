@@ -139,7 +139,7 @@ fi
 # 1. options=-c is refused by pgbouncer
 out=$(PGOPTIONS='-c licdata.purpose=credit_assessment' psql -X -At -h 127.0.0.1 -p "$BPORT" -U bank_a \
 	-d "$DB" -c "SELECT 1" 2>&1)
-if echo "$out" | grep -q "unsupported startup parameter"; then
+if grep -q "unsupported startup parameter" <<<"$out"; then
 	ok "pgbouncer refuses options=-c licdata.purpose=... ($out)"
 else
 	not_ok "options startup parameter was not refused: $out"
@@ -170,7 +170,7 @@ server -q -c "SELECT licdata.alter_licensee('bank_a', 'transaction')" >/dev/null
 start=$(last_usage_id)
 client -c "SET licdata.purpose = 'credit_assessment'" -c "SET licdata.consent_ref = 'CLIENT-A'" >/dev/null
 out=$(client -c "$QUERY")
-if echo "$out" | grep -q "no purpose declared .* in this transaction"; then
+if grep -q "no purpose declared .* in this transaction" <<<"$out"; then
 	ok "transaction scope: client B without SET LOCAL is refused: $(echo "$out" | head -n1)"
 else
 	not_ok "transaction scope: client B was not refused: $out"
@@ -180,7 +180,7 @@ if [ "$out" = CLIENT-A ]; then ok "(client A's plain SET is still on the server 
 	not_ok "expected A's consent reference still set on the server connection, got: $out"
 fi
 out=$(client -c "BEGIN" -c "SET LOCAL licdata.purpose = 'credit_assessment'" -c "$QUERY" -c "COMMIT")
-if echo "$out" | grep -q "requires a consent reference"; then
+if grep -q "requires a consent reference" <<<"$out"; then
 	ok "transaction scope: SET LOCAL purpose alone is refused; A's leaked consent reference does not count"
 else
 	not_ok "transaction scope: expected LD007, got: $out"
@@ -189,11 +189,11 @@ fi
 # 4. the safe pattern
 out=$(client -c "BEGIN" -c "SET LOCAL licdata.purpose = 'credit_assessment'" \
 	-c "SET LOCAL licdata.consent_ref = 'CLIENT-B'" -c "$QUERY" -c "COMMIT")
-if echo "$out" | grep -qx 12500; then ok "transaction scope: BEGIN; SET LOCAL ...; query; COMMIT is served"; else
+if grep -qx 12500 <<<"$out"; then ok "transaction scope: BEGIN; SET LOCAL ...; query; COMMIT is served"; else
 	not_ok "transaction scope: SET LOCAL pattern: $out"
 fi
 out=$(client -c "$QUERY")
-if echo "$out" | grep -q "no purpose declared"; then ok "client C after B's transaction gets nothing of it"; else
+if grep -q "no purpose declared" <<<"$out"; then ok "client C after B's transaction gets nothing of it"; else
 	not_ok "client C: $out"
 fi
 rows=$(usage_after "$start")
