@@ -4,7 +4,7 @@
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 \echo
-\echo '--- 4.2  The authority sets ceilings per dataset (licdata.set_price_ceiling):'
+\echo '--- 5.2  The authority sets ceilings per dataset (licdata.set_price_ceiling):'
 \set ECHO queries
 SELECT licdata.set_price_ceiling('pd.people', '{"per_query": 1.00, "per_row": 0.20, "monthly_fee": 500}');
 SELECT licdata.set_price_ceiling('pd.tax_annual', '{"per_query": 5.00, "per_row": 0.50}');

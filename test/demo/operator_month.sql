@@ -1,7 +1,7 @@
 -- test/demo/operator_month.sql -- the last step of the demo: each party's month
 -- in one screen (prices by plan, schema/80_pricing.sql).
 \set ON_ERROR_STOP on
-\echo '--- 4.1  The month so far (UTC), priced by the plans (licdata.invoice_lines):'
+\echo '--- 5.1  The month so far (UTC), priced by the plans (licdata.invoice_lines):'
 \echo '         each licensee''s statement total; the operator''s revenue by dataset and product'
 SELECT org.org_name AS licensee, count(*) AS lines, sum(b.amount) AS statement_total
   FROM licdata.licensees org, licdata.invoice_lines(org.licensee, current_date) b

@@ -4,7 +4,7 @@
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 \echo
-\echo '--- 4.3  Plans from next month (UTC): bank_a''s pd.people licence gets 20 free queries,'
+\echo '--- 5.3  Plans from next month (UTC): bank_a''s pd.people licence gets 20 free queries,'
 \echo '         progressive row tiers and a monthly cap; the bureau''s statistics are public'
 \echo '         governance: free.'
 SELECT (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC' AS next_month,
@@ -24,7 +24,7 @@ SELECT licdata.set_price_plan(:people_licence, '{"per_query": 2.00}', :'next_mon
 \set ECHO none
 \set expect 23514
 \i :demo/expect_error.sql
-\echo '--- 4.4  The public price list (licdata.price_list, readable by every role):'
+\echo '--- 5.4  The public price list (licdata.price_list, readable by every role):'
 SELECT kind, name, ceiling_per_query AS ceil_query, ceiling_per_row AS ceil_row,
        list_per_query AS list_query, list_per_row AS list_row, licences,
        max_per_query AS max_query, max_per_row AS max_row, free_purposes
