@@ -509,14 +509,17 @@ product_call(PG_FUNCTION_ARGS)
 									 * since the call site was set up): the
 									 * function runs as any function, with the
 									 * caller's rights */
-	licdata_decide(&p->ds, who, licdata_purpose, licdata_consent_ref, GetCurrentTimestamp(), &d);
+	/* a standby cannot hand the call's record to the primary (decide.c) */
+	licdata_refuse_on_standby();
+	licdata_decide(&p->ds, who, licdata_purpose_for(who), licdata_consent_ref_for(who),
+				   GetCurrentTimestamp(), &d);
 	if (d.sqlerrcode != 0)
 		refuse(p, &d, d.licence ? d.licence->id : 0);
 	pl = (ProductLicence *) d.licence;
 	if (explain_analyze > 0)
 	{
 		memset(&d, 0, sizeof(d));
-		d.sqlerrcode = ERRCODE_INSUFFICIENT_PRIVILEGE;
+		d.sqlerrcode = ERRCODE_LD_EXPLAIN_REFUSED;
 		d.message = psprintf("EXPLAIN ANALYZE cannot run data product %s", p->ds.name);
 		d.detail = pstrdup("Its timings and buffer counts would describe the data the product reads.");
 		d.hint = pstrdup("Run the statement without EXPLAIN ANALYZE.");

@@ -46,6 +46,10 @@ SELECT licdata.register_licensee('sb_bank', 'Standby Bank');
 SELECT licdata.grant_licence('sb_bank', 'pd.people', ARRAY['research'], row_filter => 'region = ''bj''');
 SELECT licdata.grant_licence('sb_bank', 'pd.people', ARRAY['quota'], max_queries_per_day => 100);
 SELECT licdata.set_mask('pd.people', 'code', 'pseudonym', '{"length": 8}');
+CREATE FUNCTION pd.bj_count() RETURNS bigint LANGUAGE sql STABLE
+	AS $$SELECT count(*) FROM pd.people WHERE region = 'bj'$$;
+SELECT licdata.publish_product('pd.bj_count()', 'count of Beijing people', 1.00);
+SELECT licdata.grant_product_licence('sb_bank', 'pd.bj_count()', ARRAY['research']);
 });
 
 # A licensee statement on NODE: (exit code, stdout, stderr, seconds).
@@ -80,7 +84,8 @@ my @cases = (
 	[ 'research', 'SELECT pd.n()', 'a read in a function' ],
 	[ 'research', 'DECLARE c CURSOR WITH HOLD FOR SELECT id FROM pd.people; FETCH 1 FROM c', 'a cursor' ],
 	[ 'quota', 'SELECT count(*) FROM pd.people', 'a licence with a day quota' ],
-	[ 'research', q{SELECT licdata.token('pd.people', 'code', 'C2')}, 'licdata.token()' ],);
+	[ 'research', q{SELECT licdata.token('pd.people', 'code', 'C2')}, 'licdata.token()' ],
+	[ 'research', 'SELECT pd.bj_count()', 'a data product call' ],);
 foreach my $c (@cases)
 {
 	my ($purpose, $sql, $what) = @$c;
