@@ -15,9 +15,11 @@ OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA         = licdata--1.0.sql
 DATA_built   = licdata--$(EXTVERSION).sql licdata--1.0--$(EXTVERSION).sql
 PG_CONFIG   ?= pg_config
-PG_CPPFLAGS  = -I$(srcdir)/src
+PG_CPPFLAGS  = -I$(srcdir)/src -I$(libpq_srcdir)
 PG_CFLAGS    = -Wall -Werror
 SHLIB_LINK   = -lcrypto -lsodium
+# libpq: a standby's worker hands its records to the primary (src/replica.c)
+SHLIB_LINK_INTERNAL = $(libpq)
 EXTRA_CLEAN  = licdata--$(EXTVERSION).sql licdata--1.0--$(EXTVERSION).sql tools/licdata-sign results regression.diffs regression.out \
                output_iso tmp_check log
 # Debian's server build has LLVM; skip bitcode so clang is not needed.

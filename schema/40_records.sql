@@ -36,6 +36,7 @@ CREATE TABLE licdata.usage (
 	amount				numeric NOT NULL,
 	journal_ref			text NOT NULL,
 	calls				bigint NOT NULL DEFAULT 0,
+	node				text,
 	UNIQUE (journal_ref, licence_id, dataset)
 );
 CREATE INDEX usage_licensee_at ON licdata.usage (licensee, at);
@@ -62,7 +63,8 @@ CREATE TABLE licdata.audit_log (
 	rows				bigint,
 	journal_ref			text NOT NULL UNIQUE,
 	prev_hash			bytea NOT NULL,
-	hash				bytea NOT NULL
+	hash				bytea NOT NULL,
+	node				text
 );
 CREATE INDEX audit_log_at ON licdata.audit_log (at);
 COMMENT ON TABLE licdata.audit_log IS 'Audit trail: one row per statement that reached a dataset, allowed or denied; SHA-256 hash chain';

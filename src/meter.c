@@ -50,6 +50,7 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/portalcmds.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -74,6 +75,7 @@
 #include "errcodes.h"
 #include "licdata.h"
 #include "meter.h"
+#include "replica.h"
 #include "rewrite.h"
 #include "shmem.h"
 
@@ -483,6 +485,9 @@ quota_start(MeterStmt *ms, const LicdataLicence *lic, LicdataDataset *ds)
 		LicdataQuotaEntry *e;
 		const char *refused = NULL;
 		int64		limit = 0;
+
+		if (RecoveryInProgress())
+			licdata_replica_refuse_day_quota(lic->id);
 
 		wait_quota_ready();
 		LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);
@@ -957,6 +962,8 @@ licdata_meter_executor_start(QueryDesc *qd, int eflags, int depth)
 
 	if (dss == NIL)
 		return;
+	/* a standby serves licensees only while its records reach the primary */
+	licdata_replica_check_serving();
 	attach_uses(ms, qd, dss, who);
 	if (nested)
 	{

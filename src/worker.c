@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -91,6 +92,7 @@
 #include "errcodes.h"
 #include "licdata.h"
 #include "meter.h"
+#include "replica.h"
 #include "shmem.h"
 
 PGDLLEXPORT void licdata_worker_main(Datum arg);
@@ -137,6 +139,9 @@ typedef struct BatchRec
 	uint32		use_size;		/* sizeof(JournalUse) of its file's layout */
 	const char *bad;			/* why it cannot be trusted, or NULL */
 	JournalRecord *r;
+	const char *ref;			/* a standby's record from the inbox: its
+								 * reference ('p' is NULL), else NULL */
+	const char *node;			/* and the standby's name */
 } BatchRec;
 
 static BatchRec *batch = NULL;	/* BATCH_RECORDS slots, TopMemoryContext */
@@ -168,7 +173,8 @@ licdata_worker_register(void)
 
 	memset(&w, 0, sizeof(w));
 	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	/* on a hot standby too: it hands the standby's records to the primary */
+	w.bgw_start_time = BgWorkerStart_ConsistentState;
 	w.bgw_restart_time = 5;
 	snprintf(w.bgw_library_name, BGW_MAXLEN, "licdata");
 	snprintf(w.bgw_function_name, BGW_MAXLEN, "licdata_worker_main");
@@ -297,6 +303,7 @@ valid_ts(TimestampTz t)
 typedef struct RecView
 {
 	char		ref[128];
+	const char *node;			/* where the statement ran */
 	int			kind;
 	TimestampTz started_at;		/* 0: invalid */
 	TimestampTz ended_at;		/* 0: NULL */
@@ -328,7 +335,11 @@ rec_view(const BatchRec *b, RecView *v)
 	char		sqlstate[6];
 
 	memset(v, 0, sizeof(*v));
-	snprintf(v->ref, sizeof(v->ref), "%s@%llu", b->p->name, (unsigned long long) b->off);
+	if (b->ref)
+		strlcpy(v->ref, b->ref, sizeof(v->ref));
+	else
+		snprintf(v->ref, sizeof(v->ref), "%s@%llu", b->p->name, (unsigned long long) b->off);
+	v->node = b->node ? b->node : licdata_node_name();
 	/* never closed: its backend died (or exited) while it ran */
 	if (r->state != JR_CLOSED || outcome == 0)
 		outcome = OUTCOME_CANCELLED;
@@ -473,6 +484,7 @@ typedef struct AuditRow
 	const char *statement;
 	int64		rows;
 	const char *journal_ref;
+	const char *node;
 	bytea	   *prev_hash;
 	bytea	   *hash;
 } AuditRow;
@@ -620,6 +632,7 @@ audit_row(const RecView *v, AuditRow *a, const char *quarantined_sqlstate)
 	a->statement = v->statement;
 	a->rows = v->kind == KIND_DENIAL ? 0 : v->billed;
 	a->journal_ref = v->ref;
+	a->node = v->node;
 	a->prev_hash = chain_hash;
 	audit_hash(a);
 	/* the head moves on (rolled back by the caller if the batch fails) */
@@ -667,24 +680,24 @@ prepare_plans(void)
 	}
 	if (plan_usage == NULL)
 	{
-		Oid			t[24] = {TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, OIDARRAYOID,
+		Oid			t[25] = {TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, OIDARRAYOID,
 			OIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
 			TEXTARRAYOID, BOOLARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
 			FLOAT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, INT8ARRAYOID};
+		TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID};
 
 		plan_usage = prepare_kept(
 								  "INSERT INTO licdata.usage (at, ended_at, licence_id, licensee, dataset, "
 								  "session_user_name, role_name, purpose, consent_ref, query_id, statement, "
 								  "statement_is_hash, rows, rows_delivered, rows_in_functions, rows_aggregated, "
-								  "duration_ms, outcome, sqlstate, mode, amount, journal_ref, calls) "
+								  "duration_ms, outcome, sqlstate, mode, amount, journal_ref, calls, node) "
 								  "SELECT u.at, u.ended_at, u.licence_id, u.licensee::pg_catalog.regrole, "
 								  "u.dataset::pg_catalog.regclass, u.sun::pg_catalog.name, u.rname::pg_catalog.name, "
 								  "u.purpose, u.consent, u.query_id, u.stmt, u.is_hash, u.billed, u.rows, u.nested, "
 								  "u.agg, u.dur, u.outcome, u.sqlstate, u.mode, "
 								  "u.ppq::pg_catalog.numeric OPERATOR(pg_catalog.+) "
 								  "(u.billed::pg_catalog.numeric OPERATOR(pg_catalog.*) u.ppr::pg_catalog.numeric), "
-								  "u.ref, u.calls "
+								  "u.ref, u.calls, u.node "
 								  "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
 								  "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
 								  "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), "
@@ -692,36 +705,36 @@ prepare_plans(void)
 								  "pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15), "
 								  "pg_catalog.unnest($16), pg_catalog.unnest($17), pg_catalog.unnest($18), "
 								  "pg_catalog.unnest($19), pg_catalog.unnest($20), pg_catalog.unnest($21), "
-								  "pg_catalog.unnest($22), pg_catalog.unnest($23), pg_catalog.unnest($24)) "
+								  "pg_catalog.unnest($22), pg_catalog.unnest($23), pg_catalog.unnest($24), pg_catalog.unnest($25)) "
 								  "AS u(at, ended_at, licence_id, licensee, dataset, sun, rname, purpose, consent, "
 								  "query_id, stmt, is_hash, billed, rows, nested, agg, dur, outcome, sqlstate, mode, "
-								  "ppq, ppr, ref, calls)", 24, t);
+								  "ppq, ppr, ref, calls, node)", 25, t);
 	}
 	if (plan_audit == NULL)
 	{
-		Oid			t[19] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		Oid			t[20] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 			OIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
 			TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
-		TEXTARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID};
+		TEXTARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, TEXTARRAYOID};
 
 		plan_audit = prepare_kept(
 								  "INSERT INTO licdata.audit_log (seq, at, role_name, session_user_name, licensee, "
 								  "licensee_name, kind, purpose, consent_ref, datasets, dataset_names, licence_ids, "
-								  "decision, sqlstate, statement, rows, journal_ref, prev_hash, hash) "
+								  "decision, sqlstate, statement, rows, journal_ref, prev_hash, hash, node) "
 								  "SELECT a.seq, a.at, a.rname::pg_catalog.name, a.sun::pg_catalog.name, "
 								  "a.licensee::pg_catalog.regrole, a.lname, a.kind, a.purpose, a.consent, "
 								  "a.ds::pg_catalog.oid[]::pg_catalog.regclass[], a.dsn::pg_catalog.text[], "
 								  "a.lic::pg_catalog.int8[], a.decision, a.sqlstate, a.stmt, a.rows, a.ref, "
-								  "a.prev, a.hash "
+								  "a.prev, a.hash, a.node "
 								  "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
 								  "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
 								  "pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), "
 								  "pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12), "
 								  "pg_catalog.unnest($13), pg_catalog.unnest($14), pg_catalog.unnest($15), "
 								  "pg_catalog.unnest($16), pg_catalog.unnest($17), pg_catalog.unnest($18), "
-								  "pg_catalog.unnest($19)) "
+								  "pg_catalog.unnest($19), pg_catalog.unnest($20)) "
 								  "AS a(seq, at, rname, sun, licensee, lname, kind, purpose, consent, ds, dsn, lic, "
-								  "decision, sqlstate, stmt, rows, ref, prev, hash)", 19, t);
+								  "decision, sqlstate, stmt, rows, ref, prev, hash, node)", 20, t);
 	}
 	if (plan_checkpoint == NULL)
 	{
@@ -805,8 +818,8 @@ chain_keep(void)
 typedef struct Cols
 {
 	int			n;
-	ArrayBuildState *c[24];
-	Oid			types[24];
+	ArrayBuildState *c[25];
+	Oid			types[25];
 } Cols;
 
 static void
@@ -839,7 +852,7 @@ col_text(Cols *c, int i, const char *s)
 static void
 cols_execute(Cols *c, SPIPlanPtr plan, int expect)
 {
-	Datum		args[24];
+	Datum		args[25];
 	int			rc;
 
 	for (int i = 0; i < c->n; i++)
@@ -851,12 +864,12 @@ cols_execute(Cols *c, SPIPlanPtr plan, int expect)
 		elog(ERROR, "inserted " UINT64_FORMAT " rows, expected %d", SPI_processed, expect);
 }
 
-static const Oid usage_types[24] = {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, OIDOID, OIDOID,
+static const Oid usage_types[25] = {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, OIDOID, OIDOID,
 	TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, BOOLOID, INT8OID, INT8OID, INT8OID,
-INT8OID, FLOAT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID};
-static const Oid audit_types[19] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, OIDOID, TEXTOID,
+INT8OID, FLOAT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
+static const Oid audit_types[20] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, OIDOID, TEXTOID,
 	TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID,
-TEXTOID, BYTEAOID, BYTEAOID};
+TEXTOID, BYTEAOID, BYTEAOID, TEXTOID};
 
 static void
 usage_rows(Cols *c, const RecView *v, int *n)
@@ -891,6 +904,7 @@ usage_rows(Cols *c, const RecView *v, int *n)
 		col_text(c, 21, u->price_per_row);
 		col_text(c, 22, v->ref);
 		col_add(c, 23, Int64GetDatum(u->calls), false);
+		col_text(c, 24, v->node);
 		(*n)++;
 	}
 }
@@ -917,6 +931,7 @@ audit_cols(Cols *c, const AuditRow *a)
 	col_text(c, 16, a->journal_ref);
 	col_add(c, 17, PointerGetDatum(a->prev_hash), false);
 	col_add(c, 18, PointerGetDatum(a->hash), false);
+	col_text(c, 19, a->node);
 }
 
 /* ---- quarantine ---- */
@@ -1013,7 +1028,7 @@ quarantine(const BatchRec *b, const RecView *v, const char *reason, const char *
 							   5, types, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not quarantine a journal record: %s", SPI_result_code_string(rc));
-	cols_init(&c, 19, audit_types);
+	cols_init(&c, 20, audit_types);
 	audit_row(v, &a, sqlstate);
 	audit_cols(&c, &a);
 	cols_execute(&c, plan_audit, 1);
@@ -1062,8 +1077,8 @@ move_records(int from, int to)
 	}
 	SPI_freetuptable(SPI_tuptable);
 
-	cols_init(&uc, 24, usage_types);
-	cols_init(&ac, 19, audit_types);
+	cols_init(&uc, 25, usage_types);
+	cols_init(&ac, 20, audit_types);
 	for (int i = from; i < to; i++)
 	{
 		RecView    *v = &views[i - from];
@@ -1081,8 +1096,8 @@ move_records(int from, int to)
 			if (nu > 0)
 				cols_execute(&uc, plan_usage, nu);
 			quarantine(&batch[i], v, bad, "22000");
-			cols_init(&uc, 24, usage_types);
-			cols_init(&ac, 19, audit_types);
+			cols_init(&uc, 25, usage_types);
+			cols_init(&ac, 20, audit_types);
 			nu = na = 0;
 			continue;
 		}
@@ -1203,6 +1218,59 @@ write_tails(void)
 	}
 }
 
+/* Records this node holds that are not handed over: the open ones. */
+static int64
+records_held(void)
+{
+	ListCell   *lc;
+	int64		n = 0;
+
+	foreach(lc, progress)
+		n += list_length(((FileProgress *) lfirst(lc))->pending);
+	return n;
+}
+
+/*
+ * On a standby: hand batch records [0, n) to the primary (raises on
+ * failure; the records stay in the journal).  The standby's tables are not
+ * written, so the chain head is read again before any local batch (after a
+ * promotion).
+ */
+static void
+hand_over(int n)
+{
+	ReplicaRecord *rr = palloc(sizeof(ReplicaRecord) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+	{
+		rr[i].file = batch[i].p->name;
+		rr[i].off = batch[i].off;
+		rr[i].dead = batch[i].dead;
+		rr[i].use_size = batch[i].use_size;
+		rr[i].r = batch[i].r;
+	}
+	chain_known = false;
+	licdata_replica_hand_over(rr, n, records_held());
+}
+
+/* In the batch's transaction: the inbox records moved leave the inbox. */
+static void
+inbox_delete(void)
+{
+	ArrayBuildState *refs = NULL;
+
+	for (int i = 0; i < batch_n; i++)
+	{
+		if (batch[i].ref == NULL)
+			continue;
+		if (refs == NULL)
+			refs = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+		accumArrayResult(refs, CStringGetTextDatum(batch[i].ref), false, TEXTOID, CurrentMemoryContext);
+	}
+	if (refs)
+		licdata_replica_inbox_delete(makeArrayResult(refs, CurrentMemoryContext));
+}
+
 /*
  * Send the batch: one transaction.  On return the records are committed
  * (or quarantined) and the files' tails written.
@@ -1216,6 +1284,12 @@ send_batch(void)
 	if (batch_n == 0)
 		return;
 	old = MemoryContextSwitchTo(batch_cxt);
+	if (RecoveryInProgress())
+	{
+		/* a standby: the primary takes them (replica.c) */
+		hand_over(batch_n);
+		goto sent;
+	}
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -1245,11 +1319,13 @@ send_batch(void)
 		}
 	}
 	sign_checkpoints();
+	inbox_delete();
 	/* SPI's memory (where the new head's hash is) goes with SPI_finish */
 	chain_keep();
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+sent:
 	MemoryContextSwitchTo(old);
 
 	pg_atomic_fetch_add_u64(&licdata_shared->records_moved, batch_n);
@@ -1258,6 +1334,8 @@ send_batch(void)
 	{
 		FileProgress *p = batch[i].p;
 
+		if (p == NULL)
+			continue;			/* from the inbox */
 		p->committed = Max(p->committed, batch[i].end);
 		p->unsent--;
 	}
@@ -1285,8 +1363,35 @@ batch_add(FileProgress *p, uint64 off, const JournalRecord *r, bool dead, uint32
 	b->bad = bad;
 	b->r = MemoryContextAlloc(batch_cxt, r->length);
 	memcpy(b->r, r, r->length);
+	b->ref = NULL;
+	b->node = NULL;
 	batch_bytes += r->length;
 	p->unsent++;
+}
+
+static bool record_sane(const JournalRecord *r, uint32 avail, uint32 use_size);
+
+/* Queue a record a standby handed over (licdata_replica_drain). */
+static void
+queue_inbox(const char *ref, const char *node, const JournalRecord *r, bool dead, uint32 use_size)
+{
+	BatchRec   *b;
+
+	if (batch_n >= BATCH_RECORDS || batch_bytes + r->length > BATCH_BYTES)
+		send_batch();
+	b = &batch[batch_n++];
+	memset(b, 0, sizeof(*b));
+	b->dead = dead;
+	b->use_size = use_size;
+	b->r = MemoryContextAlloc(batch_cxt, r->length);
+	memcpy(b->r, r, r->length);
+	b->ref = MemoryContextStrdup(batch_cxt, ref);
+	b->node = MemoryContextStrdup(batch_cxt, node);
+	if (!record_sane(b->r, r->length, use_size))
+		b->bad = "the record handed over by a standby is not whole";
+	else if (licdata_journal_crc(b->r) != b->r->crc)
+		b->bad = "the record handed over by a standby fails its checksum";
+	batch_bytes += r->length;
 }
 
 /* Is the record at buf (len bytes available) whole and sane? */
@@ -1759,6 +1864,9 @@ flush_pass(MemoryContext pass_cxt)
 		load_chain();
 		if (pg_atomic_read_u32(&licdata_shared->quota_ready) == 0)
 			rebuild_quotas();
+		/* a standby's head is read again if it is promoted during the pass */
+		if (RecoveryInProgress())
+			chain_known = false;
 	}
 	SPI_finish();
 	PopActiveSnapshot();
@@ -1806,6 +1914,16 @@ flush_pass(MemoryContext pass_cxt)
 	}
 	send_batch();
 	write_tails();
+	if (RecoveryInProgress())
+	{
+		/* a standby: tell the primary it lives, and what it holds */
+		hand_over(0);
+	}
+	else
+	{
+		/* the primary: the records standbys handed over */
+		licdata_replica_drain(queue_inbox, send_batch);
+	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	/*
