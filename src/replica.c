@@ -77,6 +77,7 @@ char	   *licdata_primary_conninfo = "";
 int			licdata_standby_grace_ms = 10000;
 
 static PGconn *conn = NULL;		/* the flusher's connection to the primary */
+static char *conn_ci = NULL;	/* the connection string it was made with */
 
 void
 licdata_replica_define_gucs(void)
@@ -250,11 +251,15 @@ connect_primary(void)
 	char	   *home = licdata_home_database();
 	TimestampTz deadline;
 
-	if (conn && PQstatus(conn) == CONNECTION_OK)
-		return;
-	drop_conn();
 	if (ci == NULL || ci[0] == '\0')
 		ci = GetConfigOption("primary_conninfo", true, false);
+	/* a reload that changes the connection string takes effect now */
+	if (conn && PQstatus(conn) == CONNECTION_OK && conn_ci && ci && strcmp(conn_ci, ci) == 0)
+		return;
+	drop_conn();
+	if (conn_ci)
+		pfree(conn_ci);
+	conn_ci = ci ? MemoryContextStrdup(TopMemoryContext, ci) : NULL;
 	if (ci == NULL || ci[0] == '\0')
 	{
 		set_cause(REPLICA_NO_CONNINFO);
