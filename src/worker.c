@@ -1851,6 +1851,19 @@ flush_pass(MemoryContext pass_cxt)
 	old = MemoryContextSwitchTo(pass_cxt);
 	pass_moved = 0;
 
+	/*
+	 * A standby just promoted: today's quota counters are rebuilt from its
+	 * tables (the old primary's records replayed into them) and journal.
+	 */
+	{
+		static bool was_standby = false;
+		bool		standby = RecoveryInProgress();
+
+		if (was_standby && !standby)
+			pg_atomic_write_u32(&licdata_shared->quota_ready, 0);
+		was_standby = standby;
+	}
+
 	/* Is licdata here?  Then: the chain head, the quota counters. */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();

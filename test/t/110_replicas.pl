@@ -193,8 +193,10 @@ is(count_ok($op), 300, 'primary client completed');
 $s2->restart;
 ($n1, $e1) = run_client($s2, 'rp_lic', 100);
 $completed += $n1;
+my $stop_t = time;
 $primary->stop('fast');
 sleep 2;
+my $start_t = time;
 $primary->start;
 $h1->finish;
 my $c1 = count_ok($o1);
@@ -207,6 +209,10 @@ is( $primary->safe_psql('postgres',
 is( $primary->safe_psql('postgres',
 		"SELECT count(*) FROM (SELECT journal_ref FROM licdata.usage GROUP BY journal_ref, licence_id HAVING count(*) > 1) d"),
 	'0', 'no record counted twice');
+ok( $primary->safe_psql('postgres',
+		"SELECT count(*) FROM licdata.usage WHERE node = 'standby1' AND at BETWEEN to_timestamp($stop_t) AND to_timestamp($start_t)"
+	) > 0,
+	'standby1 served while the primary was down, and those records arrived later');
 is( $primary->safe_psql('postgres',
 		"SELECT count(*) FROM licdata.usage WHERE licence_id = $lic_rq"),
 	'30', 'the day quota was never passed in total');
@@ -250,6 +256,33 @@ wait_usage($completed, 'the records made before the refusal reached the primary'
 is($primary->safe_psql('postgres', 'SELECT ok FROM licdata.verify_audit()'),
 	't', 'verify_audit() ok at the end');
 
-$_->stop for @standbys;
-$primary->stop;
+# ---- promotion: the promoted standby moves its own journal, exactly ----
+$primary->wait_for_catchup($s2);
+$primary->stop('fast');
+($n1, $e1) = run_client($s2, 'rp_lic', 10);
+is($n1, 10, 'standby2 serves within the grace period with the primary gone');
+$completed += $n1;
+$s2->promote;
+my $got;
+for (1 .. 300)
+{
+	$got = $s2->safe_psql('postgres',
+		"SELECT count(*) FROM licdata.usage WHERE licence_id = $lic_rp AND outcome = 'ok'");
+	last if $got == $completed;
+	select(undef, undef, undef, 0.1);
+}
+is($got, $completed, 'promoted: its own records in its own tables, with the old primary\'s, exactly once');
+is( $s2->safe_psql('postgres',
+		"SELECT count(*) FROM (SELECT journal_ref FROM licdata.usage GROUP BY journal_ref, licence_id HAVING count(*) > 1) d"),
+	'0', 'promoted: no record counted twice');
+is($s2->safe_psql('postgres', 'SELECT ok FROM licdata.verify_audit()'),
+	't', 'promoted: verify_audit() ok');
+($rc, $out, $err) = $s2->psql('postgres',
+	"SET licdata.purpose = 'bi'; SELECT val FROM rp.items WHERE id = 1",
+	extra_params => [ '-U', 'rq_lic' ]);
+like($err, qr/quota of licence \d+ reached: queries per day/,
+	'promoted: the day quota counts what the old primary served');
+
+$s1->stop;
+$s2->stop;
 done_testing();
