@@ -487,7 +487,14 @@ quota_start(MeterStmt *ms, const LicdataLicence *lic, LicdataDataset *ds)
 		int64		limit = 0;
 
 		if (RecoveryInProgress())
-			licdata_replica_refuse_day_quota(lic->id);
+		{
+			/* a standby: day quotas are held on the primary (replica.c) */
+			LicdataDecision d;
+
+			licdata_replica_day_quota_decision(lic->id, &d);
+			licdata_meter_denial(ds, &d, lic->id);
+			licdata_raise_decision(&d);
+		}
 
 		wait_quota_ready();
 		LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);

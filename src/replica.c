@@ -178,15 +178,18 @@ licdata_replica_check_serving(void)
 			 errhint("%s", cause_hint(pg_atomic_read_u32(&licdata_shared->replica_cause)))));
 }
 
-/* On a standby, a licence with a day quota is not served (see above). */
+/*
+ * On a standby, a licence with a day quota is not served (see above): the
+ * refusal, as a decision (meter.c audits it as a denial and raises it).
+ */
 void
-licdata_replica_refuse_day_quota(int64 licence_id)
+licdata_replica_day_quota_decision(int64 licence_id, LicdataDecision *d)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_LD_QUOTA_EXCEEDED),
-			 errmsg("licence %lld has a day quota, which a standby cannot hold", (long long) licence_id),
-			 errdetail("Day quotas are counted on the primary only, so that all nodes together never pass them."),
-			 errhint("Run statements under this licence on the primary.")));
+	memset(d, 0, sizeof(*d));
+	d->sqlerrcode = ERRCODE_LD_QUOTA_EXCEEDED;
+	d->message = psprintf("licence %lld has a day quota, which a standby cannot hold", (long long) licence_id);
+	d->detail = pstrdup("Day quotas are counted on the primary only, so that all nodes together never pass them.");
+	d->hint = pstrdup("Run statements under this licence on the primary.");
 }
 
 /* ---- the flusher on a standby ---- */

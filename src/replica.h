@@ -26,6 +26,7 @@
 #define LICDATA_REPLICA_H
 
 #include "journal.h"
+#include "licdata.h"
 
 /* Why a standby's last hand-over failed (LicdataShared.replica_cause). */
 #define REPLICA_OK				0
@@ -58,7 +59,7 @@ extern const char *licdata_node_name(void);
 
 /* backends (meter.c) */
 extern void licdata_replica_check_serving(void);
-extern void licdata_replica_refuse_day_quota(int64 licence_id);
+extern void licdata_replica_day_quota_decision(int64 licence_id, LicdataDecision *d);
 
 /* the flusher on a standby (worker.c); raise on failure */
 extern void licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending);

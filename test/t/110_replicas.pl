@@ -179,6 +179,15 @@ $t0 = time;
 	extra_params => [ '-U', 'rq_lic' ]);
 like($err, qr/day quota.*standby/, 'a standby refuses a day-quota licence (LD006)');
 ok(time - $t0 < 5, 'at once, not after a 30 s wait');
+my $got_deny;
+for (1 .. 100)
+{
+	$got_deny = $primary->safe_psql('postgres',
+		"SELECT count(*) FROM licdata.audit_log WHERE node = 'standby1' AND decision = 'deny' AND sqlstate = 'LD006'");
+	last if $got_deny == 1;
+	select(undef, undef, undef, 0.1);
+}
+is($got_deny, '1', 'the refusal is audited on the primary as a denial');
 
 # ---- clients on all three nodes; a standby restarted, the primary stopped ----
 my ($h1, $o1) = start_client($s1, 'rp_lic', 20000);
