@@ -71,6 +71,7 @@
 #define RB_MAGIC	"LDRB"
 #define RB_VERSION	1
 #define INBOX_BATCH	2000
+#define HAND_OVER_TIMEOUT_MS	60000	/* one _receive_records call, at most */
 
 char	   *licdata_node_name_setting = "";
 char	   *licdata_primary_conninfo = "";
@@ -353,6 +354,7 @@ licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending)
 	char		pend[32];
 	PGresult   *res;
 	PGresult   *last = NULL;
+	TimestampTz deadline;
 
 	connect_primary();
 
@@ -388,10 +390,17 @@ licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending)
 						   3, NULL, values, lengths, formats, 0))
 		fail(REPLICA_CONNECT_FAILED, "could not send");
 	pfree(buf.data);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), HAND_OVER_TIMEOUT_MS);
 	for (;;)
 	{
 		while (PQisBusy(conn))
 		{
+			if (GetCurrentTimestamp() > deadline)
+			{
+				if (last)
+					PQclear(last);
+				fail(REPLICA_CONNECT_FAILED, "the primary did not answer in time");
+			}
 			wait_socket(WL_SOCKET_READABLE);
 			if (!PQconsumeInput(conn))
 			{
@@ -530,12 +539,12 @@ licdata_receive_records(PG_FUNCTION_ARGS)
 		if (len < offsetof(JournalRecord, statement) || len > (uint32) (end - p) ||
 			(use_size != sizeof(JournalUse) && use_size != JOURNAL_USE_V4_SIZE))
 			bad_input("A record's length or layout is not valid.");
-		r = (const JournalRecord *) p;
-		if (r->magic != JR_MAGIC || r->length != len)
-			bad_input("A record's header is not valid.");
 		raw = palloc(VARHDRSZ + len);
 		memcpy(VARDATA(raw), p, len);
 		SET_VARSIZE(raw, VARHDRSZ + len);
+		r = (const JournalRecord *) VARDATA(raw);	/* 4-byte aligned */
+		if (r->magic != JR_MAGIC || r->length != len)
+			bad_input("A record's header is not valid.");
 		p += len;
 		accumArrayResult(a_ref, CStringGetTextDatum(psprintf("%s@%llu", name, (unsigned long long) off)),
 						 false, TEXTOID, CurrentMemoryContext);
