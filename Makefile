@@ -17,9 +17,11 @@ DATA         = licdata--1.0.sql
 DATA_built   = licdata--$(EXTVERSION).sql licdata--1.0--$(EXTVERSION).sql
 PG_CONFIG   ?= pg_config
 # The library knows the SQL version it serves (src/catalog.c's version check).
-PG_CPPFLAGS  = -I$(srcdir)/src -DLICDATA_VERSION='"$(EXTVERSION)"'
+PG_CPPFLAGS  = -I$(srcdir)/src -I$(libpq_srcdir) -DLICDATA_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS    = -Wall -Werror
 SHLIB_LINK   = -lcrypto -lsodium
+# libpq: a standby's worker hands its records to the primary (src/replica.c)
+SHLIB_LINK_INTERNAL = $(libpq)
 EXTRA_CLEAN  = licdata--$(EXTVERSION).sql licdata--1.0--$(EXTVERSION).sql tools/licdata-sign results regression.diffs regression.out \
                output_iso tmp_check log
 # Debian's server build has LLVM; skip bitcode so clang is not needed.

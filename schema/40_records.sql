@@ -37,7 +37,9 @@ CREATE TABLE licdata.usage (
 	journal_ref			text NOT NULL,
 	UNIQUE (journal_ref, licence_id, dataset),
 	-- data products (70_products.sql): calls of the product in the statement
-	calls				bigint NOT NULL DEFAULT 0
+	calls				bigint NOT NULL DEFAULT 0,
+	-- read replicas (45_replicas.sql): the node the statement ran on
+	node				text
 );
 CREATE INDEX usage_licensee_at ON licdata.usage (licensee, at);
 CREATE INDEX usage_licence_at ON licdata.usage (licence_id, at);
@@ -63,7 +65,8 @@ CREATE TABLE licdata.audit_log (
 	rows				bigint,
 	journal_ref			text NOT NULL UNIQUE,
 	prev_hash			bytea NOT NULL,
-	hash				bytea NOT NULL
+	hash				bytea NOT NULL,
+	node				text
 );
 CREATE INDEX audit_log_at ON licdata.audit_log (at);
 COMMENT ON TABLE licdata.audit_log IS 'Audit trail: one row per statement that reached a dataset, allowed or denied; SHA-256 hash chain';

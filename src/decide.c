@@ -34,6 +34,7 @@
 
 #include "errcodes.h"
 #include "licdata.h"
+#include "replica.h"
 
 /*
  * A data product (product.c) is decided like a dataset: its licences hang
@@ -253,22 +254,24 @@ licdata_decision_refusal(LicdataDecision *d, int sqlerrcode, char *message,
 }
 
 /*
- * A hot standby serves no licensee statement that reaches a dataset: the
- * usage and audit records it would make cannot reach the primary (this
- * version has no records hand-off from standbys), so serving it would be
- * serving it unmetered.  Refused at once (LD009), before any quota wait,
- * and not metered (a record made here would never be moved either).
+ * A hot standby serves a licensee statement that reaches a dataset (or
+ * token(), or a data product) only while its records reach the primary:
+ * refused at once (LD009, with the cause in the hint) when its worker has
+ * not handed them over for longer than licdata.standby_grace, before any
+ * quota wait.  Day quotas are refused on standbys separately (LD006,
+ * meter.c): they are held on the primary only.
  */
 void
 licdata_refuse_on_standby(void)
 {
 	if (!RecoveryInProgress())
 		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_LD_METERING_FAILED),
-			 errmsg("licensed datasets are not served to licensees on a standby server"),
-			 errdetail("This server is in recovery: the usage and audit records of the statement could not reach the primary, so it would be served unmetered."),
-			 errhint("Run the statement on the primary server; licensee access on standbys needs the hand-off of their records to the primary, which this version of licdata does not have.")));
+	/*
+	 * A standby serves licensees only while its worker hands their records
+	 * to the primary (replica.c): refused at once, LD009, when it has not
+	 * for longer than licdata.standby_grace.
+	 */
+	licdata_replica_check_serving();
 }
 
 void

@@ -27,6 +27,7 @@
 #include "utils/plancache.h"
 
 #include "licdata.h"
+#include "replica.h"
 
 char	   *licdata_purpose = NULL;
 char	   *licdata_consent_ref = NULL;
@@ -270,5 +271,6 @@ licdata_define_gucs(void)
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
+	licdata_replica_define_gucs();
 	MarkGUCPrefixReserved("licdata");
 }

@@ -54,6 +54,7 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/portalcmds.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -86,6 +87,7 @@
 #include "licdata.h"
 #include "meter.h"
 #include "plantag.h"
+#include "replica.h"
 #include "rewrite.h"
 #include "product.h"
 #include "shmem.h"
@@ -518,6 +520,16 @@ quota_start(MeterStmt *ms, const LicdataLicence *lic, LicdataDataset *ds)
 		LicdataQuotaEntry *e;
 		const char *refused = NULL;
 		int64		limit = 0;
+
+		if (RecoveryInProgress())
+		{
+			/* a standby: day quotas are held on the primary (replica.c) */
+			LicdataDecision d;
+
+			licdata_replica_day_quota_decision(lic->id, &d);
+			licdata_meter_denial(ds, &d, lic->id);
+			licdata_raise_decision(&d);
+		}
 
 		wait_quota_ready();
 		LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);
@@ -1049,6 +1061,15 @@ licdata_meter_product_call(Oid product, const LicdataLicence *lic,
 		LicdataQuotaEntry *e;
 		bool		refused = false;
 
+		if (RecoveryInProgress())
+		{
+			/* a standby: day quotas are held on the primary (replica.c) */
+			LicdataDecision d;
+
+			licdata_replica_day_quota_decision(lic->id, &d);
+			licdata_meter_product_denial(product, &d, lic->id);
+			licdata_raise_decision(&d);
+		}
 		wait_quota_ready();
 		LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);
 		e = quota_entry(lic->id, today);
@@ -1214,6 +1235,8 @@ licdata_meter_executor_start(QueryDesc *qd, int eflags, int depth)
 
 	if (dss == NIL)
 		return;
+	/* a standby serves licensees only while its records reach the primary */
+	licdata_replica_check_serving();
 	attach_uses(ms, qd, dss, who);
 	if (nested)
 	{
@@ -1242,6 +1265,14 @@ lookup_quota_take(MeterStmt *ms, const LicdataLicence *lic)
 	LicdataQuotaEntry *e;
 	bool		refused;
 
+	if (RecoveryInProgress())
+	{
+		/* a standby: day quotas are held on the primary (replica.c) */
+		LicdataDecision d;
+
+		licdata_replica_day_quota_decision(lic->id, &d);
+		licdata_raise_decision(&d);
+	}
 	wait_quota_ready();
 	LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);
 	e = quota_entry(lic->id, utc_day(GetCurrentTimestamp()));

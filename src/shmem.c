@@ -78,6 +78,8 @@ licdata_shmem_startup(void)
 		ConditionVariableInit(&licdata_shared->pass_cv);
 		pg_atomic_init_u64(&licdata_shared->records_moved, 0);
 		pg_atomic_init_u64(&licdata_shared->rate_bits, 0);
+		pg_atomic_init_u64(&licdata_shared->replica_ok_at, (uint64) GetCurrentTimestamp());
+		pg_atomic_init_u32(&licdata_shared->replica_cause, 0);
 		pg_atomic_init_u64(&licdata_shared->journal_bytes, 0);
 		pg_atomic_init_u64(&licdata_shared->journal_base, 0);
 	}

@@ -22,6 +22,9 @@
  *	  created while the flusher lists may count twice until the next pass
  *	  (an overestimate: the safe side); files removed by anyone else are
  *	  forgotten at the next pass.
+ *	- replica_ok_at, replica_cause: atomics, written by the flusher only
+ *	  (on a standby, after each hand-over to the primary: replica.c), read
+ *	  without a lock by backends deciding whether the standby may serve.
  *	- incarnation: written once by the postmaster at shared memory
  *	  initialisation, read-only afterwards.
  *	- the quota hash (LicdataQuotaEntry, keyed by licence id): every read
@@ -69,6 +72,11 @@ typedef struct LicdataShared
 	pg_atomic_uint64 rate_bits;	/* double: records/s of the last pass that moved any */
 	pg_atomic_uint64 journal_bytes;	/* bytes of journal files created (see above) */
 	pg_atomic_uint64 journal_base;	/* int64: see above */
+	/* read replicas (replica.c): written by the flusher, read by backends */
+	pg_atomic_uint64 replica_ok_at;	/* TimestampTz of the last hand-over the
+									 * primary acknowledged (shmem init time
+									 * before the first) */
+	pg_atomic_uint32 replica_cause;	/* why the last hand-over failed (replica.h) */
 } LicdataShared;
 
 #define LICDATA_QUOTA_ENTRIES 4096

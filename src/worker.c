@@ -66,6 +66,7 @@
 
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -105,6 +106,7 @@
 #include "errcodes.h"
 #include "licdata.h"
 #include "meter.h"
+#include "replica.h"
 #include "shmem.h"
 
 PGDLLEXPORT void licdata_worker_main(Datum arg);
@@ -154,6 +156,9 @@ typedef struct BatchRec
 	uint32		use_size;		/* sizeof(JournalUse) of its file's layout */
 	const char *bad;			/* why it cannot be trusted, or NULL */
 	JournalRecord *r;
+	const char *ref;			/* a standby's record from the inbox: its
+								 * reference ('p' is NULL), else NULL */
+	const char *node;			/* and the standby's name */
 } BatchRec;
 
 static BatchRec *batch = NULL;	/* BATCH_RECORDS slots, TopMemoryContext */
@@ -183,7 +188,8 @@ licdata_worker_register(void)
 
 	memset(&w, 0, sizeof(w));
 	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	/* on a hot standby too: it hands the standby's records to the primary */
+	w.bgw_start_time = BgWorkerStart_ConsistentState;
 	w.bgw_restart_time = 5;
 	snprintf(w.bgw_library_name, BGW_MAXLEN, "licdata");
 	snprintf(w.bgw_function_name, BGW_MAXLEN, "licdata_worker_main");
@@ -312,6 +318,7 @@ valid_ts(TimestampTz t)
 typedef struct RecView
 {
 	char		ref[128];
+	const char *node;			/* where the statement ran */
 	int			kind;
 	TimestampTz started_at;		/* 0: invalid */
 	TimestampTz ended_at;		/* 0: NULL */
@@ -343,7 +350,11 @@ rec_view(const BatchRec *b, RecView *v)
 	char		sqlstate[6];
 
 	memset(v, 0, sizeof(*v));
-	snprintf(v->ref, sizeof(v->ref), "%s@%llu", b->p->name, (unsigned long long) b->off);
+	if (b->ref)
+		strlcpy(v->ref, b->ref, sizeof(v->ref));
+	else
+		snprintf(v->ref, sizeof(v->ref), "%s@%llu", b->p->name, (unsigned long long) b->off);
+	v->node = b->node ? b->node : licdata_node_name();
 	/* never closed: its backend died (or exited) while it ran */
 	if (r->state != JR_CLOSED || outcome == 0)
 		outcome = OUTCOME_CANCELLED;
@@ -498,6 +509,7 @@ typedef struct AuditRow
 	const char *statement;
 	int64		rows;
 	const char *journal_ref;
+	const char *node;
 	bytea	   *prev_hash;
 	bytea	   *hash;
 } AuditRow;
@@ -658,6 +670,7 @@ audit_row(const RecView *v, AuditRow *a, const char *quarantined_sqlstate)
 	a->statement = v->statement;
 	a->rows = v->kind == KIND_DENIAL ? 0 : v->billed;
 	a->journal_ref = v->ref;
+	a->node = v->node;
 	a->prev_hash = chain_hash;
 	audit_hash(a);
 	/* the head moves on (rolled back by the caller if the batch fails) */
@@ -789,7 +802,7 @@ chain_keep(void)
  * and index insertion all happen as for an INSERT.  Columns licdata does not
  * set get their defaults (the id's nextval), evaluated per row.
  */
-#define SINK_MAX_COLS 24
+#define SINK_MAX_COLS 25
 
 typedef struct Sink
 {
@@ -809,10 +822,10 @@ typedef struct Sink
 static const char *const usage_cols[] = {"at", "ended_at", "licence_id", "licensee", "dataset",
 	"session_user_name", "role_name", "purpose", "consent_ref", "query_id", "statement",
 	"statement_is_hash", "rows", "rows_delivered", "rows_in_functions", "rows_aggregated",
-"duration_ms", "outcome", "sqlstate", "mode", "amount", "journal_ref", "calls"};
+"duration_ms", "outcome", "sqlstate", "mode", "amount", "journal_ref", "calls", "node"};
 static const char *const audit_cols[] = {"seq", "at", "role_name", "session_user_name", "licensee",
 	"licensee_name", "kind", "purpose", "consent_ref", "datasets", "dataset_names", "licence_ids",
-"decision", "sqlstate", "statement", "rows", "journal_ref", "prev_hash", "hash"};
+"decision", "sqlstate", "statement", "rows", "journal_ref", "prev_hash", "hash", "node"};
 
 static void
 sink_open(Sink *k, const char *relname, const char *const *cols, int ncols)
@@ -996,6 +1009,7 @@ usage_rows(Sink *k, const RecView *v)
 		sink_set(k, 20, amount, false);
 		sink_text(k, 21, v->ref);
 		sink_set(k, 22, Int64GetDatum(product ? Max(u->calls, 0) : 0), false);
+		sink_text(k, 23, v->node);
 		sink_put(k);
 	}
 }
@@ -1028,6 +1042,7 @@ audit_put(Sink *k, const AuditRow *a)
 	sink_text(k, 16, a->journal_ref);
 	sink_set(k, 17, PointerGetDatum(a->prev_hash), false);
 	sink_set(k, 18, PointerGetDatum(a->hash), false);
+	sink_text(k, 19, a->node);
 	sink_put(k);
 }
 
@@ -1329,6 +1344,59 @@ write_tails(void)
 	}
 }
 
+/* Records this node holds that are not handed over: the open ones. */
+static int64
+records_held(void)
+{
+	ListCell   *lc;
+	int64		n = 0;
+
+	foreach(lc, progress)
+		n += list_length(((FileProgress *) lfirst(lc))->pending);
+	return n;
+}
+
+/*
+ * On a standby: hand batch records [0, n) to the primary (raises on
+ * failure; the records stay in the journal).  The standby's tables are not
+ * written, so the chain head is read again before any local batch (after a
+ * promotion).
+ */
+static void
+hand_over(int n)
+{
+	ReplicaRecord *rr = palloc(sizeof(ReplicaRecord) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+	{
+		rr[i].file = batch[i].p->name;
+		rr[i].off = batch[i].off;
+		rr[i].dead = batch[i].dead;
+		rr[i].use_size = batch[i].use_size;
+		rr[i].r = batch[i].r;
+	}
+	chain_known = false;
+	licdata_replica_hand_over(rr, n, records_held());
+}
+
+/* In the batch's transaction: the inbox records moved leave the inbox. */
+static void
+inbox_delete(void)
+{
+	ArrayBuildState *refs = NULL;
+
+	for (int i = 0; i < batch_n; i++)
+	{
+		if (batch[i].ref == NULL)
+			continue;
+		if (refs == NULL)
+			refs = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+		accumArrayResult(refs, CStringGetTextDatum(batch[i].ref), false, TEXTOID, CurrentMemoryContext);
+	}
+	if (refs)
+		licdata_replica_inbox_delete(makeArrayResult(refs, CurrentMemoryContext));
+}
+
 /*
  * Send the batch: one transaction.  On return the records are committed
  * (or quarantined) and the files' tails written.
@@ -1342,6 +1410,12 @@ send_batch(void)
 	if (batch_n == 0)
 		return;
 	old = MemoryContextSwitchTo(batch_cxt);
+	if (RecoveryInProgress())
+	{
+		/* a standby: the primary takes them (replica.c) */
+		hand_over(batch_n);
+		goto sent;
+	}
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -1371,11 +1445,13 @@ send_batch(void)
 		}
 	}
 	sign_checkpoints();
+	inbox_delete();
 	/* SPI's memory (where the new head's hash is) goes with SPI_finish */
 	chain_keep();
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+sent:
 	MemoryContextSwitchTo(old);
 
 	pg_atomic_fetch_add_u64(&licdata_shared->records_moved, batch_n);
@@ -1384,6 +1460,8 @@ send_batch(void)
 	{
 		FileProgress *p = batch[i].p;
 
+		if (p == NULL)
+			continue;			/* from the inbox */
 		p->committed = Max(p->committed, batch[i].end);
 		p->unsent--;
 	}
@@ -1411,8 +1489,35 @@ batch_add(FileProgress *p, uint64 off, const JournalRecord *r, bool dead, uint32
 	b->bad = bad;
 	b->r = MemoryContextAlloc(batch_cxt, r->length);
 	memcpy(b->r, r, r->length);
+	b->ref = NULL;
+	b->node = NULL;
 	batch_bytes += r->length;
 	p->unsent++;
+}
+
+static bool record_sane(const JournalRecord *r, uint32 avail, uint32 use_size);
+
+/* Queue a record a standby handed over (licdata_replica_drain). */
+static void
+queue_inbox(const char *ref, const char *node, const JournalRecord *r, bool dead, uint32 use_size)
+{
+	BatchRec   *b;
+
+	if (batch_n >= BATCH_RECORDS || batch_bytes + r->length > BATCH_BYTES)
+		send_batch();
+	b = &batch[batch_n++];
+	memset(b, 0, sizeof(*b));
+	b->dead = dead;
+	b->use_size = use_size;
+	b->r = MemoryContextAlloc(batch_cxt, r->length);
+	memcpy(b->r, r, r->length);
+	b->ref = MemoryContextStrdup(batch_cxt, ref);
+	b->node = MemoryContextStrdup(batch_cxt, node);
+	if (!record_sane(b->r, r->length, use_size))
+		b->bad = "the record handed over by a standby is not whole";
+	else if (licdata_journal_crc(b->r) != b->r->crc)
+		b->bad = "the record handed over by a standby fails its checksum";
+	batch_bytes += r->length;
 }
 
 /* Is the record at buf (len bytes available) whole and sane? */
@@ -1892,6 +1997,19 @@ flush_pass(MemoryContext pass_cxt)
 	old = MemoryContextSwitchTo(pass_cxt);
 	pass_moved = 0;
 
+	/*
+	 * A standby just promoted: today's quota counters are rebuilt from its
+	 * tables (the old primary's records replayed into them) and journal.
+	 */
+	{
+		static bool was_standby = false;
+		bool		standby = RecoveryInProgress();
+
+		if (was_standby && !standby)
+			pg_atomic_write_u32(&licdata_shared->quota_ready, 0);
+		was_standby = standby;
+	}
+
 	/* Is licdata here?  Then: the chain head, the quota counters. */
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -1919,6 +2037,9 @@ flush_pass(MemoryContext pass_cxt)
 		load_chain();
 		if (pg_atomic_read_u32(&licdata_shared->quota_ready) == 0)
 			rebuild_quotas();
+		/* a standby's head is read again if it is promoted during the pass */
+		if (RecoveryInProgress())
+			chain_known = false;
 	}
 	SPI_finish();
 	PopActiveSnapshot();
@@ -1967,6 +2088,16 @@ flush_pass(MemoryContext pass_cxt)
 	}
 	send_batch();
 	write_tails();
+	if (RecoveryInProgress())
+	{
+		/* a standby: tell the primary it lives, and what it holds */
+		hand_over(0);
+	}
+	else
+	{
+		/* the primary: the records standbys handed over */
+		licdata_replica_drain(queue_inbox, send_batch);
+	}
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	/*

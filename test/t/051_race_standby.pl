@@ -1,14 +1,17 @@
-# test/t/051_race_standby.pl -- a hot standby serves licensees nothing, fast.
+# test/t/051_race_standby.pl -- a hot standby that cannot hand its records to
+# the primary serves licensees nothing, fast.
 #
-# A standby's usage and audit records cannot reach the primary's tables (this
-# version has no records hand-off from standbys), so a licensee statement
-# served there would be served unmetered -- which is what the old code did
-# -- and a licence with a day quota made it wait 30 s for quota counters no
-# worker would build.  Now, on a server in recovery, a licensee statement
-# that reaches a dataset (directly, through a view or a function) and
-# licdata.token() are refused at once with LD009 and a hint that names the
-# missing records hand-off.  Statements that reach no dataset, and operators'
-# reads, are served as before; after promotion licensees are served again.
+# A licensee statement served on a standby whose usage and audit records
+# cannot reach the primary would be served unmetered -- which is what the old
+# code did for every standby -- and a licence with a day quota made it wait
+# 30 s for quota counters no worker would build.  Here the standby's
+# licdata.primary_conninfo names a port nothing listens on and
+# licdata.standby_grace is 0: a licensee statement that reaches a dataset
+# (directly, through a view, a function or a cursor), licdata.token() and a
+# data product call are refused at once with LD009 and a hint that names the
+# cause.  Statements that reach no dataset, and operators' reads, are served
+# as before; after promotion licensees are served again.  (A standby that
+# reaches the primary serves licensees: test/t/110_replicas.pl.)
 #
 # Run by test/run-tests.sh (suite "tap") with prove, from the top of the tree.
 use strict;
@@ -73,7 +76,9 @@ is($out, '10', 'the primary serves the licensee its licensed rows');
 $primary->backup('b');
 my $standby = PostgreSQL::Test::Cluster->new('sb_standby');
 $standby->init_from_backup($primary, 'b', has_streaming => 1);
-$standby->append_conf('postgresql.conf', "hot_standby = on\n");
+$standby->append_conf('postgresql.conf',
+	"hot_standby = on\nlicdata.primary_conninfo = 'host=127.0.0.1 port=1 connect_timeout=1'\n"
+	  . "licdata.standby_grace = 0\n");
 $standby->start;
 $primary->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'the standby is in recovery');
@@ -91,9 +96,10 @@ foreach my $c (@cases)
 	my ($purpose, $sql, $what) = @$c;
 	($rc, $out, $err, $secs) = as_licensee($standby, $purpose, $sql);
 	isnt($rc, 0, "standby: $what is refused");
-	like($err, qr/ERROR:  LD009: licensed datasets are not served to licensees on a standby server/,
+	like($err, qr/ERROR:  LD009: could not hand metering records to the primary, so the query is refused/,
 		"standby: $what: LD009");
-	like($err, qr/HINT:  .*hand-off of their records to the primary/, "standby: $what: the hint names the missing records hand-off");
+	like($err, qr/HINT:  .*(could not connect to the primary|has not handed records to the primary)/,
+		"standby: $what: the hint names the cause");
 	is($out // '', '', "standby: $what: no row served");
 	cmp_ok($secs, '<', 10, "standby: $what: refused at once (${\ sprintf('%.1f', $secs)} s)");
 }

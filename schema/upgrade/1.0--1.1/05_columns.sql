@@ -15,3 +15,6 @@ ALTER TABLE licdata.licensees
 	ADD COLUMN purpose_scope text NOT NULL DEFAULT 'session' CHECK (purpose_scope IN ('session', 'transaction'));
 -- usage: a data product's calls in the statement
 ALTER TABLE licdata.usage ADD COLUMN calls bigint NOT NULL DEFAULT 0;
+-- usage, audit_log: the node a statement ran on (read replicas)
+ALTER TABLE licdata.usage ADD COLUMN node text;
+ALTER TABLE licdata.audit_log ADD COLUMN node text;

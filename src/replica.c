@@ -1,0 +1,689 @@
+/*-------------------------------------------------------------------------
+ *
+ * replica.c
+ *	  Read replicas: the standby's hand-over of journal records to the
+ *	  primary, the primary's receiving end and inbox, and the standby's
+ *	  decision whether it may serve licensees at all.
+ *
+ * Standby (RecoveryInProgress()): the flusher calls
+ * licdata_replica_hand_over() with each batch (and with an empty batch at
+ * the end of each pass, a heartbeat).  It connects with
+ * licdata.primary_conninfo (empty: the standby's own primary_conninfo) to
+ * licdata's home database, and runs licdata._receive_records(node,
+ * records, pending) there; only when that call has returned (the primary
+ * committed) does the flusher advance its files' tails.  A failure raises:
+ * the flusher's pass ends and the batch is sent again next pass (the
+ * primary skips what it already has).  Each success stores the time in
+ * LicdataShared.replica_ok_at; backends refuse licensee statements (LD009)
+ * once that is older than licdata.standby_grace, with a hint naming the
+ * cause kept in replica_cause.
+ *
+ * Day quotas cannot be held across nodes without asking the primary for
+ * each statement, so a standby refuses statements under a licence with a
+ * day quota (LD006, hint: use the primary); per-query row limits need no
+ * shared counter and are enforced as on the primary.
+ *
+ * Primary: licdata._receive_records (SECURITY DEFINER, executable by
+ * licdata_replica only) checks the records' framing and inserts them into
+ * licdata.replica_inbox unless their reference is already there or in
+ * audit_log; it updates licdata.replica_nodes (last contact, pending,
+ * handed over) and wakes the flusher, which moves the inbox with its own
+ * C path (licdata_replica_drain) and deletes what it moved in the same
+ * transaction.
+ *
+ * Wire format of 'records' (bytea, host byte order: primary and standby
+ * run the same build, as physical replication requires): "LDRB", uint32
+ * version, uint32 count, then per record: uint16 name length, the journal
+ * file name, uint64 position, uint8 dead, uint32 use_size, uint32 length,
+ * the record's bytes.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/postmaster.h"
+#include "storage/latch.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "errcodes.h"
+#include "licdata.h"
+#include "meter.h"
+#include "replica.h"
+#include "shmem.h"
+
+#define RB_MAGIC	"LDRB"
+#define RB_VERSION	1
+#define INBOX_BATCH	2000
+#define HAND_OVER_TIMEOUT_MS	60000	/* one _receive_records call, at most */
+
+char	   *licdata_node_name_setting = "";
+char	   *licdata_primary_conninfo = "";
+int			licdata_standby_grace_ms = 10000;
+
+static PGconn *conn = NULL;		/* the flusher's connection to the primary */
+static char *conn_ci = NULL;	/* the connection string it was made with */
+
+void
+licdata_replica_define_gucs(void)
+{
+	DefineCustomStringVariable("licdata.node_name",
+							   "This node's name in licdata.usage.node, licdata.audit_log.node and licdata.nodes.",
+							   "Empty: cluster_name, or else the host name and port.",
+							   &licdata_node_name_setting,
+							   "",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("licdata.primary_conninfo",
+							   "Connection string a standby's licdata worker uses to hand its records to the primary.",
+							   "Empty: the standby's own primary_conninfo.  The database is licdata's home database unless given.",
+							   &licdata_primary_conninfo,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("licdata.standby_grace",
+							"How long a standby serves licensees without handing its records to the primary.",
+							"After this, its licensee statements are refused (LD009) until a hand-over succeeds.",
+							&licdata_standby_grace_ms,
+							10000, 0, INT_MAX / 2,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+}
+
+/* licdata.node_name, else cluster_name, else "<host>:<port>". */
+const char *
+licdata_node_name(void)
+{
+	static char name[NAMEDATALEN];
+
+	if (licdata_node_name_setting && licdata_node_name_setting[0])
+		return licdata_node_name_setting;
+	if (cluster_name && cluster_name[0])
+		return cluster_name;
+	if (name[0] == '\0')
+	{
+		char		host[NAMEDATALEN];
+
+		if (gethostname(host, sizeof(host)) != 0)
+			strlcpy(host, "localhost", sizeof(host));
+		host[sizeof(host) - 1] = '\0';
+		snprintf(name, sizeof(name), "%s:%d", host, PostPortNumber);
+	}
+	return name;
+}
+
+/* ---- backends on a standby ---- */
+
+static const char *
+cause_hint(uint32 cause)
+{
+	switch (cause)
+	{
+		case REPLICA_NO_CONNINFO:
+			return "This standby has no connection string for the primary: the operator sets licdata.primary_conninfo (or primary_conninfo). Until then, connect to the primary.";
+		case REPLICA_CONNECT_FAILED:
+			return "This standby could not connect to the primary (its server log says why). Connect to the primary, or retry when the standby reaches it again.";
+		case REPLICA_REFUSED:
+			return "The primary refused this standby's records (the standby's server log says why): the operator checks that the role in licdata.primary_conninfo is a member of licdata_replica. Until then, connect to the primary.";
+		case REPLICA_NO_DATABASE:
+			return "licdata has no home database on this standby (licdata.database). Connect to the primary.";
+		default:
+			return "The licdata worker of this standby has not handed records to the primary: check that it runs (the standby's server log). Connect to the primary meanwhile.";
+	}
+}
+
+/*
+ * On a standby, may licensees be served?  Only while the flusher's last
+ * acknowledged hand-over is at most licdata.standby_grace old: otherwise
+ * their records could not reach the primary, and the statement is refused
+ * (LD009) at once.  No-op on a primary.
+ */
+void
+licdata_replica_check_serving(void)
+{
+	TimestampTz ok_at;
+	TimestampTz now;
+	long		age_ms;
+
+	if (!RecoveryInProgress())
+		return;
+	ok_at = (TimestampTz) pg_atomic_read_u64(&licdata_shared->replica_ok_at);
+	now = GetCurrentTimestamp();
+	age_ms = (long) ((now - ok_at) / 1000);
+	if (age_ms <= licdata_standby_grace_ms)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_LD_METERING_FAILED),
+			 errmsg("could not hand metering records to the primary, so the query is refused"),
+			 errdetail("This standby has not handed its records to the primary for %ld ms; licdata.standby_grace is %d ms.",
+					   age_ms, licdata_standby_grace_ms),
+			 errhint("%s", cause_hint(pg_atomic_read_u32(&licdata_shared->replica_cause)))));
+}
+
+/*
+ * On a standby, a licence with a day quota is not served (see above): the
+ * refusal, as a decision (meter.c audits it as a denial and raises it).
+ */
+void
+licdata_replica_day_quota_decision(int64 licence_id, LicdataDecision *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->sqlerrcode = ERRCODE_LD_QUOTA_EXCEEDED;
+	d->message = psprintf("licence %lld has a day quota, which a standby cannot hold", (long long) licence_id);
+	d->detail = pstrdup("Day quotas are counted on the primary only, so that all nodes together never pass them.");
+	d->hint = pstrdup("Run statements under this licence on the primary.");
+}
+
+/* ---- the flusher on a standby ---- */
+
+static void
+set_cause(uint32 cause)
+{
+	pg_atomic_write_u32(&licdata_shared->replica_cause, cause);
+}
+
+static void
+drop_conn(void)
+{
+	if (conn)
+		PQfinish(conn);
+	conn = NULL;
+}
+
+/* Wait for the socket (or the latch: interrupts are served meanwhile). */
+static void
+wait_socket(int events)
+{
+	int			rc;
+
+	rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | events,
+						   PQsocket(conn), 1000L, PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+		ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+static void
+fail(uint32 cause, const char *what)
+{
+	char	   *msg = pstrdup(conn ? PQerrorMessage(conn) : "");
+
+	drop_conn();
+	set_cause(cause);
+	ereport(ERROR,
+			(errcode(ERRCODE_LD_METERING_FAILED),
+			 errmsg("could not hand journal records to the primary: %s", what),
+			 errdetail_log("%s", msg)));
+}
+
+/*
+ * Connect to the primary: the conninfo's parameters, with licdata's home
+ * database unless it names one (a replication conninfo names none, or
+ * "replication"), short timeouts unless it sets its own.
+ */
+static void
+connect_primary(void)
+{
+	const char *ci = licdata_primary_conninfo;
+	PQconninfoOption *opts;
+	PQconninfoOption *o;
+	char	   *err = NULL;
+	const char *kw[64];
+	const char *val[64];
+	int			n = 0;
+	bool		has_db = false;
+	bool		has_timeout = false;
+	char	   *home = licdata_home_database();
+	TimestampTz deadline;
+
+	if (ci == NULL || ci[0] == '\0')
+		ci = GetConfigOption("primary_conninfo", true, false);
+	/* a reload that changes the connection string takes effect now */
+	if (conn && PQstatus(conn) == CONNECTION_OK && conn_ci && ci && strcmp(conn_ci, ci) == 0)
+		return;
+	drop_conn();
+	if (conn_ci)
+		pfree(conn_ci);
+	conn_ci = ci ? MemoryContextStrdup(TopMemoryContext, ci) : NULL;
+	if (ci == NULL || ci[0] == '\0')
+	{
+		set_cause(REPLICA_NO_CONNINFO);
+		ereport(ERROR,
+				(errcode(ERRCODE_LD_METERING_FAILED),
+				 errmsg("could not hand journal records to the primary: no connection string"),
+				 errhint("Set licdata.primary_conninfo or primary_conninfo.")));
+	}
+	if (home == NULL)
+	{
+		set_cause(REPLICA_NO_DATABASE);
+		elog(ERROR, "licdata has no home database");
+	}
+	opts = PQconninfoParse(ci, &err);
+	if (opts == NULL)
+	{
+		set_cause(REPLICA_NO_CONNINFO);
+		ereport(ERROR,
+				(errcode(ERRCODE_LD_METERING_FAILED),
+				 errmsg("could not hand journal records to the primary: invalid connection string"),
+				 errdetail_log("%s", err ? err : "out of memory")));
+	}
+	for (o = opts; o->keyword != NULL && n < 58; o++)
+	{
+		if (o->val == NULL || o->val[0] == '\0')
+			continue;
+		if (strcmp(o->keyword, "dbname") == 0)
+		{
+			if (strcmp(o->val, "replication") == 0)
+				continue;
+			has_db = true;
+		}
+		if (strcmp(o->keyword, "replication") == 0 || strcmp(o->keyword, "application_name") == 0)
+			continue;
+		if (strcmp(o->keyword, "connect_timeout") == 0)
+			has_timeout = true;
+		kw[n] = o->keyword;
+		val[n] = o->val;
+		n++;
+	}
+	if (!has_db)
+	{
+		kw[n] = "dbname";
+		val[n++] = home;
+	}
+	if (!has_timeout)
+	{
+		kw[n] = "connect_timeout";
+		val[n++] = "5";
+	}
+	kw[n] = "application_name";
+	val[n++] = "licdata standby";
+	kw[n] = NULL;
+	val[n] = NULL;
+
+	conn = PQconnectStartParams(kw, val, 0);
+	PQconninfoFree(opts);
+	if (conn == NULL)
+		fail(REPLICA_CONNECT_FAILED, "out of memory");
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
+	for (;;)
+	{
+		PostgresPollingStatusType st = PQconnectPoll(conn);
+
+		if (st == PGRES_POLLING_OK)
+			break;
+		if (st == PGRES_POLLING_FAILED)
+			fail(REPLICA_CONNECT_FAILED, "could not connect");
+		if (GetCurrentTimestamp() > deadline)
+			fail(REPLICA_CONNECT_FAILED, "connection timed out");
+		wait_socket(st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE);
+	}
+}
+
+/*
+ * Hand 'n' records to the primary in one call; returns when the primary
+ * has committed them.  Raises on any failure (the caller keeps them).
+ * 'pending': records this node still holds after these.
+ */
+void
+licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending)
+{
+	StringInfoData buf;
+	uint32		u32;
+	const char *values[3];
+	int			lengths[3];
+	int			formats[3] = {0, 1, 0};
+	char		pend[32];
+	PGresult   *res;
+	PGresult   *last = NULL;
+	TimestampTz deadline;
+
+	connect_primary();
+
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, RB_MAGIC, 4);
+	u32 = RB_VERSION;
+	appendBinaryStringInfo(&buf, (char *) &u32, 4);
+	u32 = (uint32) n;
+	appendBinaryStringInfo(&buf, (char *) &u32, 4);
+	for (int i = 0; i < n; i++)
+	{
+		uint16		nl = (uint16) strlen(recs[i].file);
+		uint8		dead = recs[i].dead ? 1 : 0;
+
+		appendBinaryStringInfo(&buf, (char *) &nl, 2);
+		appendBinaryStringInfo(&buf, recs[i].file, nl);
+		appendBinaryStringInfo(&buf, (char *) &recs[i].off, 8);
+		appendBinaryStringInfo(&buf, (char *) &dead, 1);
+		appendBinaryStringInfo(&buf, (char *) &recs[i].use_size, 4);
+		appendBinaryStringInfo(&buf, (char *) &recs[i].r->length, 4);
+		appendBinaryStringInfo(&buf, (const char *) recs[i].r, recs[i].r->length);
+	}
+	snprintf(pend, sizeof(pend), INT64_FORMAT, pending);
+	values[0] = licdata_node_name();
+	lengths[0] = 0;
+	values[1] = buf.data;
+	lengths[1] = buf.len;
+	values[2] = pend;
+	lengths[2] = 0;
+
+	if (!PQsendQueryParams(conn,
+						   "SELECT licdata._receive_records($1::pg_catalog.text, $2::pg_catalog.bytea, $3::pg_catalog.int8)",
+						   3, NULL, values, lengths, formats, 0))
+		fail(REPLICA_CONNECT_FAILED, "could not send");
+	pfree(buf.data);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), HAND_OVER_TIMEOUT_MS);
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			if (GetCurrentTimestamp() > deadline)
+			{
+				if (last)
+					PQclear(last);
+				fail(REPLICA_CONNECT_FAILED, "the primary did not answer in time");
+			}
+			wait_socket(WL_SOCKET_READABLE);
+			if (!PQconsumeInput(conn))
+			{
+				if (last)
+					PQclear(last);
+				fail(REPLICA_CONNECT_FAILED, "connection lost");
+			}
+		}
+		res = PQgetResult(conn);
+		if (res == NULL)
+			break;
+		if (last)
+			PQclear(last);
+		last = res;
+	}
+	if (last == NULL || PQresultStatus(last) != PGRES_TUPLES_OK)
+	{
+		bool		broken = PQstatus(conn) != CONNECTION_OK;
+		char	   *msg = pstrdup(last ? PQresultErrorMessage(last) : PQerrorMessage(conn));
+
+		if (last)
+			PQclear(last);
+		drop_conn();
+		set_cause(broken ? REPLICA_CONNECT_FAILED : REPLICA_REFUSED);
+		ereport(ERROR,
+				(errcode(ERRCODE_LD_METERING_FAILED),
+				 errmsg("could not hand journal records to the primary: %s",
+						broken ? "connection lost" : "the primary refused them"),
+				 errdetail_log("%s", msg)));
+	}
+	PQclear(last);
+	pg_atomic_write_u64(&licdata_shared->replica_ok_at, (uint64) GetCurrentTimestamp());
+	set_cause(REPLICA_OK);
+}
+
+/* ---- the primary: receiving ---- */
+
+static void
+bad_input(const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+			 errmsg("invalid records from a standby"),
+			 errdetail("%s", why)));
+}
+
+static bool
+valid_file_name(const char *s, int len)
+{
+	if (len < 5 || len >= 64 || strncmp(s + len - 4, ".jnl", 4) != 0)
+		return false;
+	for (int i = 0; i < len - 4; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(licdata_receive_records);
+
+/*
+ * licdata._receive_records(node text, records bytea, pending bigint)
+ * RETURNS bigint: the records newly accepted.  Idempotent: a record whose
+ * reference is in the inbox or in audit_log already is skipped.
+ */
+Datum
+licdata_receive_records(PG_FUNCTION_ARGS)
+{
+	text	   *node_t;
+	bytea	   *in;
+	int64		pending;
+	char	   *node;
+	const char *p;
+	const char *end;
+	uint32		version;
+	uint32		count;
+	ArrayBuildState *a_ref;
+	ArrayBuildState *a_dead;
+	ArrayBuildState *a_use;
+	ArrayBuildState *a_rec;
+	Datum		args[5];
+	Oid			types[5] = {TEXTOID, TEXTARRAYOID, BOOLARRAYOID, INT4ARRAYOID, BYTEAARRAYOID};
+	int			rc;
+	int64		accepted;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		bad_input("An argument is null.");
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot receive records on a standby"),
+				 errhint("Point licdata.primary_conninfo at the primary: cascading standbys are not supported.")));
+	node_t = PG_GETARG_TEXT_PP(0);
+	in = PG_GETARG_BYTEA_PP(1);
+	pending = PG_GETARG_INT64(2);
+	node = text_to_cstring(node_t);
+	if (node[0] == '\0' || strlen(node) >= NAMEDATALEN)
+		bad_input("The node name must have 1 to 63 bytes.");
+	p = VARDATA_ANY(in);
+	end = p + VARSIZE_ANY_EXHDR(in);
+	if (end - p < 12 || memcmp(p, RB_MAGIC, 4) != 0)
+		bad_input("The records do not start with the expected header.");
+	memcpy(&version, p + 4, 4);
+	memcpy(&count, p + 8, 4);
+	if (version != RB_VERSION)
+		bad_input("The standby runs another licdata version.");
+	p += 12;
+	a_ref = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+	a_dead = initArrayResult(BOOLOID, CurrentMemoryContext, false);
+	a_use = initArrayResult(INT4OID, CurrentMemoryContext, false);
+	a_rec = initArrayResult(BYTEAOID, CurrentMemoryContext, false);
+	for (uint32 i = 0; i < count; i++)
+	{
+		uint16		nl;
+		char		name[64];
+		uint64		off;
+		uint8		dead;
+		uint32		use_size;
+		uint32		len;
+		bytea	   *raw;
+		const JournalRecord *r;
+
+		if (end - p < 2)
+			bad_input("A record is cut short.");
+		memcpy(&nl, p, 2);
+		p += 2;
+		if (end - p < nl + 8 + 1 + 4 + 4 || !valid_file_name(p, nl))
+			bad_input("A record's journal file name is not valid.");
+		memcpy(name, p, nl);
+		name[nl] = '\0';
+		p += nl;
+		memcpy(&off, p, 8);
+		memcpy(&dead, p + 8, 1);
+		memcpy(&use_size, p + 9, 4);
+		memcpy(&len, p + 13, 4);
+		p += 17;
+		if (len < offsetof(JournalRecord, statement) || len > (uint32) (end - p) ||
+			(use_size != sizeof(JournalUse) && use_size != JOURNAL_USE_V4_SIZE))
+			bad_input("A record's length or layout is not valid.");
+		raw = palloc(VARHDRSZ + len);
+		memcpy(VARDATA(raw), p, len);
+		SET_VARSIZE(raw, VARHDRSZ + len);
+		r = (const JournalRecord *) VARDATA(raw);	/* 4-byte aligned */
+		if (r->magic != JR_MAGIC || r->length != len)
+			bad_input("A record's header is not valid.");
+		p += len;
+		accumArrayResult(a_ref, CStringGetTextDatum(psprintf("%s@%llu", name, (unsigned long long) off)),
+						 false, TEXTOID, CurrentMemoryContext);
+		accumArrayResult(a_dead, BoolGetDatum(dead != 0), false, BOOLOID, CurrentMemoryContext);
+		accumArrayResult(a_use, Int32GetDatum((int32) use_size), false, INT4OID, CurrentMemoryContext);
+		accumArrayResult(a_rec, PointerGetDatum(raw), false, BYTEAOID, CurrentMemoryContext);
+	}
+	if (p != end)
+		bad_input("There are bytes after the last record.");
+
+	args[0] = CStringGetTextDatum(node);
+	args[1] = makeArrayResult(a_ref, CurrentMemoryContext);
+	args[2] = makeArrayResult(a_dead, CurrentMemoryContext);
+	args[3] = makeArrayResult(a_use, CurrentMemoryContext);
+	args[4] = makeArrayResult(a_rec, CurrentMemoryContext);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "could not connect to SPI");
+	accepted = 0;
+	if (count > 0)
+	{
+		rc = SPI_execute_with_args("INSERT INTO licdata.replica_inbox (journal_ref, node, dead, use_size, record) "
+								   "SELECT u.ref, $1, u.dead, u.use_size, u.rec "
+								   "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
+								   "pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(ref, dead, use_size, rec) "
+								   "WHERE NOT EXISTS (SELECT FROM licdata.audit_log a "
+								   "WHERE a.journal_ref OPERATOR(pg_catalog.=) u.ref) "
+								   "ON CONFLICT (journal_ref) DO NOTHING",
+								   5, types, args, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "could not store records from a standby: %s", SPI_result_code_string(rc));
+		accepted = (int64) SPI_processed;
+	}
+	{
+		Oid			nt[4] = {TEXTOID, INT8OID, INT8OID, INT8OID};
+		Datum		na[4];
+
+		na[0] = args[0];
+		na[1] = Int64GetDatum(Max(pending, 0));
+		na[2] = Int64GetDatum(accepted);
+		na[3] = Int64GetDatum((int64) count);
+		rc = SPI_execute_with_args("INSERT INTO licdata.replica_nodes AS n "
+								   "(node, first_contact, last_contact, records_pending, records_handed_over, batches) "
+								   "VALUES ($1, pg_catalog.now(), pg_catalog.now(), $2 OPERATOR(pg_catalog.+) $4, $3, 1) "
+								   "ON CONFLICT (node) DO UPDATE SET last_contact = pg_catalog.now(), "
+								   "records_pending = $2 OPERATOR(pg_catalog.+) $4, "
+								   "records_handed_over = n.records_handed_over OPERATOR(pg_catalog.+) $3, "
+								   "batches = n.batches OPERATOR(pg_catalog.+) 1",
+								   4, nt, na, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "could not update licdata.replica_nodes: %s", SPI_result_code_string(rc));
+	}
+	SPI_finish();
+	if (accepted > 0)
+		licdata_worker_wake();
+	PG_RETURN_INT64(accepted);
+}
+
+/* ---- the primary's flusher: moving the inbox ---- */
+
+typedef struct InboxRec
+{
+	char	   *ref;
+	char	   *node;
+	bool		dead;
+	uint32		use_size;
+	JournalRecord *r;
+} InboxRec;
+
+/*
+ * Move the records standbys handed over: read a batch from the inbox, queue
+ * each for the flusher, send the batch (which deletes them from the inbox
+ * in its transaction), until the inbox is empty.  Runs outside a
+ * transaction; memory in the caller's context.
+ */
+void
+licdata_replica_drain(ReplicaQueueFn queue, ReplicaSendFn send)
+{
+	for (;;)
+	{
+		InboxRec   *recs;
+		int			n = 0;
+		MemoryContext cxt = CurrentMemoryContext;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "could not connect to SPI");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_execute("SELECT i.journal_ref, i.node, i.dead, i.use_size, i.record "
+						"FROM licdata.replica_inbox i ORDER BY i.id LIMIT " CppAsString2(INBOX_BATCH),
+						true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read licdata.replica_inbox");
+		recs = MemoryContextAlloc(cxt, sizeof(InboxRec) * Max(SPI_processed, 1));
+		for (uint64 k = 0; k < SPI_processed; k++)
+		{
+			HeapTuple	t = SPI_tuptable->vals[k];
+			TupleDesc	d = SPI_tuptable->tupdesc;
+			bool		isnull;
+			bytea	   *raw;
+			InboxRec   *ir = &recs[n];
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			ir->ref = SPI_getvalue(t, d, 1);
+			ir->node = SPI_getvalue(t, d, 2);
+			ir->dead = DatumGetBool(SPI_getbinval(t, d, 3, &isnull));
+			ir->use_size = (uint32) DatumGetInt32(SPI_getbinval(t, d, 4, &isnull));
+			raw = DatumGetByteaPCopy(SPI_getbinval(t, d, 5, &isnull));
+			ir->r = (JournalRecord *) VARDATA(raw);
+			MemoryContextSwitchTo(old);
+			/* framing was checked on receipt; the flusher checks the rest */
+			if (VARSIZE(raw) - VARHDRSZ < offsetof(JournalRecord, statement) ||
+				ir->r->length != VARSIZE(raw) - VARHDRSZ)
+				continue;
+			n++;
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt);
+		if (n == 0)
+			return;
+		for (int i = 0; i < n; i++)
+			queue(recs[i].ref, recs[i].node, recs[i].r, recs[i].dead, recs[i].use_size);
+		send();
+		if (n < INBOX_BATCH)
+			return;
+	}
+}
+
+/* In the flusher's transaction: the moved records leave the inbox. */
+void
+licdata_replica_inbox_delete(Datum refs)
+{
+	Oid			t[1] = {TEXTARRAYOID};
+	int			rc;
+
+	rc = SPI_execute_with_args("DELETE FROM licdata.replica_inbox i "
+							   "WHERE i.journal_ref OPERATOR(pg_catalog.=) ANY ($1)",
+							   1, t, &refs, NULL, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from licdata.replica_inbox: %s", SPI_result_code_string(rc));
+}
