@@ -156,6 +156,7 @@ licdata_catalog(void)
 
 	memset(&cat, 0, sizeof(cat));
 	cat.schema = nsp;
+	cat.internal_schema = get_namespace_oid(LICDATA_INTERNAL_SCHEMA, true);
 	cat.datasets = get_relname_relid("datasets", nsp);
 	cat.licensees = get_relname_relid("licensees", nsp);
 	cat.licences = get_relname_relid("licences", nsp);
@@ -165,8 +166,11 @@ licdata_catalog(void)
 	cat.operator_role = get_role_oid(LICDATA_OPERATOR_ROLE, true);
 	cat.auditor_role = get_role_oid(LICDATA_AUDITOR_ROLE, true);
 	cat.extension_owner = BOOTSTRAP_SUPERUSERID;
-	cat.guard_func = LookupFuncName(list_make2(makeString(LICDATA_SCHEMA), makeString("guard")),
+	cat.guard_func = LookupFuncName(list_make2(makeString(LICDATA_INTERNAL_SCHEMA), makeString("guard")),
 									0, NULL, true);
+	if (!OidIsValid(cat.guard_func))	/* 1.0's SQL objects */
+		cat.guard_func = LookupFuncName(list_make2(makeString(LICDATA_SCHEMA), makeString("guard")),
+										0, NULL, true);
 	if (!installed_version(cat.sql_version, sizeof(cat.sql_version)))
 		return NULL;
 	cat.version_ok = (strcmp(cat.sql_version, LICDATA_VERSION) == 0);

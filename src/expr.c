@@ -52,11 +52,12 @@
 
 #include "licdata.h"
 
-/* What a node tree may call: functions of pg_catalog and licdata only. */
+/* What a node tree may call: functions of pg_catalog and licdata's only. */
 static bool
 builtin_schema(Oid nsp)
 {
-	return nsp == PG_CATALOG_NAMESPACE || nsp == get_namespace_oid(LICDATA_SCHEMA, true);
+	return nsp == PG_CATALOG_NAMESPACE || nsp == get_namespace_oid(LICDATA_SCHEMA, true) ||
+		nsp == get_namespace_oid(LICDATA_INTERNAL_SCHEMA, true);
 }
 
 /*
@@ -511,7 +512,7 @@ raw_col(const char *name)
 static Node *
 raw_call(const char *fname, List *args)
 {
-	return (Node *) makeFuncCall(list_make2(makeString(LICDATA_SCHEMA), makeString(pstrdup(fname))),
+	return (Node *) makeFuncCall(list_make2(makeString(LICDATA_INTERNAL_SCHEMA), makeString(pstrdup(fname))),
 								 args, COERCE_EXPLICIT_CALL, -1);
 }
 
@@ -683,7 +684,7 @@ keyed_calls_mutator(Node *node, void *context)
 		if (!HeapTupleIsValid(tup))
 			elog(ERROR, "cache lookup failed for function %u", fe->funcid);
 		proc = (Form_pg_proc) GETSTRUCT(tup);
-		if (proc->pronamespace == get_namespace_oid(LICDATA_SCHEMA, false))
+		if (proc->pronamespace == get_namespace_oid(LICDATA_INTERNAL_SCHEMA, true))
 		{
 			for (const char *const *k = keyed_masks; *k; k++)
 				keyed |= (strcmp(NameStr(proc->proname), *k) == 0);
@@ -694,7 +695,7 @@ keyed_calls_mutator(Node *node, void *context)
 		{
 			Oid			argtypes[FUNC_MAX_ARGS];
 			int			nargs = proc->pronargs;
-			List	   *name = list_make2(makeString(LICDATA_SCHEMA),
+			List	   *name = list_make2(makeString(LICDATA_INTERNAL_SCHEMA),
 										  makeString(pstrdup(NameStr(proc->proname))));
 			Oid			rw;
 
