@@ -114,7 +114,7 @@ for my $i (1 .. 6)
 
 	# quota counters: ready at once, counting the records not yet moved
 	run_statements(1, "after-$i");
-	is( $node->safe_psql('postgres', "SELECT queries FROM licdata._quota_used($lic)"),
+	is( $node->safe_psql('postgres', "SELECT queries FROM licdata_internal._quota_used($lic)"),
 		$total, "kill $i: today's query count is exact right after the restart");
 }
 cmp_ok($mid_drain_kills, '>=', 3, 'several kills hit the worker in the middle of the backlog');
