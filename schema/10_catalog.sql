@@ -12,13 +12,14 @@
 -- licdata's internals: the functions the rewrite puts into licensed plans
 -- (masks, the aggregate gate, the counters), the row-security guard, trigger
 -- and event-trigger functions and the helpers of the operator API.  They live
--- outside schema licdata so that \df licdata.* shows the API only.  Each
--- keeps the EXECUTE grants it needs (a licensee's plan runs the mask
--- functions with the licensee's privileges); USAGE lets those plans and the
--- API's function bodies resolve them.
+-- outside schema licdata so that \df licdata.* shows the API only.  No
+-- USAGE for PUBLIC: nobody but a superuser calls them by name.  A licensee's
+-- plan calls them by OID (the library finds them without a privilege check)
+-- and PostgreSQL checks only EXECUTE there, which each function keeps as it
+-- needs; the API's bodies that name them run as their owner (SECURITY
+-- DEFINER).
 CREATE SCHEMA licdata_internal;
 COMMENT ON SCHEMA licdata_internal IS 'licdata: internal functions, not an API';
-GRANT USAGE ON SCHEMA licdata_internal TO PUBLIC;
 
 -- Refuse to install unless the library was preloaded: without its hooks the
 -- licences below would not be enforced.  The C function raises the error

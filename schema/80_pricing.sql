@@ -1230,7 +1230,7 @@ DECLARE
 	f regprocedure;
 BEGIN
 	FOR f IN SELECT p.oid FROM pg_proc p
-			  WHERE p.pronamespace = 'licdata'::regnamespace
+			  WHERE p.pronamespace = 'licdata_internal'::regnamespace
 				AND p.proname IN ('_month_start', '_month_end', '_month_of', '_product_row', '_list_prices',
 								  '_plan_effective', '_tiers', '_bad_plan', '_check_number', '_check_plan',
 								  '_plan_prices', '_check_ceiling', '_prices_in_force', '_price_target',

@@ -55,11 +55,23 @@ SELECT count(*) AS internal_left_in_licdata
 SELECT licdata._my_licensee();
 SELECT licdata.mask_email('a@b.c');
 SELECT licdata.guard();
--- 4: internals the licensee's plans do not need are not executable
+-- 4: nor by their new names: the licensee has no USAGE on licdata_internal.
+-- EXECUTE is as 1.0 had it: what the plans the rewrite builds run (masks,
+-- the gate, the counters, the guard), what licdata's views, triggers and
+-- CHECK constraints run, and validators; each is refused by name below.
+SELECT has_schema_privilege('licdata_internal', 'USAGE') AS internal_usage;
+SELECT p.proname, count(*) AS overloads
+  FROM pg_catalog.pg_proc p
+ WHERE p.pronamespace = 'licdata_internal'::regnamespace
+   AND has_function_privilege(p.oid, 'EXECUTE')
+ GROUP BY p.proname ORDER BY p.proname;
 SELECT licdata_internal._set_licence_status(1, 'revoked');
 SELECT licdata_internal._audit_sign(1, '\x00');
 SELECT licdata_internal.mask_pseudonym('1101', 12);
 SELECT licdata_internal._journal_status();
+SELECT licdata_internal.mask_email('a@b.c');
+SELECT licdata_internal._my_licensee();
+SELECT licdata_internal._check_purposes(ARRAY['x']);
 -- 5: licensed queries keep working: masks, token(), an aggregate licence
 SET licdata.purpose = 'credit';
 SELECT id, length(id_number) AS pseudonym_length, id_number <> '110105198000000001' AS masked,

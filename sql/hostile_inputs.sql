@@ -100,7 +100,7 @@ SELECT c.label, t.code, replace(t.error, :'gone_table', '<gone_table>') AS error
 	(3, 'token: empty column', $$SELECT licdata.token('hin.people', '', 'x')$$),
 	(4, 'token: NULL column', $$SELECT licdata.token('hin.people', NULL, 'x')$$)) c(n, label, stmt),
 	LATERAL hin.try(c.stmt) t ORDER BY c.n;
+RESET SESSION AUTHORIZATION;
 SELECT licdata_internal._quota_used(NULL) IS NULL AS quota_used_null,
 	   licdata_internal._lookups_used(NULL) IS NULL AS lookups_used_null;
-RESET SESSION AUTHORIZATION;
 SELECT hin.state() = :'before' AS catalog_unchanged;

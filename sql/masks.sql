@@ -106,6 +106,8 @@ GRANT EXECUTE ON FUNCTION licdata_internal.mask_pseudonym(text, integer), licdat
 	licdata_internal.mask_noise(numeric, double precision, double precision),
 	licdata_internal.mask_noise(double precision, double precision, double precision)
 	TO mask_bank, mask_shop, mask_nobody, mask_op;
+-- (they are in licdata_internal, whose USAGE nobody has by default)
+GRANT USAGE ON SCHEMA licdata_internal TO mask_bank, mask_shop, mask_nobody, mask_op;
 
 --
 -- keyed methods refuse a session that acts for no licensee
@@ -348,6 +350,7 @@ REVOKE EXECUTE ON FUNCTION licdata_internal.mask_pseudonym(text, integer), licda
 	licdata_internal.mask_noise(numeric, double precision, double precision),
 	licdata_internal.mask_noise(double precision, double precision, double precision)
 	FROM mask_bank, mask_shop, mask_nobody, mask_op;
+REVOKE USAGE ON SCHEMA licdata_internal FROM mask_bank, mask_shop, mask_nobody, mask_op;
 DELETE FROM licdata.licensees WHERE licensee IN ('mask_bank'::regrole, 'mask_shop'::regrole);
 DROP ROLE mask_analyst, mask_bank, mask_shop, mask_nobody, mask_op;
 

@@ -94,6 +94,8 @@ extern const LicdataCatalog *licdata_catalog(void);
 extern const LicdataCatalog *licdata_catalog_cached(void);
 extern void licdata_catalog_init(void);
 extern List *licdata_catalog_relids(void);
+extern Oid	licdata_internal_function(const char *name, int nargs, const Oid *argtypes,
+									  bool missing_ok);
 extern void licdata_catalog_extension_altered(void);
 extern void licdata_version_mismatch_texts(const LicdataCatalog *c, char **msg,
 										   char **detail, char **hint);

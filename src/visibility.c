@@ -44,8 +44,7 @@ sweep_function(void)
 {
 	Oid			argtypes[1] = {TIMESTAMPTZOID};
 
-	return LookupFuncName(list_make2(makeString(LICDATA_INTERNAL_SCHEMA), makeString("_sync_privileges_due")),
-						  1, argtypes, true);
+	return licdata_internal_function("_sync_privileges_due", 1, argtypes, true);
 }
 
 /* Called by the worker between flush passes, outside a transaction. */

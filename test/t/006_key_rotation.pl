@@ -27,6 +27,7 @@ CREATE ROLE bank LOGIN;
 CREATE ROLE op LOGIN IN ROLE licdata_operator;
 SELECT licdata.register_licensee('bank', 'Bank');
 -- not granted to licensees (an oracle); granted here to watch the key
+GRANT USAGE ON SCHEMA licdata_internal TO bank;
 GRANT EXECUTE ON FUNCTION licdata_internal.mask_pseudonym(text, integer) TO bank;
 });
 my $tok = "SELECT licdata.mask_pseudonym('110105194912310021', 16, 'bank')";

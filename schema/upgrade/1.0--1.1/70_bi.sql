@@ -26,10 +26,10 @@ DECLARE
 	prev record;
 	member regclass;
 BEGIN
-	PERFORM licdata._not_null(ds, 'dataset');
-	PERFORM licdata._relation_exists(ds, 'dataset');
-	PERFORM licdata._not_null(price_per_query, 'price_per_query', true);
-	PERFORM licdata._not_null(price_per_row, 'price_per_row', true);
+	PERFORM licdata_internal._not_null(ds, 'dataset');
+	PERFORM licdata_internal._relation_exists(ds, 'dataset');
+	PERFORM licdata_internal._not_null(price_per_query, 'price_per_query', true);
+	PERFORM licdata_internal._not_null(price_per_row, 'price_per_row', true);
 	-- NaN passes "< 0" and the table's CHECK (>= 0): test for a finite amount.
 	IF NOT (price_per_query >= 0 AND price_per_query < 'Infinity')
 	   OR NOT (price_per_row >= 0 AND price_per_row < 'Infinity') THEN
@@ -65,14 +65,14 @@ BEGIN
 			USING ERRCODE = 'duplicate_object',
 				  HINT = 'Use licdata.unpublish first to publish it again with other settings.';
 	END IF;
-	IF EXISTS (SELECT FROM licdata.datasets d, licdata._family(d.dataset) f
+	IF EXISTS (SELECT FROM licdata.datasets d, licdata_internal._family(d.dataset) f
 				WHERE d.unpublished_at IS NULL AND f = ds) THEN
 		RAISE EXCEPTION 'table % inherits from a published dataset', ds
 			USING ERRCODE = 'duplicate_object',
 				  DETAIL = 'It is already served under the licences of its parent.',
 				  HINT = 'Publish only the parent table.';
 	END IF;
-	owner_licensee := licdata._is_licensee_member(c.relowner);
+	owner_licensee := licdata_internal._is_licensee_member(c.relowner);
 	IF owner_licensee IS NOT NULL THEN
 		RAISE EXCEPTION 'cannot publish % because its owner acts for licensee %', ds, owner_licensee
 			USING ERRCODE = 'invalid_grant_operation',
@@ -94,7 +94,7 @@ BEGIN
 	-- able to name it.  (Not revoked by unpublish: the schema may hold other
 	-- datasets, and a schema's USAGE shows names only.)
 	EXECUTE format('GRANT USAGE ON SCHEMA %I TO licdata_operator', c.nspname);
-	FOR member IN SELECT licdata._family(ds) LOOP
+	FOR member IN SELECT licdata_internal._family(ds) LOOP
 		-- licdata reads the table as licdata_reader on a licensee's behalf;
 		-- operators read every dataset (their reads are audited).
 		EXECUTE format('GRANT SELECT ON TABLE %s TO licdata_reader, licdata_operator', member);
@@ -104,7 +104,7 @@ BEGIN
 		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', member);
 		EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', member);
 		IF NOT EXISTS (SELECT FROM pg_policy WHERE polrelid = member AND polname = 'licdata_guard') THEN
-			EXECUTE format('CREATE POLICY licdata_guard ON %s USING (licdata.guard())', member);
+			EXECUTE format('CREATE POLICY licdata_guard ON %s USING (licdata_internal.guard())', member);
 		END IF;
 	END LOOP;
 END
@@ -118,7 +118,7 @@ DECLARE
 	live bigint;
 	member regclass;
 BEGIN
-	PERFORM licdata._published(ds);
+	PERFORM licdata_internal._published(ds);
 	SELECT count(*) INTO live FROM licdata.licences l WHERE l.dataset = ds AND l.status <> 'revoked';
 	IF live > 0 THEN
 		RAISE EXCEPTION 'dataset % has % licence(s) that are not revoked', ds, live
@@ -127,7 +127,7 @@ BEGIN
 				  HINT = 'Revoke its licences with licdata.revoke_licence first.';
 	END IF;
 	SELECT * INTO d FROM licdata.datasets x WHERE x.dataset = ds;
-	FOR member IN SELECT licdata._family(ds) LOOP
+	FOR member IN SELECT licdata_internal._family(ds) LOOP
 		EXECUTE format('REVOKE SELECT ON TABLE %s FROM licdata_reader, licdata_operator', member);
 		EXECUTE format('DROP POLICY IF EXISTS licdata_guard ON %s', member);
 		IF NOT d.rls_was_forced THEN
@@ -140,7 +140,7 @@ BEGIN
 	DELETE FROM licdata.masks m WHERE m.dataset = ds;
 	UPDATE licdata.datasets x SET unpublished_at = now() WHERE x.dataset = ds;
 	-- every licence is revoked: licensees keep no privilege on the table
-	PERFORM licdata._sync_privileges(ds);
+	PERFORM licdata_internal._sync_privileges(ds);
 END
 $$;
 
@@ -156,10 +156,10 @@ DECLARE
 	other regrole;
 	others text;
 BEGIN
-	PERFORM licdata._not_null(licensee, 'licensee');
-	PERFORM licdata._role_exists(licensee, 'licensee');
-	PERFORM licdata._not_null(org_name, 'org_name');
-	PERFORM licdata._check_purpose_scope(purpose_scope);
+	PERFORM licdata_internal._not_null(licensee, 'licensee');
+	PERFORM licdata_internal._role_exists(licensee, 'licensee');
+	PERFORM licdata_internal._not_null(org_name, 'org_name');
+	PERFORM licdata_internal._check_purpose_scope(purpose_scope);
 	IF btrim(org_name) = '' THEN
 		RAISE EXCEPTION 'org_name must not be empty'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -190,7 +190,7 @@ BEGIN
 				  HINT = 'Use a separate role for the licensee.';
 	END IF;
 	SELECT string_agg(d.dataset::text, ', ') INTO owned
-	  FROM licdata.datasets d, licdata._family(d.dataset) f, pg_class c
+	  FROM licdata.datasets d, licdata_internal._family(d.dataset) f, pg_class c
 	 WHERE d.unpublished_at IS NULL AND c.oid = f AND pg_has_role(licensee, c.relowner, 'MEMBER');
 	IF owned IS NOT NULL THEN
 		RAISE EXCEPTION 'cannot register role % as a licensee because it owns published table(s)', licensee
@@ -257,9 +257,9 @@ DECLARE
 	new_id bigint;
 	acts_for text;
 BEGIN
-	PERFORM licdata._not_null(lic, 'licensee');
-	PERFORM licdata._role_exists(lic, 'licensee');
-	PERFORM licdata._published(ds);
+	PERFORM licdata_internal._not_null(lic, 'licensee');
+	PERFORM licdata_internal._role_exists(lic, 'licensee');
+	PERFORM licdata_internal._published(ds);
 	IF NOT EXISTS (SELECT FROM licdata.licensees l WHERE l.licensee = lic) THEN
 		-- a member of a licensee: licences are granted to the licensee
 		SELECT string_agg(l.licensee::text, ', ' ORDER BY l.licensee::text) INTO acts_for
@@ -275,7 +275,7 @@ BEGIN
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Register it first with licdata.register_licensee.';
 	END IF;
-	PERFORM licdata._check_purposes(purposes);
+	PERFORM licdata_internal._check_purposes(purposes);
 	IF columns IS NOT NULL THEN
 		IF cardinality(columns) = 0 OR array_ndims(columns) <> 1 THEN
 			RAISE EXCEPTION 'columns must be NULL or a non-empty list of column names'
@@ -302,9 +302,9 @@ BEGIN
 		END IF;
 	END IF;
 	IF row_filter IS NOT NULL THEN
-		normalised_filter := licdata._check_row_filter(ds, row_filter);
+		normalised_filter := licdata_internal._check_row_filter(ds, row_filter);
 	END IF;
-	PERFORM licdata._not_null(valid_from, 'valid_from', true);
+	PERFORM licdata_internal._not_null(valid_from, 'valid_from', true);
 	IF NOT isfinite(valid_from) THEN
 		RAISE EXCEPTION 'valid_from must be a finite time'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -322,7 +322,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass a positive limit, or NULL for no limit.';
 	END IF;
-	PERFORM licdata._not_null(require_consent_ref, 'require_consent_ref', true);
+	PERFORM licdata_internal._not_null(require_consent_ref, 'require_consent_ref', true);
 	IF NOT (coalesce(price_per_query, 0) >= 0 AND coalesce(price_per_query, 0) < 'Infinity')
 	   OR NOT (coalesce(price_per_row, 0) >= 0 AND coalesce(price_per_row, 0) < 'Infinity') THEN
 		RAISE EXCEPTION 'prices must be zero or a positive amount'
@@ -331,19 +331,19 @@ BEGIN
 								  coalesce(price_per_query::text, 'NULL'), coalesce(price_per_row::text, 'NULL')),
 				  HINT = 'Pass zero or a positive amount, or NULL to use the dataset''s price.';
 	END IF;
-	PERFORM licdata._not_null(mode, 'mode', true);
+	PERFORM licdata_internal._not_null(mode, 'mode', true);
 	IF mode NOT IN ('rows', 'aggregate') THEN
 		RAISE EXCEPTION 'invalid licence mode %', quote_literal(mode)
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use ''rows'' or ''aggregate''.';
 	END IF;
-	PERFORM licdata._not_null(min_group_size, 'min_group_size', true);
+	PERFORM licdata_internal._not_null(min_group_size, 'min_group_size', true);
 	IF min_group_size < 2 THEN
 		RAISE EXCEPTION 'min_group_size must be at least 2'
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use the smallest group size whose aggregates may be released, 10 by default.';
 	END IF;
-	PERFORM licdata._not_null(unlicensed_columns, 'unlicensed_columns', true);
+	PERFORM licdata_internal._not_null(unlicensed_columns, 'unlicensed_columns', true);
 	IF unlicensed_columns NOT IN ('refuse', 'null') THEN
 		RAISE EXCEPTION 'invalid value % for unlicensed_columns', quote_literal(unlicensed_columns)
 			USING ERRCODE = 'invalid_parameter_value',
@@ -390,8 +390,8 @@ DECLARE
 	ds regclass;
 	new_id bigint;
 BEGIN
-	PERFORM licdata._not_null(document, 'document');
-	PERFORM licdata._not_null(signature, 'signature');
+	PERFORM licdata_internal._not_null(document, 'document');
+	PERFORM licdata_internal._not_null(signature, 'signature');
 	IF jsonb_typeof(document) <> 'object' THEN
 		RAISE EXCEPTION 'licence document must be a JSON object'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -416,7 +416,7 @@ BEGIN
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Register it with licdata.add_authority(name, public_key) first.';
 	END IF;
-	IF NOT licdata._verify_document(document, signature, auth.public_key) THEN
+	IF NOT licdata_internal._verify_document(document, signature, auth.public_key) THEN
 		RAISE EXCEPTION 'signature of the licence document does not verify with the key of authority "%"', auth.name
 			USING ERRCODE = 'invalid_authorization_specification',
 				  DETAIL = 'The document was changed after signing, or signed with another key.',
@@ -471,7 +471,7 @@ $$;
 -- nothing.  Privileges of licensees beyond that (granted by hand) are
 -- revoked.  Only changes what differs; a table that no longer exists is
 -- skipped.
-CREATE FUNCTION licdata._sync_privileges(ds regclass) RETURNS void
+CREATE FUNCTION licdata_internal._sync_privileges(ds regclass) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	r record;
@@ -527,7 +527,7 @@ $$;
 
 -- The worker's sweep: datasets with a licence that became valid or expired
 -- after "since" (and up to now); every dataset when since is NULL.
-CREATE FUNCTION licdata._sync_privileges_due(since timestamptz) RETURNS void
+CREATE FUNCTION licdata_internal._sync_privileges_due(since timestamptz) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	ds regclass;
@@ -541,29 +541,29 @@ BEGIN
 							   OR (l.valid_until > since AND l.valid_until <= now())))
 		 ORDER BY d.dataset::oid
 	LOOP
-		PERFORM licdata._sync_privileges(ds);
+		PERFORM licdata_internal._sync_privileges(ds);
 	END LOOP;
 END
 $$;
 
-CREATE FUNCTION licdata._licence_privileges() RETURNS trigger
+CREATE FUNCTION licdata_internal._licence_privileges() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_OP IN ('UPDATE', 'DELETE') THEN
-		PERFORM licdata._sync_privileges(OLD.dataset);
+		PERFORM licdata_internal._sync_privileges(OLD.dataset);
 	END IF;
 	IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.dataset IS DISTINCT FROM OLD.dataset) THEN
-		PERFORM licdata._sync_privileges(NEW.dataset);
+		PERFORM licdata_internal._sync_privileges(NEW.dataset);
 	END IF;
 	RETURN NULL;
 END
 $$;
 CREATE TRIGGER licence_privileges AFTER INSERT OR UPDATE OR DELETE ON licdata.licences
-	FOR EACH ROW EXECUTE FUNCTION licdata._licence_privileges();
+	FOR EACH ROW EXECUTE FUNCTION licdata_internal._licence_privileges();
 
 -- A column added to or dropped from a published table: licences name
 -- columns, so the column privileges are made to match again.
-CREATE FUNCTION licdata._table_altered() RETURNS event_trigger
+CREATE FUNCTION licdata_internal._table_altered() RETURNS event_trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	obj record;
@@ -571,15 +571,15 @@ BEGIN
 	FOR obj IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE object_type = 'table' LOOP
 		IF EXISTS (SELECT FROM licdata.datasets d
 					WHERE d.dataset::oid = obj.objid AND d.unpublished_at IS NULL) THEN
-			PERFORM licdata._sync_privileges(obj.objid::regclass);
+			PERFORM licdata_internal._sync_privileges(obj.objid::regclass);
 		END IF;
 	END LOOP;
 END
 $$;
 CREATE EVENT TRIGGER licdata_table_altered ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
-	EXECUTE FUNCTION licdata._table_altered();
+	EXECUTE FUNCTION licdata_internal._table_altered();
 
-REVOKE ALL ON FUNCTION licdata._sync_privileges(regclass), licdata._sync_privileges_due(timestamptz)
+REVOKE ALL ON FUNCTION licdata_internal._sync_privileges(regclass), licdata_internal._sync_privileges_due(timestamptz)
 	FROM PUBLIC;
 
 /*
@@ -590,10 +590,10 @@ REVOKE ALL ON FUNCTION licdata._sync_privileges(regclass), licdata._sync_privile
  * a connection option, ALTER ROLE ... SET -- is ignored, so behind a
  * transaction-pooling pooler one client's purpose never serves the next.
  */
-CREATE FUNCTION licdata._check_purpose_scope(purpose_scope text) RETURNS void
+CREATE FUNCTION licdata_internal._check_purpose_scope(purpose_scope text) RETURNS void
 	LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	PERFORM licdata._not_null(purpose_scope, 'purpose_scope', true);
+	PERFORM licdata_internal._not_null(purpose_scope, 'purpose_scope', true);
 	IF purpose_scope NOT IN ('session', 'transaction') THEN
 		RAISE EXCEPTION 'invalid purpose scope %', quote_literal(purpose_scope)
 			USING ERRCODE = 'invalid_parameter_value',
@@ -606,9 +606,9 @@ $$;
 CREATE FUNCTION licdata.alter_licensee(licensee regrole, purpose_scope text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	PERFORM licdata._not_null(licensee, 'licensee');
-	PERFORM licdata._not_null(purpose_scope, 'purpose_scope');
-	PERFORM licdata._check_purpose_scope(purpose_scope);
+	PERFORM licdata_internal._not_null(licensee, 'licensee');
+	PERFORM licdata_internal._not_null(purpose_scope, 'purpose_scope');
+	PERFORM licdata_internal._check_purpose_scope(purpose_scope);
 	UPDATE licdata.licensees l SET purpose_scope = alter_licensee.purpose_scope
 	 WHERE l.licensee = alter_licensee.licensee;
 	IF NOT FOUND THEN
@@ -636,4 +636,4 @@ BEGIN
 	END LOOP;
 END
 $usage$;
-SELECT licdata._sync_privileges_due(NULL);
+SELECT licdata_internal._sync_privileges_due(NULL);

@@ -1,18 +1,9 @@
 
--- ---- hide: licdata's internals move to schema licdata_internal ----
+-- ---- hide, second half (06_hide has the first) ----
 --
--- A licensee's \df licdata.* lists the API only (the licensee's functions
--- and the operator API).  Everything else -- functions named _*, the
--- row-security guard, and the mask functions the rewrite puts into licensed
--- plans (the operator's keyed mask_pseudonym/mask_fpe(..., licensee regrole)
--- stay) -- moves with ALTER ROUTINE ... SET SCHEMA: the same OIDs, so the
--- row-security policies, triggers, event triggers, CHECK constraints and views
--- that reference them keep working, with the grants they had.  This step
--- runs last, so the functions the earlier steps created move as well.
-
-CREATE SCHEMA licdata_internal;
-COMMENT ON SCHEMA licdata_internal IS 'licdata: internal functions, not an API';
-GRANT USAGE ON SCHEMA licdata_internal TO PUBLIC;
+-- Anything an earlier step still created in schema licdata under an
+-- internal name moves as in 06_hide (nothing, when every step follows
+-- schema/*.sql).
 
 DO $hide$
 DECLARE
