@@ -9,12 +9,24 @@
  * licdata.my_licences.
  */
 
+-- licdata's internals: the functions the rewrite puts into licensed plans
+-- (masks, the aggregate gate, the counters), the row-security guard, trigger
+-- and event-trigger functions and the helpers of the operator API.  They live
+-- outside schema licdata so that \df licdata.* shows the API only.  No
+-- USAGE for PUBLIC: nobody but a superuser calls them by name.  A licensee's
+-- plan calls them by OID (the library finds them without a privilege check)
+-- and PostgreSQL checks only EXECUTE there, which each function keeps as it
+-- needs; the API's bodies that name them run as their owner (SECURITY
+-- DEFINER).
+CREATE SCHEMA licdata_internal;
+COMMENT ON SCHEMA licdata_internal IS 'licdata: internal functions, not an API';
+
 -- Refuse to install unless the library was preloaded: without its hooks the
 -- licences below would not be enforced.  The C function raises the error
 -- with the exact setting to add.
-CREATE FUNCTION licdata._assert_preloaded() RETURNS void
+CREATE FUNCTION licdata_internal._assert_preloaded() RETURNS void
 	LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'licdata_assert_preloaded';
-SELECT licdata._assert_preloaded();
+SELECT licdata_internal._assert_preloaded();
 
 -- Roles are cluster-wide: create them once, keep them across DROP/CREATE.
 DO $roles$
@@ -151,7 +163,7 @@ GRANT SELECT ON licdata.datasets, licdata.licensees, licdata.licences,
  * relcache invalidation of the changed catalog table, which each licensed
  * plan lists among its dependencies).
  */
-CREATE FUNCTION licdata._catalog_changed() RETURNS trigger
+CREATE FUNCTION licdata_internal._catalog_changed() RETURNS trigger
 	LANGUAGE C AS 'MODULE_PATHNAME', 'licdata_catalog_changed';
 
 DO $trg$
@@ -160,7 +172,7 @@ DECLARE
 BEGIN
 	FOREACH t IN ARRAY ARRAY['datasets', 'licensees', 'licences', 'masks', 'authorities'] LOOP
 		EXECUTE format('CREATE TRIGGER catalog_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-						ON licdata.%I FOR EACH STATEMENT EXECUTE FUNCTION licdata._catalog_changed()', t);
+						ON licdata.%I FOR EACH STATEMENT EXECUTE FUNCTION licdata_internal._catalog_changed()', t);
 	END LOOP;
 END
 $trg$;

@@ -9,23 +9,23 @@
  */
 
 -- C helpers (src/sqlfuncs.c).
-CREATE FUNCTION licdata.guard() RETURNS boolean
+CREATE FUNCTION licdata_internal.guard() RETURNS boolean
 	LANGUAGE C STABLE PARALLEL SAFE LEAKPROOF AS 'MODULE_PATHNAME', 'licdata_guard';
-COMMENT ON FUNCTION licdata.guard() IS
+COMMENT ON FUNCTION licdata_internal.guard() IS
 	'Row-security guard on published tables: errors out when licdata is not preloaded, so nobody reads published data without it';
 
-CREATE FUNCTION licdata._check_row_filter(dataset regclass, row_filter text) RETURNS text
+CREATE FUNCTION licdata_internal._check_row_filter(dataset regclass, row_filter text) RETURNS text
 	LANGUAGE C AS 'MODULE_PATHNAME', 'licdata_check_row_filter';
-CREATE FUNCTION licdata._check_mask(dataset regclass, column_name name, method text, params text) RETURNS text
+CREATE FUNCTION licdata_internal._check_mask(dataset regclass, column_name name, method text, params text) RETURNS text
 	LANGUAGE C AS 'MODULE_PATHNAME', 'licdata_check_mask';
-CREATE FUNCTION licdata._is_licensee_member(role oid) RETURNS regrole
+CREATE FUNCTION licdata_internal._is_licensee_member(role oid) RETURNS regrole
 	LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'licdata_is_licensee_member';
-REVOKE ALL ON FUNCTION licdata._check_row_filter(regclass, text),
-	licdata._check_mask(regclass, name, text, text),
-	licdata._is_licensee_member(oid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION licdata_internal._check_row_filter(regclass, text),
+	licdata_internal._check_mask(regclass, name, text, text),
+	licdata_internal._is_licensee_member(oid) FROM PUBLIC;
 
 -- A purpose is a lower-case identifier.
-CREATE FUNCTION licdata._check_purposes(purposes text[]) RETURNS void
+CREATE FUNCTION licdata_internal._check_purposes(purposes text[]) RETURNS void
 	LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	p text;
@@ -57,7 +57,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION licdata._not_null(val anyelement, argname text, has_default boolean DEFAULT false)
+CREATE FUNCTION licdata_internal._not_null(val anyelement, argname text, has_default boolean DEFAULT false)
 	RETURNS void
 	LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -72,7 +72,7 @@ $$;
 
 -- A reg* argument that names nothing: 0 (written '-'), or the OID of a role
 -- or relation that was dropped.  The input functions accept both.
-CREATE FUNCTION licdata._role_exists(r regrole, argname text) RETURNS void
+CREATE FUNCTION licdata_internal._role_exists(r regrole, argname text) RETURNS void
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF r IS NOT NULL AND NOT EXISTS (SELECT FROM pg_roles a WHERE a.oid = r::oid) THEN
@@ -83,7 +83,7 @@ BEGIN
 	END IF;
 END
 $$;
-CREATE FUNCTION licdata._relation_exists(r regclass, argname text) RETURNS void
+CREATE FUNCTION licdata_internal._relation_exists(r regclass, argname text) RETURNS void
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF r IS NOT NULL AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = r::oid) THEN
@@ -95,16 +95,16 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION licdata._published(ds regclass) RETURNS void
+CREATE FUNCTION licdata_internal._published(ds regclass) RETURNS void
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	parent regclass;
 BEGIN
-	PERFORM licdata._not_null(ds, 'dataset');
-	PERFORM licdata._relation_exists(ds, 'dataset');
+	PERFORM licdata_internal._not_null(ds, 'dataset');
+	PERFORM licdata_internal._relation_exists(ds, 'dataset');
 	IF NOT EXISTS (SELECT FROM licdata.datasets d WHERE d.dataset = ds AND d.unpublished_at IS NULL) THEN
 		-- a partition or child table: name the dataset it is served under
-		SELECT d.dataset INTO parent FROM licdata.datasets d, licdata._family(d.dataset) f
+		SELECT d.dataset INTO parent FROM licdata.datasets d, licdata_internal._family(d.dataset) f
 		 WHERE d.unpublished_at IS NULL AND f = ds;
 		IF parent IS NOT NULL THEN
 			RAISE EXCEPTION 'table % is not a published dataset', ds
@@ -120,7 +120,7 @@ END
 $$;
 
 -- Every table that inherits from ds (partitions included), ds first.
-CREATE FUNCTION licdata._family(ds regclass) RETURNS SETOF regclass
+CREATE FUNCTION licdata_internal._family(ds regclass) RETURNS SETOF regclass
 	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 	WITH RECURSIVE f(rel) AS (
 		SELECT ds::oid
@@ -141,10 +141,10 @@ DECLARE
 	prev record;
 	member regclass;
 BEGIN
-	PERFORM licdata._not_null(ds, 'dataset');
-	PERFORM licdata._relation_exists(ds, 'dataset');
-	PERFORM licdata._not_null(price_per_query, 'price_per_query', true);
-	PERFORM licdata._not_null(price_per_row, 'price_per_row', true);
+	PERFORM licdata_internal._not_null(ds, 'dataset');
+	PERFORM licdata_internal._relation_exists(ds, 'dataset');
+	PERFORM licdata_internal._not_null(price_per_query, 'price_per_query', true);
+	PERFORM licdata_internal._not_null(price_per_row, 'price_per_row', true);
 	-- NaN passes "< 0" and the table's CHECK (>= 0): test for a finite amount.
 	IF NOT (price_per_query >= 0 AND price_per_query < 'Infinity')
 	   OR NOT (price_per_row >= 0 AND price_per_row < 'Infinity') THEN
@@ -180,14 +180,14 @@ BEGIN
 			USING ERRCODE = 'duplicate_object',
 				  HINT = 'Use licdata.unpublish first to publish it again with other settings.';
 	END IF;
-	IF EXISTS (SELECT FROM licdata.datasets d, licdata._family(d.dataset) f
+	IF EXISTS (SELECT FROM licdata.datasets d, licdata_internal._family(d.dataset) f
 				WHERE d.unpublished_at IS NULL AND f = ds) THEN
 		RAISE EXCEPTION 'table % inherits from a published dataset', ds
 			USING ERRCODE = 'duplicate_object',
 				  DETAIL = 'It is already served under the licences of its parent.',
 				  HINT = 'Publish only the parent table.';
 	END IF;
-	owner_licensee := licdata._is_licensee_member(c.relowner);
+	owner_licensee := licdata_internal._is_licensee_member(c.relowner);
 	IF owner_licensee IS NOT NULL THEN
 		RAISE EXCEPTION 'cannot publish % because its owner acts for licensee %', ds, owner_licensee
 			USING ERRCODE = 'invalid_grant_operation',
@@ -209,7 +209,7 @@ BEGIN
 	-- able to name it.  (Not revoked by unpublish: the schema may hold other
 	-- datasets, and a schema's USAGE shows names only.)
 	EXECUTE format('GRANT USAGE ON SCHEMA %I TO licdata_operator', c.nspname);
-	FOR member IN SELECT licdata._family(ds) LOOP
+	FOR member IN SELECT licdata_internal._family(ds) LOOP
 		-- licdata reads the table as licdata_reader on a licensee's behalf;
 		-- operators read every dataset (their reads are audited).
 		EXECUTE format('GRANT SELECT ON TABLE %s TO licdata_reader, licdata_operator', member);
@@ -219,7 +219,7 @@ BEGIN
 		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', member);
 		EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', member);
 		IF NOT EXISTS (SELECT FROM pg_policy WHERE polrelid = member AND polname = 'licdata_guard') THEN
-			EXECUTE format('CREATE POLICY licdata_guard ON %s USING (licdata.guard())', member);
+			EXECUTE format('CREATE POLICY licdata_guard ON %s USING (licdata_internal.guard())', member);
 		END IF;
 	END LOOP;
 END
@@ -233,7 +233,7 @@ DECLARE
 	live bigint;
 	member regclass;
 BEGIN
-	PERFORM licdata._published(ds);
+	PERFORM licdata_internal._published(ds);
 	SELECT count(*) INTO live FROM licdata.licences l WHERE l.dataset = ds AND l.status <> 'revoked';
 	IF live > 0 THEN
 		RAISE EXCEPTION 'dataset % has % licence(s) that are not revoked', ds, live
@@ -242,7 +242,7 @@ BEGIN
 				  HINT = 'Revoke its licences with licdata.revoke_licence first.';
 	END IF;
 	SELECT * INTO d FROM licdata.datasets x WHERE x.dataset = ds;
-	FOR member IN SELECT licdata._family(ds) LOOP
+	FOR member IN SELECT licdata_internal._family(ds) LOOP
 		EXECUTE format('REVOKE SELECT ON TABLE %s FROM licdata_reader, licdata_operator', member);
 		EXECUTE format('DROP POLICY IF EXISTS licdata_guard ON %s', member);
 		IF NOT d.rls_was_forced THEN
@@ -255,7 +255,7 @@ BEGIN
 	DELETE FROM licdata.masks m WHERE m.dataset = ds;
 	UPDATE licdata.datasets x SET unpublished_at = now() WHERE x.dataset = ds;
 	-- every licence is revoked: licensees keep no privilege on the table
-	PERFORM licdata._sync_privileges(ds);
+	PERFORM licdata_internal._sync_privileges(ds);
 END
 $$;
 
@@ -269,10 +269,10 @@ DECLARE
 	other regrole;
 	others text;
 BEGIN
-	PERFORM licdata._not_null(licensee, 'licensee');
-	PERFORM licdata._role_exists(licensee, 'licensee');
-	PERFORM licdata._not_null(org_name, 'org_name');
-	PERFORM licdata._check_purpose_scope(purpose_scope);
+	PERFORM licdata_internal._not_null(licensee, 'licensee');
+	PERFORM licdata_internal._role_exists(licensee, 'licensee');
+	PERFORM licdata_internal._not_null(org_name, 'org_name');
+	PERFORM licdata_internal._check_purpose_scope(purpose_scope);
 	IF btrim(org_name) = '' THEN
 		RAISE EXCEPTION 'org_name must not be empty'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -303,7 +303,7 @@ BEGIN
 				  HINT = 'Use a separate role for the licensee.';
 	END IF;
 	SELECT string_agg(d.dataset::text, ', ') INTO owned
-	  FROM licdata.datasets d, licdata._family(d.dataset) f, pg_class c
+	  FROM licdata.datasets d, licdata_internal._family(d.dataset) f, pg_class c
 	 WHERE d.unpublished_at IS NULL AND c.oid = f AND pg_has_role(licensee, c.relowner, 'MEMBER');
 	IF owned IS NOT NULL THEN
 		RAISE EXCEPTION 'cannot register role % as a licensee because it owns published table(s)', licensee
@@ -369,9 +369,9 @@ DECLARE
 	new_id bigint;
 	acts_for text;
 BEGIN
-	PERFORM licdata._not_null(lic, 'licensee');
-	PERFORM licdata._role_exists(lic, 'licensee');
-	PERFORM licdata._published(ds);
+	PERFORM licdata_internal._not_null(lic, 'licensee');
+	PERFORM licdata_internal._role_exists(lic, 'licensee');
+	PERFORM licdata_internal._published(ds);
 	IF NOT EXISTS (SELECT FROM licdata.licensees l WHERE l.licensee = lic) THEN
 		-- a member of a licensee: licences are granted to the licensee
 		SELECT string_agg(l.licensee::text, ', ' ORDER BY l.licensee::text) INTO acts_for
@@ -387,7 +387,7 @@ BEGIN
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Register it first with licdata.register_licensee.';
 	END IF;
-	PERFORM licdata._check_purposes(purposes);
+	PERFORM licdata_internal._check_purposes(purposes);
 	IF columns IS NOT NULL THEN
 		IF cardinality(columns) = 0 OR array_ndims(columns) <> 1 THEN
 			RAISE EXCEPTION 'columns must be NULL or a non-empty list of column names'
@@ -414,9 +414,9 @@ BEGIN
 		END IF;
 	END IF;
 	IF row_filter IS NOT NULL THEN
-		normalised_filter := licdata._check_row_filter(ds, row_filter);
+		normalised_filter := licdata_internal._check_row_filter(ds, row_filter);
 	END IF;
-	PERFORM licdata._not_null(valid_from, 'valid_from', true);
+	PERFORM licdata_internal._not_null(valid_from, 'valid_from', true);
 	IF NOT isfinite(valid_from) THEN
 		RAISE EXCEPTION 'valid_from must be a finite time'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -434,7 +434,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass a positive limit, or NULL for no limit.';
 	END IF;
-	PERFORM licdata._not_null(require_consent_ref, 'require_consent_ref', true);
+	PERFORM licdata_internal._not_null(require_consent_ref, 'require_consent_ref', true);
 	IF NOT (coalesce(price_per_query, 0) >= 0 AND coalesce(price_per_query, 0) < 'Infinity')
 	   OR NOT (coalesce(price_per_row, 0) >= 0 AND coalesce(price_per_row, 0) < 'Infinity') THEN
 		RAISE EXCEPTION 'prices must be zero or a positive amount'
@@ -443,19 +443,19 @@ BEGIN
 								  coalesce(price_per_query::text, 'NULL'), coalesce(price_per_row::text, 'NULL')),
 				  HINT = 'Pass zero or a positive amount, or NULL to use the dataset''s price.';
 	END IF;
-	PERFORM licdata._not_null(mode, 'mode', true);
+	PERFORM licdata_internal._not_null(mode, 'mode', true);
 	IF mode NOT IN ('rows', 'aggregate') THEN
 		RAISE EXCEPTION 'invalid licence mode %', quote_literal(mode)
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use ''rows'' or ''aggregate''.';
 	END IF;
-	PERFORM licdata._not_null(min_group_size, 'min_group_size', true);
+	PERFORM licdata_internal._not_null(min_group_size, 'min_group_size', true);
 	IF min_group_size < 2 THEN
 		RAISE EXCEPTION 'min_group_size must be at least 2'
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use the smallest group size whose aggregates may be released, 10 by default.';
 	END IF;
-	PERFORM licdata._not_null(unlicensed_columns, 'unlicensed_columns', true);
+	PERFORM licdata_internal._not_null(unlicensed_columns, 'unlicensed_columns', true);
 	IF unlicensed_columns NOT IN ('refuse', 'null') THEN
 		RAISE EXCEPTION 'invalid value % for unlicensed_columns', quote_literal(unlicensed_columns)
 			USING ERRCODE = 'invalid_parameter_value',
@@ -482,12 +482,12 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION licdata._set_licence_status(licence_id bigint, new_status text) RETURNS void
+CREATE FUNCTION licdata_internal._set_licence_status(licence_id bigint, new_status text) RETURNS void
 	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	cur text;
 BEGIN
-	PERFORM licdata._not_null(licence_id, 'id');
+	PERFORM licdata_internal._not_null(licence_id, 'id');
 	SELECT status INTO cur FROM licdata.licences WHERE id = licence_id FOR UPDATE;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'licence % does not exist', licence_id
@@ -511,22 +511,22 @@ $$;
 
 CREATE FUNCTION licdata.suspend_licence(id bigint) RETURNS void
 	LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-	AS $$ SELECT licdata._set_licence_status(id, 'suspended') $$;
+	AS $$ SELECT licdata_internal._set_licence_status(id, 'suspended') $$;
 CREATE FUNCTION licdata.resume_licence(id bigint) RETURNS void
 	LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-	AS $$ SELECT licdata._set_licence_status(id, 'active') $$;
+	AS $$ SELECT licdata_internal._set_licence_status(id, 'active') $$;
 CREATE FUNCTION licdata.revoke_licence(id bigint) RETURNS void
 	LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-	AS $$ SELECT licdata._set_licence_status(id, 'revoked') $$;
+	AS $$ SELECT licdata_internal._set_licence_status(id, 'revoked') $$;
 
-CREATE FUNCTION licdata._check_mask_target(ds regclass, column_name name, licence_id bigint, purpose text)
+CREATE FUNCTION licdata_internal._check_mask_target(ds regclass, column_name name, licence_id bigint, purpose text)
 	RETURNS void
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	l record;
 BEGIN
-	PERFORM licdata._published(ds);
-	PERFORM licdata._not_null(column_name, 'column_name');
+	PERFORM licdata_internal._published(ds);
+	PERFORM licdata_internal._not_null(column_name, 'column_name');
 	IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = ds AND a.attname = column_name
 					AND a.attnum > 0 AND NOT a.attisdropped) THEN
 		RAISE EXCEPTION 'column "%" of dataset % does not exist', column_name, ds
@@ -552,7 +552,7 @@ BEGIN
 				USING ERRCODE = 'invalid_parameter_value',
 					  HINT = 'Pass licence_id together with purpose.';
 		END IF;
-		PERFORM licdata._check_purposes(ARRAY[purpose]);
+		PERFORM licdata_internal._check_purposes(ARRAY[purpose]);
 		IF NOT purpose = ANY (l.purposes) THEN
 			RAISE EXCEPTION 'purpose % is not among the purposes of licence %', purpose, licence_id
 				USING ERRCODE = 'invalid_parameter_value',
@@ -569,12 +569,12 @@ CREATE FUNCTION licdata.set_mask(dataset regclass, column_name name, method text
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_variable
 BEGIN
-	PERFORM licdata._check_mask_target(dataset, column_name, licence_id, purpose);
-	PERFORM licdata._not_null(method, 'method');
-	PERFORM licdata._not_null(params, 'params', true);
+	PERFORM licdata_internal._check_mask_target(dataset, column_name, licence_id, purpose);
+	PERFORM licdata_internal._not_null(method, 'method');
+	PERFORM licdata_internal._not_null(params, 'params', true);
 	-- Builds the masking expression the way queries will, so any method,
 	-- parameter or type mismatch is reported here and not at query time.
-	PERFORM licdata._check_mask(dataset, column_name, method, params::text);
+	PERFORM licdata_internal._check_mask(dataset, column_name, method, params::text);
 	INSERT INTO licdata.masks AS m (dataset, column_name, method, params, licence_id, purpose)
 	VALUES (dataset, column_name, method, params, licence_id, purpose)
 	ON CONFLICT ON CONSTRAINT masks_dataset_column_name_licence_id_purpose_key DO UPDATE
@@ -588,7 +588,7 @@ CREATE FUNCTION licdata.drop_mask(dataset regclass, column_name name,
 	RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	PERFORM licdata._check_mask_target(dataset, column_name, licence_id, purpose);
+	PERFORM licdata_internal._check_mask_target(dataset, column_name, licence_id, purpose);
 	DELETE FROM licdata.masks m
 	 WHERE m.dataset = drop_mask.dataset AND m.column_name = drop_mask.column_name
 	   AND m.licence_id IS NOT DISTINCT FROM drop_mask.licence_id
@@ -622,7 +622,7 @@ $grants$;
  * unpublished and its licences revoked, so that a table created later with
  * the same OID is never taken for the dataset.
  */
-CREATE FUNCTION licdata._table_dropped() RETURNS event_trigger
+CREATE FUNCTION licdata_internal._table_dropped() RETURNS event_trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	obj record;
@@ -640,4 +640,4 @@ BEGIN
 END
 $$;
 CREATE EVENT TRIGGER licdata_table_dropped ON sql_drop
-	EXECUTE FUNCTION licdata._table_dropped();
+	EXECUTE FUNCTION licdata_internal._table_dropped();

@@ -17,102 +17,102 @@
  * take one.
  */
 
-CREATE FUNCTION licdata.mask_redact(value anyelement, "with" anyelement DEFAULT NULL)
+CREATE FUNCTION licdata_internal.mask_redact(value anyelement, "with" anyelement DEFAULT NULL)
 	RETURNS anyelement LANGUAGE C IMMUTABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_redact';
 
-CREATE FUNCTION licdata.mask_partial(value text, keep_first integer DEFAULT 1,
+CREATE FUNCTION licdata_internal.mask_partial(value text, keep_first integer DEFAULT 1,
 									 keep_last integer DEFAULT 1, pad text DEFAULT '*')
 	RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_partial';
 
-CREATE FUNCTION licdata.mask_email(value text)
+CREATE FUNCTION licdata_internal.mask_email(value text)
 	RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_email';
 
-CREATE FUNCTION licdata.mask_cn_mobile(value text)
+CREATE FUNCTION licdata_internal.mask_cn_mobile(value text)
 	RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_cn_mobile';
 
-CREATE FUNCTION licdata.mask_cn_id(value text)
+CREATE FUNCTION licdata_internal.mask_cn_id(value text)
 	RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_cn_id';
 
-CREATE FUNCTION licdata.mask_cn_name(value text)
+CREATE FUNCTION licdata_internal.mask_cn_name(value text)
 	RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_cn_name';
 
 -- Keyed with the acting licensee's key: the same value gives the same token
 -- for the same licensee, and different tokens for different licensees.
-CREATE FUNCTION licdata.mask_pseudonym(value text, length integer DEFAULT 16)
+CREATE FUNCTION licdata_internal.mask_pseudonym(value text, length integer DEFAULT 16)
 	RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_pseudonym';
 CREATE FUNCTION licdata.mask_pseudonym(value text, length integer, licensee regrole)
 	RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_pseudonym_for';
 
-CREATE FUNCTION licdata.mask_pseudonym(value text, length integer, internal)
+CREATE FUNCTION licdata_internal.mask_pseudonym(value text, length integer, internal)
 	RETURNS text LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_pseudonym';
 
-CREATE FUNCTION licdata.mask_fpe(value text, alphabet text DEFAULT '0123456789')
+CREATE FUNCTION licdata_internal.mask_fpe(value text, alphabet text DEFAULT '0123456789')
 	RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_fpe';
 CREATE FUNCTION licdata.mask_fpe(value text, alphabet text, licensee regrole)
 	RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_fpe_for';
-CREATE FUNCTION licdata.mask_fpe(value text, alphabet text, internal)
+CREATE FUNCTION licdata_internal.mask_fpe(value text, alphabet text, internal)
 	RETURNS text LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_fpe';
 CREATE FUNCTION licdata.unmask_fpe(value text, licensee regrole, alphabet text DEFAULT '0123456789')
 	RETURNS text LANGUAGE C STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_unmask_fpe';
 
-CREATE FUNCTION licdata.mask_date_trunc(value date, unit text)
+CREATE FUNCTION licdata_internal.mask_date_trunc(value date, unit text)
 	RETURNS date LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_date_trunc_date';
-CREATE FUNCTION licdata.mask_date_trunc(value timestamp, unit text)
+CREATE FUNCTION licdata_internal.mask_date_trunc(value timestamp, unit text)
 	RETURNS timestamp LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_date_trunc_ts';
-CREATE FUNCTION licdata.mask_date_trunc(value timestamptz, unit text)
+CREATE FUNCTION licdata_internal.mask_date_trunc(value timestamptz, unit text)
 	RETURNS timestamptz LANGUAGE C STABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_date_trunc_tstz';
 
-CREATE FUNCTION licdata.mask_bucket(value smallint, width smallint)
+CREATE FUNCTION licdata_internal.mask_bucket(value smallint, width smallint)
 	RETURNS smallint LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_bucket_int2';
-CREATE FUNCTION licdata.mask_bucket(value integer, width integer)
+CREATE FUNCTION licdata_internal.mask_bucket(value integer, width integer)
 	RETURNS integer LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_bucket_int4';
-CREATE FUNCTION licdata.mask_bucket(value bigint, width bigint)
+CREATE FUNCTION licdata_internal.mask_bucket(value bigint, width bigint)
 	RETURNS bigint LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_bucket_int8';
-CREATE FUNCTION licdata.mask_bucket(value numeric, width numeric)
+CREATE FUNCTION licdata_internal.mask_bucket(value numeric, width numeric)
 	RETURNS numeric LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_bucket_numeric';
-CREATE FUNCTION licdata.mask_bucket(value double precision, width double precision)
+CREATE FUNCTION licdata_internal.mask_bucket(value double precision, width double precision)
 	RETURNS double precision LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_bucket_float8';
-CREATE FUNCTION licdata.mask_bucket(value real, width real)
+CREATE FUNCTION licdata_internal.mask_bucket(value real, width real)
 	RETURNS real LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_bucket_float4';
 
 -- Deterministic noise keyed by the acting licensee and the value; relative
 -- is a fraction of the value (0.05 = up to 5 %), absolute a fixed amount.
 -- Exactly one of the two is given (the other NULL).
-CREATE FUNCTION licdata.mask_noise(value integer, relative double precision DEFAULT NULL,
+CREATE FUNCTION licdata_internal.mask_noise(value integer, relative double precision DEFAULT NULL,
 								   absolute double precision DEFAULT NULL)
 	RETURNS integer LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_noise_int4';
-CREATE FUNCTION licdata.mask_noise(value bigint, relative double precision DEFAULT NULL,
+CREATE FUNCTION licdata_internal.mask_noise(value bigint, relative double precision DEFAULT NULL,
 								   absolute double precision DEFAULT NULL)
 	RETURNS bigint LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_noise_int8';
-CREATE FUNCTION licdata.mask_noise(value numeric, relative double precision DEFAULT NULL,
+CREATE FUNCTION licdata_internal.mask_noise(value numeric, relative double precision DEFAULT NULL,
 								   absolute double precision DEFAULT NULL)
 	RETURNS numeric LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_noise_numeric';
-CREATE FUNCTION licdata.mask_noise(value double precision, relative double precision DEFAULT NULL,
+CREATE FUNCTION licdata_internal.mask_noise(value double precision, relative double precision DEFAULT NULL,
 								   absolute double precision DEFAULT NULL)
 	RETURNS double precision LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_noise_float8';
@@ -120,26 +120,26 @@ CREATE FUNCTION licdata.mask_noise(value double precision, relative double preci
 -- The rewrite's entry points of the keyed masks: the internal argument
 -- (always NULL: no SQL expression has type internal) makes them uncallable
 -- from SQL; they are not strict so that the NULL does not stop them.
-CREATE FUNCTION licdata.mask_noise(value integer, relative double precision,
+CREATE FUNCTION licdata_internal.mask_noise(value integer, relative double precision,
 								   absolute double precision, internal)
 	RETURNS integer LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_noise_int4';
-CREATE FUNCTION licdata.mask_noise(value bigint, relative double precision,
+CREATE FUNCTION licdata_internal.mask_noise(value bigint, relative double precision,
 								   absolute double precision, internal)
 	RETURNS bigint LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_noise_int8';
-CREATE FUNCTION licdata.mask_noise(value numeric, relative double precision,
+CREATE FUNCTION licdata_internal.mask_noise(value numeric, relative double precision,
 								   absolute double precision, internal)
 	RETURNS numeric LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_noise_numeric';
-CREATE FUNCTION licdata.mask_noise(value double precision, relative double precision,
+CREATE FUNCTION licdata_internal.mask_noise(value double precision, relative double precision,
 								   absolute double precision, internal)
 	RETURNS double precision LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_noise_float8';
 
 -- Applies an operator's own function of one argument; the rewrite calls the
 -- function directly, this wrapper is for trying it out.
-CREATE FUNCTION licdata.mask_function(value anyelement, name regproc)
+CREATE FUNCTION licdata_internal.mask_function(value anyelement, name regproc)
 	RETURNS anyelement LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_function';
 
@@ -150,12 +150,12 @@ CREATE FUNCTION licdata.rotate_master_key() RETURNS void
 
 -- The keyed variants that take the acting licensee's key from the session
 -- are not for licensees (see the top of this file).
-REVOKE ALL ON FUNCTION licdata.mask_pseudonym(text, integer),
-	licdata.mask_fpe(text, text),
-	licdata.mask_noise(integer, double precision, double precision),
-	licdata.mask_noise(bigint, double precision, double precision),
-	licdata.mask_noise(numeric, double precision, double precision),
-	licdata.mask_noise(double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION licdata_internal.mask_pseudonym(text, integer),
+	licdata_internal.mask_fpe(text, text),
+	licdata_internal.mask_noise(integer, double precision, double precision),
+	licdata_internal.mask_noise(bigint, double precision, double precision),
+	licdata_internal.mask_noise(numeric, double precision, double precision),
+	licdata_internal.mask_noise(double precision, double precision, double precision) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION licdata.mask_pseudonym(text, integer, regrole),
 	licdata.mask_fpe(text, text, regrole),

@@ -9,10 +9,10 @@
 
 -- FF1 over the first radix characters of 0-9a-z with the given AES key
 -- (16, 24 or 32 bytes) and tweak; decrypts when decrypt is true.
-CREATE FUNCTION licdata._ff1_test(key bytea, tweak bytea, radix integer, input text,
+CREATE FUNCTION licdata_internal._ff1_test(key bytea, tweak bytea, radix integer, input text,
 								  decrypt boolean DEFAULT false)
 	RETURNS text LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_ff1_test';
-COMMENT ON FUNCTION licdata._ff1_test(bytea, bytea, integer, text, boolean) IS
+COMMENT ON FUNCTION licdata_internal._ff1_test(bytea, bytea, integer, text, boolean) IS
 	'licdata internal: FF1 (NIST SP 800-38G) with a given key, for the sample-vector tests';
-REVOKE ALL ON FUNCTION licdata._ff1_test(bytea, bytea, integer, text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION licdata_internal._ff1_test(bytea, bytea, integer, text, boolean) FROM PUBLIC;

@@ -6,7 +6,7 @@
  * even an operator's.  Each journal record has a unique reference, so a
  * replay after a crash inserts nothing twice.  audit_log is a SHA-256 hash
  * chain: each row's hash covers its content and the previous row's hash
- * (licdata._audit_bytes; the worker computes the same bytes in C).  A
+ * (licdata_internal._audit_bytes; the worker computes the same bytes in C).  A
  * record the tables refuse goes to licdata.quarantine, with an audit row
  * (decision 'quarantined') in its place in the chain.
  */
@@ -75,21 +75,21 @@ SELECT pg_catalog.pg_extension_config_dump('licdata.usage', '');
 SELECT pg_catalog.pg_extension_config_dump('licdata.usage_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('licdata.audit_log', '');
 
-CREATE FUNCTION licdata._records_guard() RETURNS trigger
+CREATE FUNCTION licdata_internal._records_guard() RETURNS trigger
 	LANGUAGE C AS 'MODULE_PATHNAME', 'licdata_records_guard';
 CREATE TRIGGER records_guard BEFORE INSERT OR UPDATE OR DELETE ON licdata.usage
-	FOR EACH ROW EXECUTE FUNCTION licdata._records_guard();
+	FOR EACH ROW EXECUTE FUNCTION licdata_internal._records_guard();
 CREATE TRIGGER records_guard_truncate BEFORE TRUNCATE ON licdata.usage
-	FOR EACH STATEMENT EXECUTE FUNCTION licdata._records_guard();
+	FOR EACH STATEMENT EXECUTE FUNCTION licdata_internal._records_guard();
 CREATE TRIGGER records_guard BEFORE INSERT OR UPDATE OR DELETE ON licdata.audit_log
-	FOR EACH ROW EXECUTE FUNCTION licdata._records_guard();
+	FOR EACH ROW EXECUTE FUNCTION licdata_internal._records_guard();
 CREATE TRIGGER records_guard_truncate BEFORE TRUNCATE ON licdata.audit_log
-	FOR EACH STATEMENT EXECUTE FUNCTION licdata._records_guard();
+	FOR EACH STATEMENT EXECUTE FUNCTION licdata_internal._records_guard();
 
 GRANT SELECT ON licdata.usage, licdata.audit_log TO licdata_operator, licdata_auditor;
 
 -- The bytes an audit row's hash covers (with the previous hash in front).
-CREATE FUNCTION licdata._audit_bytes(a licdata.audit_log) RETURNS bytea
+CREATE FUNCTION licdata_internal._audit_bytes(a licdata.audit_log) RETURNS bytea
 	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 	SELECT a.prev_hash || convert_to(concat_ws('|',
 		a.seq::text,
@@ -126,15 +126,15 @@ DECLARE
 	ps timestamptz := period_start;
 	pe timestamptz := period_end;
 BEGIN
-	PERFORM licdata._not_null(lic, 'licensee');
+	PERFORM licdata_internal._not_null(lic, 'licensee');
 	-- a dropped role's OID is allowed (its usage stays); 0 names no role
 	IF lic::oid = 0 THEN
 		RAISE EXCEPTION 'role with OID 0 does not exist'
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Pass the licensee by name, e.g. licensee => ''bank''.';
 	END IF;
-	PERFORM licdata._not_null(ps, 'period_start');
-	PERFORM licdata._not_null(pe, 'period_end');
+	PERFORM licdata_internal._not_null(ps, 'period_start');
+	PERFORM licdata_internal._not_null(pe, 'period_end');
 	IF pe <= ps THEN
 		RAISE EXCEPTION 'period_end must be after period_start'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -147,18 +147,18 @@ BEGIN
 	END IF;
 	RETURN QUERY
 		WITH months AS (
-			SELECT g::date AS m, licdata._month_start(g::date) AS ms, licdata._month_end(g::date) AS me
-			  FROM generate_series(licdata._month_of(ps)::timestamp,
-								   licdata._month_of(pe - interval '1 microsecond')::timestamp,
+			SELECT g::date AS m, licdata_internal._month_start(g::date) AS ms, licdata_internal._month_end(g::date) AS me
+			  FROM generate_series(licdata_internal._month_of(ps)::timestamp,
+								   licdata_internal._month_of(pe - interval '1 microsecond')::timestamp,
 								   interval '1 month') g
 		), lines AS (
 			SELECT b.licence_id, b.dataset, b.purpose, b.queries, b.rows, b.amount
 			  FROM (SELECT * FROM months WHERE ps <= months.ms AND pe >= months.me) w,
-				   LATERAL licdata._bill_lines(lic, w.m) b
+				   LATERAL licdata_internal._bill_lines(lic, w.m) b
 			UNION ALL
 			SELECT b.licence_id, b.dataset, b.purpose, b.queries, b.rows, b.amount
 			  FROM (SELECT * FROM months WHERE NOT (ps <= months.ms AND pe >= months.me)) p,
-				   LATERAL licdata._bill_compute(lic, p.m, greatest(ps, p.ms), least(pe, p.me), false) b
+				   LATERAL licdata_internal._bill_compute(lic, p.m, greatest(ps, p.ms), least(pe, p.me), false) b
 		)
 		SELECT l.licence_id, l.dataset, l.purpose, sum(l.queries)::bigint, sum(l.rows)::bigint, sum(l.amount)
 		  FROM lines l
@@ -169,9 +169,9 @@ $$;
 REVOKE ALL ON FUNCTION licdata.invoice(regrole, timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION licdata.invoice(regrole, timestamptz, timestamptz) TO licdata_operator, licdata_auditor;
 
-CREATE FUNCTION licdata._set_records_writable(boolean) RETURNS boolean
+CREATE FUNCTION licdata_internal._set_records_writable(boolean) RETURNS boolean
 	LANGUAGE C AS 'MODULE_PATHNAME', 'licdata_set_records_writable';
-REVOKE ALL ON FUNCTION licdata._set_records_writable(boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION licdata_internal._set_records_writable(boolean) FROM PUBLIC;
 
 /*
  * Retention: delete usage and audit records older than a point in time.
@@ -185,7 +185,7 @@ DECLARE
 	u bigint;
 	a bigint;
 BEGIN
-	PERFORM licdata._not_null(older_than, 'older_than');
+	PERFORM licdata_internal._not_null(older_than, 'older_than');
 	IF older_than > now() - interval '1 day' THEN
 		RAISE EXCEPTION 'records younger than one day cannot be purged'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -193,17 +193,17 @@ BEGIN
 	END IF;
 	-- The write guard is off for this backend only while the deletes run:
 	-- an error (a lock or statement timeout, a cancel) must not leave it off.
-	PERFORM licdata._set_records_writable(true);
+	PERFORM licdata_internal._set_records_writable(true);
 	BEGIN
 		DELETE FROM licdata.usage WHERE at < older_than;
 		GET DIAGNOSTICS u = ROW_COUNT;
 		DELETE FROM licdata.audit_log WHERE at < older_than;
 		GET DIAGNOSTICS a = ROW_COUNT;
 	EXCEPTION WHEN OTHERS OR query_canceled THEN
-		PERFORM licdata._set_records_writable(false);
+		PERFORM licdata_internal._set_records_writable(false);
 		RAISE;
 	END;
-	PERFORM licdata._set_records_writable(false);
+	PERFORM licdata_internal._set_records_writable(false);
 	RETURN QUERY SELECT u, a;
 END
 $$;
@@ -228,9 +228,9 @@ COMMENT ON TABLE licdata.quarantine IS 'Journal records the background worker co
 SELECT pg_catalog.pg_extension_config_dump('licdata.quarantine', '');
 SELECT pg_catalog.pg_extension_config_dump('licdata.quarantine_id_seq', '');
 CREATE TRIGGER records_guard BEFORE INSERT OR UPDATE OR DELETE ON licdata.quarantine
-	FOR EACH ROW EXECUTE FUNCTION licdata._records_guard();
+	FOR EACH ROW EXECUTE FUNCTION licdata_internal._records_guard();
 CREATE TRIGGER records_guard_truncate BEFORE TRUNCATE ON licdata.quarantine
-	FOR EACH STATEMENT EXECUTE FUNCTION licdata._records_guard();
+	FOR EACH STATEMENT EXECUTE FUNCTION licdata_internal._records_guard();
 GRANT SELECT ON licdata.quarantine TO licdata_operator, licdata_auditor;
 
 /*
@@ -238,17 +238,17 @@ GRANT SELECT ON licdata.quarantine TO licdata_operator, licdata_auditor;
  * the oldest one's start; the flusher's records per second (its last pass
  * that moved records) and records moved since the server started.
  */
-CREATE FUNCTION licdata._journal_status(
+CREATE FUNCTION licdata_internal._journal_status(
 	OUT node text, OUT file text, OUT bytes bigint, OUT records_pending bigint,
 	OUT oldest_pending_at timestamptz, OUT flusher_records_per_second double precision,
 	OUT records_moved bigint, OUT writer_done boolean)
 	RETURNS SETOF record
 	LANGUAGE C AS 'MODULE_PATHNAME', 'licdata_journal_status';
-REVOKE ALL ON FUNCTION licdata._journal_status() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION licdata._journal_status() TO licdata_operator, licdata_auditor;
+REVOKE ALL ON FUNCTION licdata_internal._journal_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata_internal._journal_status() TO licdata_operator, licdata_auditor;
 CREATE VIEW licdata.journal_status AS
 	SELECT s.node, s.file, s.bytes, s.records_pending, s.oldest_pending_at,
 		   s.flusher_records_per_second, s.records_moved, s.writer_done
-	  FROM licdata._journal_status() s;
+	  FROM licdata_internal._journal_status() s;
 REVOKE ALL ON licdata.journal_status FROM PUBLIC;
 GRANT SELECT ON licdata.journal_status TO licdata_operator, licdata_auditor;

@@ -2,7 +2,7 @@
  * 45_replicas.sql -- read replicas (hot standbys).
  *
  * A standby's licdata worker hands its journal records to the primary by
- * calling licdata._receive_records as a member of licdata_replica: that
+ * calling licdata_internal._receive_records as a member of licdata_replica: that
  * role may do nothing else (no table, no dataset).  The records wait in
  * licdata.replica_inbox until the primary's worker moves them into usage and
  * audit_log (one hash chain) and deletes them; licdata.nodes shows each
@@ -54,10 +54,12 @@ CREATE VIEW licdata.nodes AS
 COMMENT ON VIEW licdata.nodes IS 'Each standby: last contact, records pending (held by the standby or waiting in the inbox), records handed over';
 GRANT SELECT ON licdata.nodes, licdata.replica_nodes TO licdata_operator, licdata_auditor;
 
-CREATE FUNCTION licdata._receive_records(node text, records bytea, pending bigint)
+CREATE FUNCTION licdata_internal._receive_records(node text, records bytea, pending bigint)
 	RETURNS bigint
 	LANGUAGE C SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'licdata_receive_records';
-REVOKE ALL ON FUNCTION licdata._receive_records(text, bytea, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION licdata._receive_records(text, bytea, bigint) TO licdata_replica;
+REVOKE ALL ON FUNCTION licdata_internal._receive_records(text, bytea, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata_internal._receive_records(text, bytea, bigint) TO licdata_replica;
+-- the one internal a standby's role calls: it needs the schema to name it
+GRANT USAGE ON SCHEMA licdata_internal TO licdata_replica;

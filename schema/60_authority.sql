@@ -5,9 +5,9 @@
  * Ed25519 signature (libsodium) before granting the licence.
  */
 
-CREATE FUNCTION licdata._check_public_key(public_key text) RETURNS text
+CREATE FUNCTION licdata_internal._check_public_key(public_key text) RETURNS text
 	LANGUAGE C IMMUTABLE AS 'MODULE_PATHNAME', 'licdata_check_public_key';
-CREATE FUNCTION licdata._verify_document(document jsonb, signature text, public_key text) RETURNS boolean
+CREATE FUNCTION licdata_internal._verify_document(document jsonb, signature text, public_key text) RETURNS boolean
 	LANGUAGE C IMMUTABLE AS 'MODULE_PATHNAME', 'licdata_verify_document';
 
 CREATE UNIQUE INDEX licences_signature ON licdata.licences (signature) WHERE signature IS NOT NULL;
@@ -17,14 +17,14 @@ CREATE FUNCTION licdata.add_authority(name text, public_key text) RETURNS void
 DECLARE
 	pk text;
 BEGIN
-	PERFORM licdata._not_null(name, 'name');
-	PERFORM licdata._not_null(public_key, 'public_key');
+	PERFORM licdata_internal._not_null(name, 'name');
+	PERFORM licdata_internal._not_null(public_key, 'public_key');
 	IF btrim(name) = '' OR length(name) > 200 THEN
 		RAISE EXCEPTION 'authority name must be 1 to 200 characters'
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use the authority''s official short name.';
 	END IF;
-	pk := licdata._check_public_key(public_key);
+	pk := licdata_internal._check_public_key(public_key);
 	IF EXISTS (SELECT FROM licdata.authorities a WHERE a.name = add_authority.name) THEN
 		RAISE EXCEPTION 'authority "%" already exists', name
 			USING ERRCODE = 'duplicate_object',
@@ -53,8 +53,8 @@ DECLARE
 	ds regclass;
 	new_id bigint;
 BEGIN
-	PERFORM licdata._not_null(document, 'document');
-	PERFORM licdata._not_null(signature, 'signature');
+	PERFORM licdata_internal._not_null(document, 'document');
+	PERFORM licdata_internal._not_null(signature, 'signature');
 	IF jsonb_typeof(document) <> 'object' THEN
 		RAISE EXCEPTION 'licence document must be a JSON object'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -79,7 +79,7 @@ BEGIN
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Register it with licdata.add_authority(name, public_key) first.';
 	END IF;
-	IF NOT licdata._verify_document(document, signature, auth.public_key) THEN
+	IF NOT licdata_internal._verify_document(document, signature, auth.public_key) THEN
 		RAISE EXCEPTION 'signature of the licence document does not verify with the key of authority "%"', auth.name
 			USING ERRCODE = 'invalid_authorization_specification',
 				  DETAIL = 'The document was changed after signing, or signed with another key.',
@@ -144,18 +144,18 @@ CREATE TABLE licdata.audit_checkpoints (
 );
 SELECT pg_catalog.pg_extension_config_dump('licdata.audit_checkpoints', '');
 CREATE TRIGGER records_guard BEFORE INSERT OR UPDATE OR DELETE ON licdata.audit_checkpoints
-	FOR EACH ROW EXECUTE FUNCTION licdata._records_guard();
+	FOR EACH ROW EXECUTE FUNCTION licdata_internal._records_guard();
 CREATE TRIGGER records_guard_truncate BEFORE TRUNCATE ON licdata.audit_checkpoints
-	FOR EACH STATEMENT EXECUTE FUNCTION licdata._records_guard();
+	FOR EACH STATEMENT EXECUTE FUNCTION licdata_internal._records_guard();
 GRANT SELECT ON licdata.audit_checkpoints TO licdata_operator, licdata_auditor;
 
 CREATE FUNCTION licdata.audit_public_key() RETURNS text
 	LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'licdata_audit_public_key';
-CREATE FUNCTION licdata._audit_sign(seq bigint, hash bytea) RETURNS text
+CREATE FUNCTION licdata_internal._audit_sign(seq bigint, hash bytea) RETURNS text
 	LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'licdata_audit_sign';
-CREATE FUNCTION licdata._audit_verify(seq bigint, hash bytea, signature text, public_key text) RETURNS boolean
+CREATE FUNCTION licdata_internal._audit_verify(seq bigint, hash bytea, signature text, public_key text) RETURNS boolean
 	LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'licdata_audit_verify';
-REVOKE ALL ON FUNCTION licdata._audit_sign(bigint, bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION licdata_internal._audit_sign(bigint, bytea) FROM PUBLIC;
 
 -- The background worker signs every checkpoint that falls due (at each
 -- multiple of licdata.checkpoint_interval rows) in the batch that reaches it.
@@ -183,7 +183,7 @@ BEGIN
 		IF (expect IS NOT NULL AND a.seq <> expect)
 		   OR (prev IS NOT NULL AND a.prev_hash <> prev)
 		   OR (prev IS NULL AND a.seq = 1 AND a.prev_hash <> '\x'::bytea)
-		   OR a.hash <> sha256(licdata._audit_bytes(a)) THEN
+		   OR a.hash <> sha256(licdata_internal._audit_bytes(a)) THEN
 			RETURN QUERY SELECT false, n, a.seq;
 			RETURN;
 		END IF;
@@ -193,7 +193,7 @@ BEGIN
 	FOR cp IN SELECT c.*, l.hash AS chain_hash FROM licdata.audit_checkpoints c
 				LEFT JOIN licdata.audit_log l ON l.seq = c.seq ORDER BY c.seq LOOP
 		IF cp.chain_hash IS DISTINCT FROM cp.hash
-		   OR NOT licdata._audit_verify(cp.seq, cp.hash, cp.signature, cp.public_key) THEN
+		   OR NOT licdata_internal._audit_verify(cp.seq, cp.hash, cp.signature, cp.public_key) THEN
 			RETURN QUERY SELECT false, n, cp.seq;
 			RETURN;
 		END IF;

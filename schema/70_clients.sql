@@ -31,7 +31,7 @@
 -- nothing.  Privileges of licensees beyond that (granted by hand) are
 -- revoked.  Only changes what differs; a table that no longer exists is
 -- skipped.
-CREATE FUNCTION licdata._sync_privileges(ds regclass) RETURNS void
+CREATE FUNCTION licdata_internal._sync_privileges(ds regclass) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	r record;
@@ -87,7 +87,7 @@ $$;
 
 -- The worker's sweep: datasets with a licence that became valid or expired
 -- after "since" (and up to now); every dataset when since is NULL.
-CREATE FUNCTION licdata._sync_privileges_due(since timestamptz) RETURNS void
+CREATE FUNCTION licdata_internal._sync_privileges_due(since timestamptz) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	ds regclass;
@@ -101,29 +101,29 @@ BEGIN
 							   OR (l.valid_until > since AND l.valid_until <= now())))
 		 ORDER BY d.dataset::oid
 	LOOP
-		PERFORM licdata._sync_privileges(ds);
+		PERFORM licdata_internal._sync_privileges(ds);
 	END LOOP;
 END
 $$;
 
-CREATE FUNCTION licdata._licence_privileges() RETURNS trigger
+CREATE FUNCTION licdata_internal._licence_privileges() RETURNS trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_OP IN ('UPDATE', 'DELETE') THEN
-		PERFORM licdata._sync_privileges(OLD.dataset);
+		PERFORM licdata_internal._sync_privileges(OLD.dataset);
 	END IF;
 	IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.dataset IS DISTINCT FROM OLD.dataset) THEN
-		PERFORM licdata._sync_privileges(NEW.dataset);
+		PERFORM licdata_internal._sync_privileges(NEW.dataset);
 	END IF;
 	RETURN NULL;
 END
 $$;
 CREATE TRIGGER licence_privileges AFTER INSERT OR UPDATE OR DELETE ON licdata.licences
-	FOR EACH ROW EXECUTE FUNCTION licdata._licence_privileges();
+	FOR EACH ROW EXECUTE FUNCTION licdata_internal._licence_privileges();
 
 -- A column added to or dropped from a published table: licences name
 -- columns, so the column privileges are made to match again.
-CREATE FUNCTION licdata._table_altered() RETURNS event_trigger
+CREATE FUNCTION licdata_internal._table_altered() RETURNS event_trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	obj record;
@@ -131,15 +131,15 @@ BEGIN
 	FOR obj IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE object_type = 'table' LOOP
 		IF EXISTS (SELECT FROM licdata.datasets d
 					WHERE d.dataset::oid = obj.objid AND d.unpublished_at IS NULL) THEN
-			PERFORM licdata._sync_privileges(obj.objid::regclass);
+			PERFORM licdata_internal._sync_privileges(obj.objid::regclass);
 		END IF;
 	END LOOP;
 END
 $$;
 CREATE EVENT TRIGGER licdata_table_altered ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
-	EXECUTE FUNCTION licdata._table_altered();
+	EXECUTE FUNCTION licdata_internal._table_altered();
 
-REVOKE ALL ON FUNCTION licdata._sync_privileges(regclass), licdata._sync_privileges_due(timestamptz)
+REVOKE ALL ON FUNCTION licdata_internal._sync_privileges(regclass), licdata_internal._sync_privileges_due(timestamptz)
 	FROM PUBLIC;
 
 /*
@@ -150,10 +150,10 @@ REVOKE ALL ON FUNCTION licdata._sync_privileges(regclass), licdata._sync_privile
  * a connection option, ALTER ROLE ... SET -- is ignored, so behind a
  * transaction-pooling pooler one client's purpose never serves the next.
  */
-CREATE FUNCTION licdata._check_purpose_scope(purpose_scope text) RETURNS void
+CREATE FUNCTION licdata_internal._check_purpose_scope(purpose_scope text) RETURNS void
 	LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	PERFORM licdata._not_null(purpose_scope, 'purpose_scope', true);
+	PERFORM licdata_internal._not_null(purpose_scope, 'purpose_scope', true);
 	IF purpose_scope NOT IN ('session', 'transaction') THEN
 		RAISE EXCEPTION 'invalid purpose scope %', quote_literal(purpose_scope)
 			USING ERRCODE = 'invalid_parameter_value',
@@ -166,9 +166,9 @@ $$;
 CREATE FUNCTION licdata.alter_licensee(licensee regrole, purpose_scope text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	PERFORM licdata._not_null(licensee, 'licensee');
-	PERFORM licdata._not_null(purpose_scope, 'purpose_scope');
-	PERFORM licdata._check_purpose_scope(purpose_scope);
+	PERFORM licdata_internal._not_null(licensee, 'licensee');
+	PERFORM licdata_internal._not_null(purpose_scope, 'purpose_scope');
+	PERFORM licdata_internal._check_purpose_scope(purpose_scope);
 	UPDATE licdata.licensees l SET purpose_scope = alter_licensee.purpose_scope
 	 WHERE l.licensee = alter_licensee.licensee;
 	IF NOT FOUND THEN

@@ -36,7 +36,7 @@ COMMENT ON TABLE licdata.products IS 'Functions published as data products: lice
 SELECT pg_catalog.pg_extension_config_dump('licdata.products', '');
 GRANT SELECT ON licdata.products TO licdata_operator, licdata_auditor;
 CREATE TRIGGER catalog_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON licdata.products
-	FOR EACH STATEMENT EXECUTE FUNCTION licdata._catalog_changed();
+	FOR EACH STATEMENT EXECUTE FUNCTION licdata_internal._catalog_changed();
 
 ALTER TABLE licdata.licences
 	ADD CONSTRAINT licences_product_fkey FOREIGN KEY (product) REFERENCES licdata.products (product),
@@ -44,12 +44,12 @@ ALTER TABLE licdata.licences
 CREATE INDEX licences_licensee_product ON licdata.licences (licensee, product);
 
 -- Is the role an operator (a superuser or a member of licdata_operator)?
-CREATE FUNCTION licdata._is_operator(r oid) RETURNS boolean
+CREATE FUNCTION licdata_internal._is_operator(r oid) RETURNS boolean
 	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 	SELECT EXISTS (SELECT FROM pg_roles x WHERE x.oid = r AND x.rolsuper)
 		OR pg_has_role(r, 'licdata_operator', 'USAGE')
 $$;
-REVOKE ALL ON FUNCTION licdata._is_operator(oid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION licdata_internal._is_operator(oid) FROM PUBLIC;
 
 /*
  * Check a product's search_path setting ('search_path=a, b, pg_temp' as in
@@ -57,7 +57,7 @@ REVOKE ALL ON FUNCTION licdata._is_operator(oid) FROM PUBLIC;
  * operator owns and only operators may create objects in, and pg_temp must
  * be named, last (else the session's temporary tables come first).
  */
-CREATE FUNCTION licdata._check_product_path(fn regprocedure, setting text) RETURNS void
+CREATE FUNCTION licdata_internal._check_product_path(fn regprocedure, setting text) RETURNS void
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	entries text[] := regexp_split_to_array(substr(setting, length('search_path=') + 1), '\s*,\s*');
@@ -81,10 +81,10 @@ BEGIN
 			CONTINUE;
 		END IF;
 		SELECT n.oid INTO nsp FROM pg_namespace n WHERE n.nspname = e;
-		IF nsp IS NULL OR NOT licdata._is_operator((SELECT n.nspowner FROM pg_namespace n WHERE n.oid = nsp))
+		IF nsp IS NULL OR NOT licdata_internal._is_operator((SELECT n.nspowner FROM pg_namespace n WHERE n.oid = nsp))
 		   OR EXISTS (SELECT FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
 					   WHERE n.oid = nsp AND a.privilege_type = 'CREATE'
-						 AND (a.grantee = 0 OR NOT licdata._is_operator(a.grantee))) THEN
+						 AND (a.grantee = 0 OR NOT licdata_internal._is_operator(a.grantee))) THEN
 			RAISE EXCEPTION 'the search_path of product % names %, which is not a schema only operators can create objects in', fn, quote_ident(e)
 				USING ERRCODE = 'invalid_parameter_value',
 					  DETAIL = 'A name in the product''s body could then be redirected by someone else''s object.',
@@ -99,7 +99,7 @@ BEGIN
 	END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION licdata._check_product_path(regprocedure, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION licdata_internal._check_product_path(regprocedure, text) FROM PUBLIC;
 
 CREATE FUNCTION licdata.publish_product(product regprocedure, description text DEFAULT NULL,
 										price_per_call numeric DEFAULT 0, price_per_row numeric DEFAULT 0,
@@ -112,10 +112,10 @@ DECLARE
 	t oid;
 	setting text;
 BEGIN
-	PERFORM licdata._not_null(fn, 'product');
-	PERFORM licdata._not_null(price_per_call, 'price_per_call', true);
-	PERFORM licdata._not_null(price_per_row, 'price_per_row', true);
-	PERFORM licdata._not_null(hide_errors, 'hide_errors', true);
+	PERFORM licdata_internal._not_null(fn, 'product');
+	PERFORM licdata_internal._not_null(price_per_call, 'price_per_call', true);
+	PERFORM licdata_internal._not_null(price_per_row, 'price_per_row', true);
+	PERFORM licdata_internal._not_null(hide_errors, 'hide_errors', true);
 	SELECT p.prokind, p.proowner, p.provolatile, p.proparallel, p.proconfig, p.proargtypes,
 		   p.prorettype, l.lanname INTO f
 	  FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = fn;
@@ -134,7 +134,7 @@ BEGIN
 				  DETAIL = 'licdata serves products written in SQL or PL/pgSQL only.',
 				  HINT = 'Write the product in SQL or PL/pgSQL.';
 	END IF;
-	IF NOT licdata._is_operator(f.proowner) THEN
+	IF NOT licdata_internal._is_operator(f.proowner) THEN
 		RAISE EXCEPTION 'cannot publish % as a product: its owner % is not an operator', fn, f.proowner::regrole
 			USING ERRCODE = 'insufficient_privilege',
 				  DETAIL = 'A product''s body reads datasets as published, as its owner.',
@@ -147,7 +147,7 @@ BEGIN
 					  DETAIL = 'A polymorphic or pseudo-type argument would run the caller''s types'' functions inside the product.',
 					  HINT = 'Declare every argument with a concrete type.';
 		END IF;
-		IF NOT licdata._is_operator((SELECT typowner FROM pg_type WHERE oid = t)) THEN
+		IF NOT licdata_internal._is_operator((SELECT typowner FROM pg_type WHERE oid = t)) THEN
 			RAISE EXCEPTION 'cannot publish % as a product: argument type % is not owned by an operator', fn, t::regtype
 				USING ERRCODE = 'invalid_function_definition',
 					  DETAIL = 'The type''s functions (a domain''s checks) would run inside the product.',
@@ -178,7 +178,7 @@ BEGIN
 		EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp', fn);
 		RAISE NOTICE 'licdata: product % now runs with search_path = pg_catalog, pg_temp', fn;
 	ELSE
-		PERFORM licdata._check_product_path(fn, setting);
+		PERFORM licdata_internal._check_product_path(fn, setting);
 	END IF;
 	-- never evaluated at plan time, nor in a parallel worker (unmetered)
 	IF f.provolatile <> 'v' OR f.proparallel <> 'u' THEN
@@ -203,7 +203,7 @@ DECLARE
 	fn regprocedure := product;
 	live bigint;
 BEGIN
-	PERFORM licdata._not_null(fn, 'product');
+	PERFORM licdata_internal._not_null(fn, 'product');
 	IF NOT EXISTS (SELECT FROM licdata.products p WHERE p.product = fn AND p.unpublished_at IS NULL) THEN
 		RAISE EXCEPTION 'function % is not a published product', fn
 			USING ERRCODE = 'undefined_object',
@@ -234,8 +234,8 @@ DECLARE
 	acts_for text;
 	new_id bigint;
 BEGIN
-	PERFORM licdata._not_null(lic, 'licensee');
-	PERFORM licdata._not_null(fn, 'product');
+	PERFORM licdata_internal._not_null(lic, 'licensee');
+	PERFORM licdata_internal._not_null(fn, 'product');
 	IF NOT EXISTS (SELECT FROM licdata.products p WHERE p.product = fn AND p.unpublished_at IS NULL) THEN
 		RAISE EXCEPTION 'function % is not a published product', fn
 			USING ERRCODE = 'undefined_object',
@@ -251,8 +251,8 @@ BEGIN
 				  HINT = CASE WHEN acts_for IS NOT NULL THEN 'Grant the licence to the licensee its members act for.'
 							  ELSE 'Register it first with licdata.register_licensee.' END;
 	END IF;
-	PERFORM licdata._check_purposes(purposes);
-	PERFORM licdata._not_null(valid_from, 'valid_from', true);
+	PERFORM licdata_internal._check_purposes(purposes);
+	PERFORM licdata_internal._not_null(valid_from, 'valid_from', true);
 	IF valid_until IS NOT NULL AND valid_until <= valid_from THEN
 		RAISE EXCEPTION 'valid_until must be after valid_from'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -264,7 +264,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass a positive limit, or NULL for no limit.';
 	END IF;
-	PERFORM licdata._not_null(require_consent_ref, 'require_consent_ref', true);
+	PERFORM licdata_internal._not_null(require_consent_ref, 'require_consent_ref', true);
 	IF NOT (coalesce(price_per_call, 0) >= 0 AND coalesce(price_per_call, 0) < 'Infinity')
 	   OR NOT (coalesce(price_per_row, 0) >= 0 AND coalesce(price_per_row, 0) < 'Infinity') THEN
 		RAISE EXCEPTION 'prices must be zero or a positive amount'
@@ -307,7 +307,7 @@ $grants$;
  * licences revoked, so that a function created later with the same OID is
  * never taken for the product.
  */
-CREATE FUNCTION licdata._product_dropped() RETURNS event_trigger
+CREATE FUNCTION licdata_internal._product_dropped() RETURNS event_trigger
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	obj record;
@@ -324,7 +324,7 @@ BEGIN
 END
 $$;
 CREATE EVENT TRIGGER licdata_product_dropped ON sql_drop
-	EXECUTE FUNCTION licdata._product_dropped();
+	EXECUTE FUNCTION licdata_internal._product_dropped();
 
 -- What a licensee sees: its product licences next to its dataset licences.
 CREATE OR REPLACE VIEW licdata.my_licences WITH (security_barrier) AS
@@ -339,7 +339,7 @@ CREATE OR REPLACE VIEW licdata.my_licences WITH (security_barrier) AS
 		   CASE WHEN l.product IS NULL THEN coalesce(l.price_per_query, d.price_per_query) END AS price_per_query,
 		   coalesce(l.price_per_row, d.price_per_row, p.price_per_row) AS price_per_row,
 		   l.unlicensed_columns,
-		   l.max_lookups_per_day, l.max_lookups_per_day - licdata._lookups_used(l.id) AS lookups_left_today,
+		   l.max_lookups_per_day, l.max_lookups_per_day - licdata_internal._lookups_used(l.id) AS lookups_left_today,
 		   l.product,
 		   CASE WHEN l.product IS NULL THEN 'dataset' ELSE 'product' END AS kind,
 		   l.max_calls_per_day,
@@ -348,8 +348,8 @@ CREATE OR REPLACE VIEW licdata.my_licences WITH (security_barrier) AS
 	  FROM licdata.licences l
 	  LEFT JOIN licdata.datasets d ON d.dataset = l.dataset
 	  LEFT JOIN licdata.products p ON p.product = l.product
-	  CROSS JOIN LATERAL licdata._quota_used(l.id) q
-	 WHERE l.licensee = licdata._my_licensee();
+	  CROSS JOIN LATERAL licdata_internal._quota_used(l.id) q
+	 WHERE l.licensee = licdata_internal._my_licensee();
 COMMENT ON VIEW licdata.my_licences IS 'The caller''s licences: datasets and products, purposes, columns, validity, quotas left today';
 
 CREATE OR REPLACE VIEW licdata.my_usage WITH (security_barrier) AS
@@ -357,7 +357,7 @@ CREATE OR REPLACE VIEW licdata.my_usage WITH (security_barrier) AS
 		   u.query_id, u.statement, u.rows, u.rows_delivered, u.rows_aggregated, u.duration_ms,
 		   u.outcome, u.sqlstate, u.amount, u.calls
 	  FROM licdata.usage u
-	 WHERE u.licensee = licdata._my_licensee();
+	 WHERE u.licensee = licdata_internal._my_licensee();
 
 /*
  * The flusher (worker.c) writes a product's use as one usage row per

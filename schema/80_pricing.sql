@@ -21,7 +21,7 @@
  *
  * Product licences (licdata.licences.product, licdata.products) are read
  * through to_jsonb() of their rows so that this file works with and without
- * them; see licdata._list_prices.
+ * them; see licdata_internal._list_prices.
  */
 
 DO $roles$
@@ -100,13 +100,13 @@ GRANT SELECT ON licdata.price_ceilings TO licdata_authority;
  * Months (UTC)
  * ------------------------------------------------------------------------ */
 
-CREATE FUNCTION licdata._month_start(m date) RETURNS timestamptz
+CREATE FUNCTION licdata_internal._month_start(m date) RETURNS timestamptz
 	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 	AS $$ SELECT (date_trunc('month', m)::timestamp) AT TIME ZONE 'UTC' $$;
-CREATE FUNCTION licdata._month_end(m date) RETURNS timestamptz
+CREATE FUNCTION licdata_internal._month_end(m date) RETURNS timestamptz
 	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 	AS $$ SELECT (date_trunc('month', m)::timestamp + interval '1 month') AT TIME ZONE 'UTC' $$;
-CREATE FUNCTION licdata._month_of(t timestamptz) RETURNS date
+CREATE FUNCTION licdata_internal._month_of(t timestamptz) RETURNS date
 	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
 	AS $$ SELECT date_trunc('month', t AT TIME ZONE 'UTC')::date $$;
 
@@ -116,7 +116,7 @@ CREATE FUNCTION licdata._month_of(t timestamptz) RETURNS date
 
 -- The published row of a product (licdata.products), or NULL when there is
 -- no such table or row.
-CREATE FUNCTION licdata._product_row(product oid) RETURNS jsonb
+CREATE FUNCTION licdata_internal._product_row(product oid) RETURNS jsonb
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	r jsonb;
@@ -135,7 +135,7 @@ $$;
  * product's), as {"per_query", "per_row", "per_call"}.  A product licence is
  * charged per call and per row; a dataset licence per query and per row.
  */
-CREATE FUNCTION licdata._list_prices(licence_id bigint) RETURNS jsonb
+CREATE FUNCTION licdata_internal._list_prices(licence_id bigint) RETURNS jsonb
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	l jsonb;
@@ -147,7 +147,7 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	IF l->>'product' IS NOT NULL THEN
-		p := licdata._product_row((l->>'product')::regprocedure);
+		p := licdata_internal._product_row((l->>'product')::regprocedure);
 		RETURN jsonb_build_object(
 			'per_query', 0,
 			'per_call', coalesce((l->>'price_per_call')::numeric, (l->>'price_per_query')::numeric,
@@ -170,10 +170,10 @@ $$;
  * which default to the licence's list prices.  A NULL plan (no plan in force)
  * is the list prices.  per_row is NULL when the plan has tiers.
  */
-CREATE FUNCTION licdata._plan_effective(licence_id bigint, plan jsonb) RETURNS jsonb
+CREATE FUNCTION licdata_internal._plan_effective(licence_id bigint, plan jsonb) RETURNS jsonb
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	lp jsonb := licdata._list_prices(licence_id);
+	lp jsonb := licdata_internal._list_prices(licence_id);
 BEGIN
 	plan := coalesce(plan, '{}');
 	RETURN jsonb_build_object(
@@ -193,7 +193,7 @@ $$;
 
 -- The row-price bands of an effective plan: tier n covers monthly row
 -- positions lo+1 .. hi (hi NULL: no end).  Without tiers, one band (n = 0).
-CREATE FUNCTION licdata._tiers(p jsonb, OUT n integer, OUT lo numeric, OUT hi numeric, OUT price numeric)
+CREATE FUNCTION licdata_internal._tiers(p jsonb, OUT n integer, OUT lo numeric, OUT hi numeric, OUT price numeric)
 	RETURNS SETOF record
 	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 	SELECT 0, 0::numeric, NULL::numeric, (p->>'per_row')::numeric
@@ -209,7 +209,7 @@ $$;
  * Validation
  * ------------------------------------------------------------------------ */
 
-CREATE FUNCTION licdata._bad_plan(msg text, detail text, hint text) RETURNS void
+CREATE FUNCTION licdata_internal._bad_plan(msg text, detail text, hint text) RETURNS void
 	LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	RAISE EXCEPTION '%', msg USING ERRCODE = 'invalid_parameter_value', DETAIL = detail, HINT = hint;
@@ -218,33 +218,33 @@ $$;
 
 -- v must be a JSON number >= 0 (an amount when money, at most 2 decimals;
 -- a count when whole).
-CREATE FUNCTION licdata._check_number(what text, key text, v jsonb, whole boolean DEFAULT false,
+CREATE FUNCTION licdata_internal._check_number(what text, key text, v jsonb, whole boolean DEFAULT false,
 									  money boolean DEFAULT false) RETURNS void
 	LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	n numeric;
 BEGIN
 	IF jsonb_typeof(v) IS DISTINCT FROM 'number' THEN
-		PERFORM licdata._bad_plan(format('%s key "%s" must be a number', what, key),
+		PERFORM licdata_internal._bad_plan(format('%s key "%s" must be a number', what, key),
 			format('It is %s.', coalesce(v::text, 'missing')),
 			CASE WHEN whole THEN 'Pass a whole number of zero or more.'
 				 ELSE 'Pass zero or a positive amount as a JSON number, e.g. 0.05.' END);
 	END IF;
 	n := (v #>> '{}')::numeric;
 	IF n < 0 THEN
-		PERFORM licdata._bad_plan(format('%s key "%s" must not be negative', what, key),
+		PERFORM licdata_internal._bad_plan(format('%s key "%s" must not be negative', what, key),
 			format('It is %s.', n), 'Pass zero or a positive amount.');
 	END IF;
 	IF n > 1e15 THEN
-		PERFORM licdata._bad_plan(format('%s key "%s" is too large', what, key),
+		PERFORM licdata_internal._bad_plan(format('%s key "%s" is too large', what, key),
 			format('It is %s.', n), 'Pass at most 1000000000000000.');
 	END IF;
 	IF whole AND n <> trunc(n) THEN
-		PERFORM licdata._bad_plan(format('%s key "%s" must be a whole number', what, key),
+		PERFORM licdata_internal._bad_plan(format('%s key "%s" must be a whole number', what, key),
 			format('It is %s.', n), 'Pass a count such as 1000.');
 	END IF;
 	IF money AND n <> round(n, 2) THEN
-		PERFORM licdata._bad_plan(format('%s key "%s" must be an amount in cents', what, key),
+		PERFORM licdata_internal._bad_plan(format('%s key "%s" must be an amount in cents', what, key),
 			format('It is %s.', n), 'Pass an amount with at most two decimals.');
 	END IF;
 END
@@ -254,7 +254,7 @@ $$;
  * Check a plan (see README "Prices and statements"); raise on the first
  * problem.  Nothing is changed.
  */
-CREATE FUNCTION licdata._check_plan(licence_id bigint, plan jsonb) RETURNS void
+CREATE FUNCTION licdata_internal._check_plan(licence_id bigint, plan jsonb) RETURNS void
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	allowed text[] := ARRAY['per_query', 'per_row', 'per_call', 'monthly_fee', 'free_queries_per_month',
@@ -269,47 +269,47 @@ DECLARE
 	lic_purposes text[];
 BEGIN
 	IF jsonb_typeof(plan) IS DISTINCT FROM 'object' THEN
-		PERFORM licdata._bad_plan('price plan must be a JSON object',
+		PERFORM licdata_internal._bad_plan('price plan must be a JSON object',
 			format('It is %s.', coalesce(jsonb_typeof(plan), 'NULL')),
 			'Pass an object such as {"per_query": 1, "per_row": 0.05}.');
 	END IF;
 	FOR k IN SELECT jsonb_object_keys(plan) ORDER BY 1 LOOP
 		IF NOT k = ANY (allowed) THEN
-			PERFORM licdata._bad_plan(format('unknown key "%s" in price plan', k),
+			PERFORM licdata_internal._bad_plan(format('unknown key "%s" in price plan', k),
 				'Known keys: ' || array_to_string(allowed, ', ') || '.', 'Remove or correct the key.');
 		END IF;
 	END LOOP;
 	FOREACH k IN ARRAY ARRAY['per_query', 'per_row', 'per_call'] LOOP
 		IF plan ? k THEN
-			PERFORM licdata._check_number('price plan', k, plan->k);
+			PERFORM licdata_internal._check_number('price plan', k, plan->k);
 		END IF;
 	END LOOP;
 	FOREACH k IN ARRAY ARRAY['monthly_fee', 'monthly_cap'] LOOP
 		IF plan ? k THEN
-			PERFORM licdata._check_number('price plan', k, plan->k, money => true);
+			PERFORM licdata_internal._check_number('price plan', k, plan->k, money => true);
 		END IF;
 	END LOOP;
 	FOREACH k IN ARRAY ARRAY['free_queries_per_month', 'free_rows_per_month', 'free_calls_per_month'] LOOP
 		IF plan ? k THEN
-			PERFORM licdata._check_number('price plan', k, plan->k, whole => true);
+			PERFORM licdata_internal._check_number('price plan', k, plan->k, whole => true);
 		END IF;
 	END LOOP;
 	IF plan ? 'monthly_cap' AND (plan->>'monthly_cap')::numeric < coalesce((plan->>'monthly_fee')::numeric, 0) THEN
-		PERFORM licdata._bad_plan('price plan''s monthly_cap is below its monthly_fee',
+		PERFORM licdata_internal._bad_plan('price plan''s monthly_cap is below its monthly_fee',
 			format('monthly_cap is %s and monthly_fee is %s.', plan->>'monthly_cap', plan->>'monthly_fee'),
 			'Set a cap at or above the monthly fee.');
 	END IF;
 	IF plan ? 'bill_empty_results' AND jsonb_typeof(plan->'bill_empty_results') <> 'boolean' THEN
-		PERFORM licdata._bad_plan('price plan key "bill_empty_results" must be true or false',
+		PERFORM licdata_internal._bad_plan('price plan key "bill_empty_results" must be true or false',
 			format('It is %s.', plan->'bill_empty_results'), 'Pass a JSON boolean.');
 	END IF;
 	IF plan ? 'tiers' THEN
 		IF plan ? 'per_row' THEN
-			PERFORM licdata._bad_plan('price plan has both "per_row" and "tiers"',
+			PERFORM licdata_internal._bad_plan('price plan has both "per_row" and "tiers"',
 				'Tiers set the price of every row.', 'Remove "per_row", or put it in the tiers.');
 		END IF;
 		IF jsonb_typeof(plan->'tiers') <> 'array' OR jsonb_array_length(plan->'tiers') = 0 THEN
-			PERFORM licdata._bad_plan('price plan key "tiers" must be a non-empty array',
+			PERFORM licdata_internal._bad_plan('price plan key "tiers" must be a non-empty array',
 				format('It is %s.', plan->'tiers'),
 				'Pass e.g. [{"up_to": 1000, "per_row": 0.1}, {"up_to": null, "per_row": 0.05}].');
 		END IF;
@@ -318,24 +318,24 @@ BEGIN
 			i := i + 1;
 			IF jsonb_typeof(t) <> 'object' OR NOT (t ? 'up_to' AND t ? 'per_row')
 			   OR EXISTS (SELECT FROM jsonb_object_keys(t) x WHERE x NOT IN ('up_to', 'per_row')) THEN
-				PERFORM licdata._bad_plan(format('tier %s of the price plan must be an object with keys "up_to" and "per_row"', i),
+				PERFORM licdata_internal._bad_plan(format('tier %s of the price plan must be an object with keys "up_to" and "per_row"', i),
 					format('It is %s.', t), 'Pass e.g. {"up_to": 1000, "per_row": 0.1}.');
 			END IF;
-			PERFORM licdata._check_number(format('tier %s of the price plan:', i), 'per_row', t->'per_row');
+			PERFORM licdata_internal._check_number(format('tier %s of the price plan:', i), 'per_row', t->'per_row');
 			IF i = n THEN
 				IF jsonb_typeof(t->'up_to') <> 'null' THEN
-					PERFORM licdata._bad_plan('the last tier of the price plan must have "up_to": null',
+					PERFORM licdata_internal._bad_plan('the last tier of the price plan must have "up_to": null',
 						'Every row of the month must fall in a tier.', 'End the tiers with {"up_to": null, "per_row": ...}.');
 				END IF;
 			ELSE
 				IF jsonb_typeof(t->'up_to') = 'null' THEN
-					PERFORM licdata._bad_plan(format('only the last tier may have "up_to": null (tier %s has it)', i),
+					PERFORM licdata_internal._bad_plan(format('only the last tier may have "up_to": null (tier %s has it)', i),
 						'Every tier but the last ends at a number of rows a month.',
 						'Order the tiers by increasing "up_to", the open-ended one last.');
 				END IF;
-				PERFORM licdata._check_number(format('tier %s of the price plan:', i), 'up_to', t->'up_to', whole => true);
+				PERFORM licdata_internal._check_number(format('tier %s of the price plan:', i), 'up_to', t->'up_to', whole => true);
 				IF (t->>'up_to')::numeric <= prev THEN
-					PERFORM licdata._bad_plan('tiers of the price plan must have increasing "up_to"',
+					PERFORM licdata_internal._bad_plan('tiers of the price plan must have increasing "up_to"',
 						format('Tier %s ends at %s, not after %s.', i, t->>'up_to', prev),
 						'Order the tiers by increasing "up_to", the open-ended one last.');
 				END IF;
@@ -346,15 +346,15 @@ BEGIN
 	IF plan ? 'free_purposes' THEN
 		IF jsonb_typeof(plan->'free_purposes') <> 'array'
 		   OR EXISTS (SELECT FROM jsonb_array_elements(plan->'free_purposes') e WHERE jsonb_typeof(e) <> 'string') THEN
-			PERFORM licdata._bad_plan('price plan key "free_purposes" must be an array of purposes',
+			PERFORM licdata_internal._bad_plan('price plan key "free_purposes" must be an array of purposes',
 				format('It is %s.', plan->'free_purposes'), 'Pass e.g. ["public_interest"].');
 		END IF;
 		purposes := ARRAY(SELECT jsonb_array_elements_text(plan->'free_purposes'));
 		IF cardinality(purposes) > 0 THEN
-			PERFORM licdata._check_purposes(purposes);
+			PERFORM licdata_internal._check_purposes(purposes);
 			SELECT l.purposes INTO lic_purposes FROM licdata.licences l WHERE l.id = licence_id;
 			IF NOT purposes <@ lic_purposes THEN
-				PERFORM licdata._bad_plan(format('free purpose %s is not a purpose of licence %s',
+				PERFORM licdata_internal._bad_plan(format('free purpose %s is not a purpose of licence %s',
 						(SELECT min(x) FROM unnest(purposes) x WHERE NOT x = ANY (lic_purposes)), licence_id),
 					'The licence is for: ' || array_to_string(lic_purposes, ', ') || '.',
 					'Name purposes of the licence.');
@@ -369,16 +369,16 @@ $$;
  * ------------------------------------------------------------------------ */
 
 -- The prices of an effective plan, in ceiling keys (per_row: the highest tier).
-CREATE FUNCTION licdata._plan_prices(p jsonb) RETURNS jsonb
+CREATE FUNCTION licdata_internal._plan_prices(p jsonb) RETURNS jsonb
 	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 	SELECT jsonb_build_object('per_query', p->'per_query', 'per_call', p->'per_call',
 							  'monthly_fee', p->'monthly_fee',
-							  'per_row', (SELECT max(t.price) FROM licdata._tiers(p) t))
+							  'per_row', (SELECT max(t.price) FROM licdata_internal._tiers(p) t))
 $$;
 
 -- Raise when one of prices (ceiling keys) is above the ceiling of the dataset
 -- or product.  what names the price's owner for the message.
-CREATE FUNCTION licdata._check_ceiling(ds regclass, prod regprocedure, prices jsonb, what text) RETURNS void
+CREATE FUNCTION licdata_internal._check_ceiling(ds regclass, prod regprocedure, prices jsonb, what text) RETURNS void
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	c record;
@@ -404,7 +404,7 @@ $$;
 
 -- Trigger on licdata.datasets, licdata.licences (and licdata.products where
 -- it exists): a list or licence price above the ceiling is refused.
-CREATE FUNCTION licdata._price_ceiling_guard() RETURNS trigger
+CREATE FUNCTION licdata_internal._price_ceiling_guard() RETURNS trigger
 	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	n jsonb := to_jsonb(NEW);
@@ -419,17 +419,17 @@ BEGIN
 	-- no ceiling changes until this transaction ends (see set_price_ceiling)
 	LOCK TABLE licdata.price_ceilings IN SHARE MODE;
 	IF TG_TABLE_NAME = 'datasets' THEN
-		PERFORM licdata._check_ceiling((n->>'dataset')::regclass, NULL,
+		PERFORM licdata_internal._check_ceiling((n->>'dataset')::regclass, NULL,
 			jsonb_build_object('per_query', n->'price_per_query', 'per_row', n->'price_per_row'),
 			format('dataset %s', n->>'dataset'));
 	ELSIF TG_TABLE_NAME = 'products' THEN
-		PERFORM licdata._check_ceiling(NULL, (n->>'product')::regprocedure,
+		PERFORM licdata_internal._check_ceiling(NULL, (n->>'product')::regprocedure,
 			jsonb_build_object('per_call', coalesce(n->'price_per_call', n->'price_per_query'),
 							   'per_row', n->'price_per_row'),
 			format('product %s', n->>'product'));
 	ELSE
 		prod := (n->>'product')::regprocedure;
-		PERFORM licdata._check_ceiling(CASE WHEN prod IS NULL THEN (n->>'dataset')::regclass END, prod,
+		PERFORM licdata_internal._check_ceiling(CASE WHEN prod IS NULL THEN (n->>'dataset')::regclass END, prod,
 			CASE WHEN prod IS NULL
 				 THEN jsonb_build_object('per_query', n->'price_per_query', 'per_row', n->'price_per_row')
 				 ELSE jsonb_build_object('per_call', coalesce(n->'price_per_call', n->'price_per_query'),
@@ -440,14 +440,14 @@ BEGIN
 END
 $$;
 CREATE TRIGGER price_ceiling BEFORE INSERT OR UPDATE ON licdata.datasets
-	FOR EACH ROW EXECUTE FUNCTION licdata._price_ceiling_guard();
+	FOR EACH ROW EXECUTE FUNCTION licdata_internal._price_ceiling_guard();
 CREATE TRIGGER price_ceiling BEFORE INSERT OR UPDATE ON licdata.licences
-	FOR EACH ROW EXECUTE FUNCTION licdata._price_ceiling_guard();
+	FOR EACH ROW EXECUTE FUNCTION licdata_internal._price_ceiling_guard();
 DO $products$
 BEGIN
 	IF pg_catalog.to_regclass('licdata.products') IS NOT NULL THEN
 		CREATE TRIGGER price_ceiling BEFORE INSERT OR UPDATE ON licdata.products
-			FOR EACH ROW EXECUTE FUNCTION licdata._price_ceiling_guard();
+			FOR EACH ROW EXECUTE FUNCTION licdata_internal._price_ceiling_guard();
 	END IF;
 END
 $products$;
@@ -457,7 +457,7 @@ $products$;
  * list price, and each licence that is not revoked, with its plan in force
  * now and every later plan.
  */
-CREATE FUNCTION licdata._prices_in_force(ds regclass, prod regprocedure)
+CREATE FUNCTION licdata_internal._prices_in_force(ds regclass, prod regprocedure)
 	RETURNS TABLE (owner text, licence_id bigint, prices jsonb)
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -469,7 +469,7 @@ BEGIN
 		RETURN QUERY SELECT format('dataset %s', ds), NULL::bigint,
 			jsonb_build_object('per_query', r->'price_per_query', 'per_row', r->'price_per_row');
 	ELSE
-		r := licdata._product_row(prod);
+		r := licdata_internal._product_row(prod);
 		IF r IS NOT NULL THEN
 			RETURN QUERY SELECT format('product %s', prod), NULL::bigint,
 				jsonb_build_object('per_call', coalesce(r->'price_per_call', r->'price_per_query'),
@@ -485,7 +485,7 @@ BEGIN
 			SELECT CASE WHEN x.eff IS NULL THEN format('licence %s', lic.id)
 						ELSE format('licence %s (plan from %s)', lic.id,
 									to_char(x.eff AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')) END,
-				   lic.id, licdata._plan_prices(licdata._plan_effective(lic.id, x.plan))
+				   lic.id, licdata_internal._plan_prices(licdata_internal._plan_effective(lic.id, x.plan))
 			  FROM (SELECT NULL::timestamptz AS eff, NULL::jsonb AS plan
 					 WHERE NOT EXISTS (SELECT FROM licdata.price_plans pp
 										WHERE pp.licence_id = lic.id AND pp.effective_from <= now())
@@ -501,12 +501,12 @@ END
 $$;
 
 -- A dataset or product named by text: (dataset, product), one of them set.
-CREATE FUNCTION licdata._price_target(target text, OUT ds regclass, OUT prod regprocedure)
+CREATE FUNCTION licdata_internal._price_target(target text, OUT ds regclass, OUT prod regprocedure)
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	o oid;
 BEGIN
-	PERFORM licdata._not_null(target, 'target');
+	PERFORM licdata_internal._not_null(target, 'target');
 	BEGIN
 		ds := to_regclass(target);
 	EXCEPTION WHEN OTHERS THEN
@@ -522,7 +522,7 @@ BEGIN
 		EXCEPTION WHEN OTHERS THEN
 			o := NULL;
 		END;
-		IF o IS NOT NULL AND licdata._product_row(o) IS NOT NULL THEN
+		IF o IS NOT NULL AND licdata_internal._product_row(o) IS NOT NULL THEN
 			prod := o::regprocedure;
 			RETURN;
 		END IF;
@@ -548,8 +548,8 @@ BEGIN
 				  DETAIL = format('Session user %s is an operator (a superuser or a member of licdata_operator); ceilings bound the operator''s prices.', session_user),
 				  HINT = 'Connect as a role of the pricing authority: a member of licdata_authority that is not an operator.';
 	END IF;
-	SELECT * INTO t FROM licdata._price_target(target);
-	PERFORM licdata._not_null(ceiling, 'ceiling');
+	SELECT * INTO t FROM licdata_internal._price_target(target);
+	PERFORM licdata_internal._not_null(ceiling, 'ceiling');
 	IF jsonb_typeof(ceiling) <> 'object' THEN
 		RAISE EXCEPTION 'price ceiling must be a JSON object'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -561,7 +561,7 @@ BEGIN
 				USING ERRCODE = 'invalid_parameter_value',
 					  DETAIL = 'Known keys: per_query, per_row, per_call, monthly_fee.';
 		END IF;
-		PERFORM licdata._check_number('price ceiling', k, ceiling->k, money => (k = 'monthly_fee'));
+		PERFORM licdata_internal._check_number('price ceiling', k, ceiling->k, money => (k = 'monthly_fee'));
 	END LOOP;
 	-- Every price in force must already be within the new ceiling: the
 	-- operator lowers its prices first (a ceiling never silently reprices).
@@ -569,7 +569,7 @@ BEGIN
 	-- this ceiling is committed (they take SHARE; this mode conflicts).
 	LOCK TABLE licdata.price_ceilings IN SHARE ROW EXCLUSIVE MODE;
 	SELECT string_agg(format('%s: %s %s', p.owner, k2, p.prices->>k2), '; ' ORDER BY p.owner, k2) INTO over
-	  FROM licdata._prices_in_force(t.ds, t.prod) p,
+	  FROM licdata_internal._prices_in_force(t.ds, t.prod) p,
 		   unnest(ARRAY['per_query', 'per_row', 'per_call', 'monthly_fee']) k2
 	 WHERE ceiling ? k2 AND (p.prices->>k2)::numeric > (ceiling->>k2)::numeric;
 	IF over IS NOT NULL THEN
@@ -599,9 +599,9 @@ DECLARE
 	l jsonb;
 	prod regprocedure;
 BEGIN
-	PERFORM licdata._not_null(licence_id, 'licence_id');
-	PERFORM licdata._not_null(plan, 'plan');
-	PERFORM licdata._not_null(effective_from, 'effective_from', true);
+	PERFORM licdata_internal._not_null(licence_id, 'licence_id');
+	PERFORM licdata_internal._not_null(plan, 'plan');
+	PERFORM licdata_internal._not_null(effective_from, 'effective_from', true);
 	SELECT to_jsonb(x) INTO l FROM licdata.licences x WHERE x.id = licence_id FOR UPDATE;
 	IF l IS NULL THEN
 		RAISE EXCEPTION 'licence % does not exist', licence_id
@@ -619,18 +619,18 @@ BEGIN
 				  DETAIL = 'A plan never reprices statements already made: it applies from now or later.',
 				  HINT = 'Pass now() (the default) or a later time.';
 	END IF;
-	IF EXISTS (SELECT FROM licdata.closed_months c WHERE c.month >= licdata._month_of(effective_from)) THEN
+	IF EXISTS (SELECT FROM licdata.closed_months c WHERE c.month >= licdata_internal._month_of(effective_from)) THEN
 		RAISE EXCEPTION 'a price plan cannot take effect in or before a closed month'
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = format('The month of %s is closed, or a later one is.', effective_from),
 				  HINT = 'Pass a time in a month after the last closed month.';
 	END IF;
-	PERFORM licdata._check_plan(licence_id, plan);
+	PERFORM licdata_internal._check_plan(licence_id, plan);
 	-- no ceiling changes until this transaction ends (see set_price_ceiling)
 	LOCK TABLE licdata.price_ceilings IN SHARE MODE;
 	prod := (l->>'product')::regprocedure;
-	PERFORM licdata._check_ceiling(CASE WHEN prod IS NULL THEN (l->>'dataset')::regclass END, prod,
-		licdata._plan_prices(licdata._plan_effective(licence_id, plan)),
+	PERFORM licdata_internal._check_ceiling(CASE WHEN prod IS NULL THEN (l->>'dataset')::regclass END, prod,
+		licdata_internal._plan_prices(licdata_internal._plan_effective(licence_id, plan)),
 		format('the plan of licence %s', licence_id));
 	INSERT INTO licdata.price_plans AS pp (licence_id, effective_from, plan)
 	VALUES (licence_id, effective_from, plan)
@@ -645,7 +645,7 @@ GRANT EXECUTE ON FUNCTION licdata.set_price_plan(bigint, jsonb, timestamptz) TO 
  * The public price list
  * ------------------------------------------------------------------------ */
 
-CREATE FUNCTION licdata._price_list()
+CREATE FUNCTION licdata_internal._price_list()
 	RETURNS TABLE (kind text, name text, description text,
 				   ceiling_per_query numeric, ceiling_per_row numeric, ceiling_per_call numeric,
 				   ceiling_monthly_fee numeric,
@@ -663,7 +663,7 @@ BEGIN
 		  FROM licdata.datasets d WHERE d.unpublished_at IS NULL
 		UNION ALL
 		SELECT 'product', p->>'product', p->>'description', NULL, (p->>'product')::regprocedure
-		  FROM licdata._published_products() p
+		  FROM licdata_internal._published_products() p
 		 ORDER BY 1, 2
 	LOOP
 		SELECT pc.ceiling INTO c FROM licdata.price_ceilings pc WHERE pc.dataset = t.ds OR pc.product = t.prod;
@@ -682,13 +682,13 @@ BEGIN
 						   jsonb_array_elements_text(pp.plan->'free_purposes') fp
 					 WHERE pp.licence_id = l.id AND l.status <> 'revoked'
 					   AND (l.dataset = t.ds OR (to_jsonb(l)->>'product')::regprocedure = t.prod))
-			  FROM licdata._prices_in_force(t.ds, t.prod) f;
+			  FROM licdata_internal._prices_in_force(t.ds, t.prod) f;
 	END LOOP;
 END
 $$;
 
 -- The published products as JSON rows (none when there is no products table).
-CREATE FUNCTION licdata._published_products() RETURNS SETOF jsonb
+CREATE FUNCTION licdata_internal._published_products() RETURNS SETOF jsonb
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF pg_catalog.to_regclass('licdata.products') IS NOT NULL THEN
@@ -699,7 +699,7 @@ BEGIN
 END
 $$;
 
-CREATE VIEW licdata.price_list AS SELECT * FROM licdata._price_list();
+CREATE VIEW licdata.price_list AS SELECT * FROM licdata_internal._price_list();
 COMMENT ON VIEW licdata.price_list IS
 	'Public disclosure: every published dataset and product, the authority''s ceiling, the list price and the highest price in force on any licence';
 GRANT SELECT ON licdata.price_list TO PUBLIC;
@@ -716,7 +716,7 @@ GRANT SELECT ON licdata.price_list TO PUBLIC;
  * the part.  with_monthly adds the monthly fee and the monthly cap (whole
  * months only).  Reads every record of the month, invoiced or not.
  */
-CREATE FUNCTION licdata._bill_compute(lic_role regrole, m date, from_at timestamptz, to_at timestamptz,
+CREATE FUNCTION licdata_internal._bill_compute(lic_role regrole, m date, from_at timestamptz, to_at timestamptz,
 									  with_monthly boolean)
 	RETURNS TABLE (licence_id bigint, dataset regclass, purpose text, kind text, item text,
 				   quantity numeric, unit_price numeric, amount numeric, queries bigint, rows bigint,
@@ -724,13 +724,13 @@ CREATE FUNCTION licdata._bill_compute(lic_role regrole, m date, from_at timestam
 				   tier_hi numeric)
 	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 WITH mon AS (
-	SELECT licdata._month_start(m) AS ms, licdata._month_end(m) AS me
+	SELECT licdata_internal._month_start(m) AS ms, licdata_internal._month_end(m) AS me
 ), lic AS (
 	SELECT l.id, l.dataset, l.valid_from,
 		   least(l.valid_until, CASE WHEN l.status = 'revoked' THEN l.status_changed_at END) AS lend
 	  FROM licdata.licences l WHERE l.licensee = lic_role
 ), segs AS (
-	SELECT x.lid, x.s, x.e, x.eff, licdata._plan_effective(x.lid, x.plan) AS p,
+	SELECT x.lid, x.s, x.e, x.eff, licdata_internal._plan_effective(x.lid, x.plan) AS p,
 		   count(*) OVER (PARTITION BY x.lid) AS nsegs
 	  FROM (SELECT lic.id AS lid, '-infinity'::timestamptz AS s,
 				   coalesce((SELECT min(pp.effective_from) FROM licdata.price_plans pp WHERE pp.licence_id = lic.id),
@@ -749,7 +749,7 @@ WITH mon AS (
 ), bands AS MATERIALIZED (
 	-- the row-price bands of each segment's plan, computed once per segment
 	SELECT sg.lid, sg.s AS seg, t.n, t.lo, t.hi, t.price
-	  FROM segs sg CROSS JOIN LATERAL licdata._tiers(sg.p) t
+	  FROM segs sg CROSS JOIN LATERAL licdata_internal._tiers(sg.p) t
 ), recs AS (
 	SELECT u.id, u.at, u.licence_id AS lid, u.purpose, u.rows AS nrows, u.calls AS ncalls, u.sqlstate,
 		   sg.eff, sg.s AS seg, sg.nsegs,
@@ -881,7 +881,7 @@ $$;
  * next open month is m, per licence, what the closed month costs now (with
  * the records that arrived after it was closed) minus what was billed for it.
  */
-CREATE FUNCTION licdata._bill_adjustments(lic_role regrole, m date)
+CREATE FUNCTION licdata_internal._bill_adjustments(lic_role regrole, m date)
 	RETURNS TABLE (licence_id bigint, dataset regclass, item text, quantity numeric, amount numeric,
 				   for_month date)
 	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -895,7 +895,7 @@ WITH earlier AS (
 ), now_cost AS (
 	SELECT e.month, b.licence_id, b.dataset, sum(b.amount) AS amount
 	  FROM earlier e,
-		   licdata._bill_compute(lic_role, e.month, licdata._month_start(e.month), licdata._month_end(e.month), true) b
+		   licdata_internal._bill_compute(lic_role, e.month, licdata_internal._month_start(e.month), licdata_internal._month_end(e.month), true) b
 	 GROUP BY e.month, b.licence_id, b.dataset
 ), billed AS (
 	SELECT f.for_month AS month, f.licence_id, sum(f.amount) AS amount
@@ -905,7 +905,7 @@ WITH earlier AS (
 ), late AS (
 	SELECT e.month, u.licence_id, count(*) AS n
 	  FROM earlier e JOIN licdata.usage u
-		ON u.at >= licdata._month_start(e.month) AND u.at < licdata._month_end(e.month)
+		ON u.at >= licdata_internal._month_start(e.month) AND u.at < licdata_internal._month_end(e.month)
 	 WHERE u.licensee = lic_role
 	   AND NOT EXISTS (SELECT FROM licdata.invoiced_usage iu WHERE iu.usage_id = u.id)
 	 GROUP BY e.month, u.licence_id
@@ -922,7 +922,7 @@ $$;
  * Every line of a licensee's month, in order: frozen when the month is
  * closed; otherwise computed, with the adjustments for late records.
  */
-CREATE FUNCTION licdata._bill_lines(lic_role regrole, m date)
+CREATE FUNCTION licdata_internal._bill_lines(lic_role regrole, m date)
 	RETURNS TABLE (line_no integer, licence_id bigint, dataset regclass, purpose text, kind text, item text,
 				   quantity numeric, unit_price numeric, amount numeric, queries bigint, rows bigint,
 				   for_month date)
@@ -945,20 +945,20 @@ BEGIN
 			   x.queries, x.rows, x.for_month
 		  FROM (SELECT b.licence_id, b.dataset, b.purpose, b.kind, b.item, b.quantity, b.unit_price, b.amount,
 					   b.queries, b.rows, mm AS for_month, b.grp, b.seg_start, b.kind_rank, b.tier
-				  FROM licdata._bill_compute(lic_role, mm, licdata._month_start(mm), licdata._month_end(mm), true) b
+				  FROM licdata_internal._bill_compute(lic_role, mm, licdata_internal._month_start(mm), licdata_internal._month_end(mm), true) b
 				UNION ALL
 				SELECT a.licence_id, a.dataset, NULL, 'adjustment', a.item, a.quantity, NULL, a.amount, 0, 0,
 					   a.for_month, 3, NULL, 0, 0
-				  FROM licdata._bill_adjustments(lic_role, mm) a) x
+				  FROM licdata_internal._bill_adjustments(lic_role, mm) a) x
 		 ORDER BY 1;
 END
 $$;
 
-CREATE FUNCTION licdata._check_billing_args(licensee regrole, month date) RETURNS void
+CREATE FUNCTION licdata_internal._check_billing_args(licensee regrole, month date) RETURNS void
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	PERFORM licdata._not_null(licensee, 'licensee');
-	PERFORM licdata._not_null(month, 'month');
+	PERFORM licdata_internal._not_null(licensee, 'licensee');
+	PERFORM licdata_internal._not_null(month, 'month');
 	IF NOT isfinite(month) THEN
 		RAISE EXCEPTION 'month must be a date'
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Pass the first day of the month, e.g. ''2025-03-01''.';
@@ -975,9 +975,9 @@ CREATE FUNCTION licdata.invoice_lines(licensee regrole, month date)
 	RETURNS TABLE (licence_id bigint, item text, quantity numeric, unit_price numeric, amount numeric)
 	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	PERFORM licdata._check_billing_args(licensee, month);
+	PERFORM licdata_internal._check_billing_args(licensee, month);
 	RETURN QUERY SELECT b.licence_id, b.item, b.quantity, b.unit_price, b.amount
-				   FROM licdata._bill_lines(licensee, month) b ORDER BY b.line_no;
+				   FROM licdata_internal._bill_lines(licensee, month) b ORDER BY b.line_no;
 END
 $$;
 REVOKE ALL ON FUNCTION licdata.invoice_lines(regrole, date) FROM PUBLIC;
@@ -995,16 +995,16 @@ DECLARE
 	mm date;
 	lic regrole;
 BEGIN
-	PERFORM licdata._not_null(month, 'month');
+	PERFORM licdata_internal._not_null(month, 'month');
 	IF NOT isfinite(month) THEN
 		RAISE EXCEPTION 'month must be a date' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	mm := date_trunc('month', month)::date;
-	IF licdata._month_end(mm) > now() THEN
+	IF licdata_internal._month_end(mm) > now() THEN
 		RAISE EXCEPTION 'month % is not over', to_char(mm, 'YYYY-MM')
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  DETAIL = format('It ends at %s UTC.',
-								  to_char(licdata._month_end(mm) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')),
+								  to_char(licdata_internal._month_end(mm) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')),
 				  HINT = 'Close a month after it has ended (UTC).';
 	END IF;
 	IF EXISTS (SELECT FROM licdata.closed_months c WHERE c.month = mm) THEN
@@ -1027,19 +1027,19 @@ BEGIN
 		INSERT INTO licdata.invoice_closed_lines
 			(month, licensee, line_no, licence_id, dataset, purpose, kind, item, quantity, unit_price, amount,
 			 queries, rows, for_month)
-		SELECT mm, lic, b.* FROM licdata._bill_lines(lic, mm) b;
+		SELECT mm, lic, b.* FROM licdata_internal._bill_lines(lic, mm) b;
 	END LOOP;
 	INSERT INTO licdata.closed_months (month) VALUES (mm);
 	-- The records billed: this month's, and the late records of the closed
 	-- months whose adjustments this month carries.
 	INSERT INTO licdata.invoiced_usage (usage_id, month)
 	SELECT u.id, mm FROM licdata.usage u
-	 WHERE u.at < licdata._month_end(mm)
+	 WHERE u.at < licdata_internal._month_end(mm)
 	   AND NOT EXISTS (SELECT FROM licdata.invoiced_usage iu WHERE iu.usage_id = u.id)
-	   AND (u.at >= licdata._month_start(mm)
+	   AND (u.at >= licdata_internal._month_start(mm)
 			OR EXISTS (SELECT FROM licdata.invoice_closed_lines f
 						WHERE f.month = mm AND f.kind = 'adjustment' AND f.licence_id = u.licence_id
-						  AND u.at >= licdata._month_start(f.for_month) AND u.at < licdata._month_end(f.for_month)));
+						  AND u.at >= licdata_internal._month_start(f.for_month) AND u.at < licdata_internal._month_end(f.for_month)));
 	RETURN QUERY
 		SELECT f.licensee, count(*), sum(f.amount) FROM licdata.invoice_closed_lines f
 		 WHERE f.month = mm GROUP BY f.licensee ORDER BY f.licensee::text;
@@ -1053,7 +1053,7 @@ GRANT EXECUTE ON FUNCTION licdata.close_month(date) TO licdata_operator;
  * ------------------------------------------------------------------------ */
 
 -- Text as HTML character data or attribute value.
-CREATE FUNCTION licdata._html(v anyelement) RETURNS text
+CREATE FUNCTION licdata_internal._html(v anyelement) RETURNS text
 	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 	SELECT replace(replace(replace(replace(replace(coalesce(v::text, ''), '&', '&amp;'), '<', '&lt;'),
 										   '>', '&gt;'), '"', '&quot;'), '''', '&#39;')
@@ -1088,26 +1088,26 @@ DECLARE
 	sub numeric := 0;
 	lj jsonb;
 BEGIN
-	PERFORM licdata._check_billing_args(lic, month);
+	PERFORM licdata_internal._check_billing_args(lic, month);
 	mm := date_trunc('month', month)::date;
-	ms := licdata._month_start(mm);
-	me := licdata._month_end(mm);
+	ms := licdata_internal._month_start(mm);
+	me := licdata_internal._month_end(mm);
 	ndays := extract(day FROM (mm + interval '1 month' - interval '1 day'))::integer;
 	SELECT * INTO org FROM licdata.licensees l WHERE l.licensee = lic;
 	SELECT * INTO closed FROM licdata.closed_months c WHERE c.month = mm;
 	-- the month's lines, computed once
-	SELECT coalesce(jsonb_agg(to_jsonb(b) ORDER BY b.line_no), '[]') INTO lj FROM licdata._bill_lines(lic, mm) b;
+	SELECT coalesce(jsonb_agg(to_jsonb(b) ORDER BY b.line_no), '[]') INTO lj FROM licdata_internal._bill_lines(lic, mm) b;
 
 	h := '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-		|| '<title>Statement ' || to_char(mm, 'YYYY-MM') || ' ' || licdata._html(org.org_name) || '</title>'
+		|| '<title>Statement ' || to_char(mm, 'YYYY-MM') || ' ' || licdata_internal._html(org.org_name) || '</title>'
 		|| '<style>body{font-family:sans-serif;margin:2em;color:#222}h1{font-size:1.5em}'
 		|| 'table{border-collapse:collapse;margin:.5em 0 1.5em;width:100%}th,td{border:1px solid #bbb;padding:.3em .5em;text-align:left}'
 		|| 'td.n,th.n{text-align:right}tr.subtotal td{font-weight:bold;background:#f2f2f2}'
 		|| '.ok{color:#060}.bad{color:#b00}#total{font-size:1.3em;font-weight:bold}'
 		|| '@media print{body{margin:0}}</style></head><body><main id="statement">'
 		|| '<h1>Monthly statement ' || to_char(mm, 'YYYY-MM') || ' (UTC)</h1>'
-		|| '<p id="licensee">Licensee: <strong>' || licdata._html(org.org_name) || '</strong>'
-		|| CASE WHEN org.org_code IS NOT NULL THEN ' (' || licdata._html(org.org_code) || ')' ELSE '' END || ', role ' || licdata._html(lic::text) || '</p>'
+		|| '<p id="licensee">Licensee: <strong>' || licdata_internal._html(org.org_name) || '</strong>'
+		|| CASE WHEN org.org_code IS NOT NULL THEN ' (' || licdata_internal._html(org.org_code) || ')' ELSE '' END || ', role ' || licdata_internal._html(lic::text) || '</p>'
 		|| '<p id="month-status">'
 		|| CASE WHEN closed.month IS NOT NULL
 				THEN 'Month closed on ' || to_char(closed.closed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')
@@ -1122,11 +1122,11 @@ BEGIN
 			   FROM licdata.licences l WHERE l.licensee = lic
 				AND l.valid_from < me AND (l.valid_until IS NULL OR l.valid_until > ms)
 			  ORDER BY l.id LOOP
-		h := h || '<tr><td>' || r.id || '</td><td>' || licdata._html(r.target) || '</td><td>'
-			|| licdata._html(array_to_string(r.purposes, ', ')) || '</td><td>'
+		h := h || '<tr><td>' || r.id || '</td><td>' || licdata_internal._html(r.target) || '</td><td>'
+			|| licdata_internal._html(array_to_string(r.purposes, ', ')) || '</td><td>'
 			|| to_char(r.valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD') || ' to '
 			|| coalesce(to_char(r.valid_until AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 'open') || '</td><td>'
-			|| licdata._html(r.status) || '</td></tr>';
+			|| licdata_internal._html(r.status) || '</td></tr>';
 	END LOOP;
 	h := h || '</table>';
 
@@ -1166,9 +1166,9 @@ BEGIN
 		END IF;
 		cur := r.licence_id;
 		sub := sub + r.amount;
-		h := h || '<tr class="line kind-' || licdata._html(r.kind) || '"><td>' || coalesce(r.licence_id::text, '')
-			|| '</td><td>' || licdata._html(r.item) || '</td><td class="n">' || licdata._html(r.quantity)
-			|| '</td><td class="n">' || licdata._html(r.unit_price) || '</td><td class="n">' || r.amount || '</td></tr>';
+		h := h || '<tr class="line kind-' || licdata_internal._html(r.kind) || '"><td>' || coalesce(r.licence_id::text, '')
+			|| '</td><td>' || licdata_internal._html(r.item) || '</td><td class="n">' || licdata_internal._html(r.quantity)
+			|| '</td><td class="n">' || licdata_internal._html(r.unit_price) || '</td><td class="n">' || r.amount || '</td></tr>';
 	END LOOP;
 	IF cur IS NOT NULL THEN
 		h := h || '<tr class="subtotal"><td>' || cur || '</td><td>subtotal</td><td></td><td></td><td class="n">'
@@ -1182,16 +1182,16 @@ BEGIN
 	FOR r IN SELECT b.item, b.quantity FROM jsonb_to_recordset(lj) AS b(line_no integer, licence_id bigint, kind text, item text, quantity numeric, unit_price numeric, amount numeric)
 			  WHERE b.kind IN ('free_queries', 'free_rows', 'free_quota_rows', 'free_calls', 'free_purpose', 'empty')
 			  ORDER BY b.line_no LOOP
-		h := h || '<li>' || licdata._html(r.item) || ': ' || licdata._html(r.quantity) || '</li>';
+		h := h || '<li>' || licdata_internal._html(r.item) || ': ' || licdata_internal._html(r.quantity) || '</li>';
 	END LOOP;
 	h := h || '</ul><h2>Tiers</h2><ul id="tiers">';
 	FOR r IN SELECT b.item, b.quantity, b.unit_price, b.amount FROM jsonb_to_recordset(lj) AS b(line_no integer, licence_id bigint, kind text, item text, quantity numeric, unit_price numeric, amount numeric)
 			  WHERE b.kind IN ('rows', 'quota_rows') AND b.item LIKE '%tier %' ORDER BY b.line_no LOOP
-		h := h || '<li>' || licdata._html(r.item) || ': ' || licdata._html(r.quantity) || ' x '
-			|| licdata._html(r.unit_price) || ' = ' || r.amount || '</li>';
+		h := h || '<li>' || licdata_internal._html(r.item) || ': ' || licdata_internal._html(r.quantity) || ' x '
+			|| licdata_internal._html(r.unit_price) || ' = ' || r.amount || '</li>';
 	END LOOP;
 	h := h || '</ul><h2>Monthly cap</h2><p id="cap">'
-		|| coalesce((SELECT string_agg(licdata._html(b.item) || ': ' || b.amount, '; ' ORDER BY b.line_no)
+		|| coalesce((SELECT string_agg(licdata_internal._html(b.item) || ': ' || b.amount, '; ' ORDER BY b.line_no)
 					   FROM jsonb_to_recordset(lj) AS b(line_no integer, licence_id bigint, kind text, item text, quantity numeric, unit_price numeric, amount numeric) WHERE b.kind = 'monthly_cap'), 'No cap applied.')
 		|| '</p>';
 
@@ -1201,7 +1201,7 @@ BEGIN
 	FOR r IN SELECT u.consent_ref, count(*) AS n, sum(u.rows) AS nrows FROM licdata.usage u
 			  WHERE u.licensee = lic AND u.at >= ms AND u.at < me AND u.consent_ref IS NOT NULL
 			  GROUP BY u.consent_ref ORDER BY count(*) DESC, u.consent_ref LIMIT 50 LOOP
-		h := h || '<tr><td>' || licdata._html(r.consent_ref) || '</td><td class="n">' || r.n
+		h := h || '<tr><td>' || licdata_internal._html(r.consent_ref) || '</td><td class="n">' || r.n
 			|| '</td><td class="n">' || r.nrows || '</td></tr>';
 	END LOOP;
 	h := h || '</table>';
@@ -1223,14 +1223,14 @@ GRANT EXECUTE ON FUNCTION licdata.statement_html(regrole, date) TO licdata_opera
 
 -- The internal helpers are for the functions above (they run with the
 -- caller's rights; a licensee could not read the tables through them
--- anyway).  licdata._price_list stays callable by everyone: the public
+-- anyway).  licdata_internal._price_list stays callable by everyone: the public
 -- view licdata.price_list calls it.
 DO $grants$
 DECLARE
 	f regprocedure;
 BEGIN
 	FOR f IN SELECT p.oid FROM pg_proc p
-			  WHERE p.pronamespace = 'licdata'::regnamespace
+			  WHERE p.pronamespace = 'licdata_internal'::regnamespace
 				AND p.proname IN ('_month_start', '_month_end', '_month_of', '_product_row', '_list_prices',
 								  '_plan_effective', '_tiers', '_bad_plan', '_check_number', '_check_plan',
 								  '_plan_prices', '_check_ceiling', '_prices_in_force', '_price_target',

@@ -86,9 +86,9 @@ SELECT statement, rows, rows_aggregated FROM licdata.my_usage
  WHERE statement LIKE '%eid = 999 AND revenue >=%' ORDER BY id;
 -- 7. the gate is not an oracle the licensee can call
 --    (1.0's gate is gone; 1.1's takes an internal argument SQL cannot supply)
-SELECT licdata._agg_gate(5, 2);
-SELECT licdata._agg_gate(5, 5, 2, NULL::internal);
-SELECT licdata._agg_gate(5, 5, 2, NULL);
+SELECT licdata_internal._agg_gate(5, 2);
+SELECT licdata_internal._agg_gate(5, 5, 2, NULL::internal);
+SELECT licdata_internal._agg_gate(5, 5, 2, NULL);
 -- 8. the released groups' size counts: rows_aggregated of released groups only
 SELECT district, count(*) FROM hagg.tax GROUP BY district ORDER BY 1;
 SELECT licdata.flush() IS NOT NULL AS flushed;

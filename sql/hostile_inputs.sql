@@ -78,7 +78,7 @@ INSERT INTO hin.cases (label, stmt) VALUES
  ('mask_pseudonym: dropped role',  format($$SELECT licdata.mask_pseudonym('x', 16, %s::regrole)$$, :stale_role)),
  ('mask_fpe: role 0',              $$SELECT licdata.mask_fpe('123456', '0123456789', 0::regrole)$$),
  ('unmask_fpe: dropped role',      format($$SELECT licdata.unmask_fpe('123456', %s::regrole)$$, :stale_role)),
- ('mask_function: function 0',     $$SELECT licdata.mask_function('x'::text, 0::regproc)$$),
+ ('mask_function: function 0',     $$SELECT licdata_internal.mask_function('x'::text, 0::regproc)$$),
  ('flush: NaN',                    $$SELECT licdata.flush('NaN')$$),
  ('flush: negative',               $$SELECT licdata.flush(-1)$$),
  ('add_authority: empty name',     $$SELECT licdata.add_authority('', 'x')$$),
@@ -100,7 +100,7 @@ SELECT c.label, t.code, replace(t.error, :'gone_table', '<gone_table>') AS error
 	(3, 'token: empty column', $$SELECT licdata.token('hin.people', '', 'x')$$),
 	(4, 'token: NULL column', $$SELECT licdata.token('hin.people', NULL, 'x')$$)) c(n, label, stmt),
 	LATERAL hin.try(c.stmt) t ORDER BY c.n;
-SELECT licdata._quota_used(NULL) IS NULL AS quota_used_null,
-	   licdata._lookups_used(NULL) IS NULL AS lookups_used_null;
 RESET SESSION AUTHORIZATION;
+SELECT licdata_internal._quota_used(NULL) IS NULL AS quota_used_null,
+	   licdata_internal._lookups_used(NULL) IS NULL AS lookups_used_null;
 SELECT hin.state() = :'before' AS catalog_unchanged;

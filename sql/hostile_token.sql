@@ -92,7 +92,7 @@ SELECT count(*) FROM htk.people;
 -- 13-25: every route a lookup can take is counted once per value (and a
 -- value looked up again on every row of a scan is one lookup)
 UPDATE licdata.licences SET max_lookups_per_day = 1000000 WHERE id = 8000;
-SELECT licdata._lookups_used(8000) AS base \gset
+SELECT licdata_internal._lookups_used(8000) AS base \gset
 SET SESSION AUTHORIZATION htk_user;
 SET licdata.purpose = 'credit';
 CREATE FUNCTION htk_own.tok_sql(text) RETURNS text LANGUAGE sql
@@ -146,6 +146,6 @@ RESET SESSION AUTHORIZATION;
 
 -- another licence's lookups are not the licensee's to read
 SET ROLE htk_user;
-SELECT licdata._lookups_used(1);
+SELECT licdata_internal._lookups_used(1);
 RESET ROLE;
-SELECT licdata._lookups_used(8000) - :base AS lookups_since_base;
+SELECT licdata_internal._lookups_used(8000) - :base AS lookups_since_base;

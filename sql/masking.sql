@@ -90,7 +90,7 @@ CREATE TABLE msk_own.raw AS SELECT '13812345678'::varchar(20) AS mobile, 10007.0
 SELECT count(*) FROM msk_own.raw r JOIN msk.people p ON p.mobile = r.mobile OR p.salary = r.salary;
 -- error messages show masked values only
 SELECT email::int FROM msk.people WHERE id = 1;
-SELECT licdata.mask_email(email)::int FROM msk.people WHERE id = 1;
+SELECT licdata_internal.mask_email(email)::int FROM msk.people WHERE id = 1;
 -- EXPLAIN of a dataset is refused to licensees (see hostile_explain)
 EXPLAIN (VERBOSE, COSTS OFF) SELECT code, salary FROM msk.people WHERE id = 1;
 -- the licensee's token of a value it holds matches its own masked column

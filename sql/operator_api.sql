@@ -306,8 +306,8 @@ SELECT * FROM licdata.audit_log;
 UPDATE licdata.licences SET max_rows_per_day = NULL WHERE id = :lic_full;
 INSERT INTO licdata.licensees (licensee, org_name) VALUES ('opapi_nobody', 'X');
 -- the internal helpers run with the caller's rights, so they are no way round
-SELECT licdata._set_licence_status(:lic_full, 'active');
-SELECT licdata._published('opapi.people');
+SELECT licdata_internal._set_licence_status(:lic_full, 'active');
+SELECT licdata_internal._published('opapi.people');
 RESET ROLE;
 SELECT status, max_rows_per_day FROM licdata.licences WHERE id = :lic_full;
 

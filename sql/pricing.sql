@@ -36,14 +36,14 @@ CREATE FUNCTION pricing_t.rec(lic bigint, t timestamptz, purpose text, nrows big
 							  ncalls bigint DEFAULT 0, state text DEFAULT NULL, ref text DEFAULT NULL)
 	RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-	PERFORM licdata._set_records_writable(true);
+	PERFORM licdata_internal._set_records_writable(true);
 	INSERT INTO licdata.usage (at, licence_id, licensee, dataset, purpose, consent_ref, rows, rows_delivered,
 							   rows_in_functions, rows_aggregated, outcome, sqlstate, amount, journal_ref, calls)
 	SELECT t, l.id, l.licensee, l.dataset, purpose, ref, nrows, nrows, 0, 0,
 		   CASE WHEN state IS NULL THEN 'ok' ELSE 'error' END, state, 0,
 		   'pricing-' || nextval('pricing_t.refs'), ncalls
 	  FROM licdata.licences l WHERE l.id = lic;
-	PERFORM licdata._set_records_writable(false);
+	PERFORM licdata_internal._set_records_writable(false);
 END $$;
 
 --

@@ -516,9 +516,7 @@ static Oid
 gate_function(void)
 {
 	Oid			argtypes[4] = {INT8OID, INT8OID, INT4OID, INTERNALOID};
-	List	   *name = list_make2(makeString(LICDATA_SCHEMA), makeString("_agg_gate"));
-
-	return LookupFuncName(name, 4, argtypes, false);
+	return licdata_internal_function("_agg_gate", 4, argtypes, false);
 }
 
 void

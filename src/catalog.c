@@ -35,6 +35,7 @@
 #include "catalog/pg_extension.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_proc.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -156,6 +157,7 @@ licdata_catalog(void)
 
 	memset(&cat, 0, sizeof(cat));
 	cat.schema = nsp;
+	cat.internal_schema = get_namespace_oid(LICDATA_INTERNAL_SCHEMA, true);
 	cat.datasets = get_relname_relid("datasets", nsp);
 	cat.licensees = get_relname_relid("licensees", nsp);
 	cat.licences = get_relname_relid("licences", nsp);
@@ -165,8 +167,10 @@ licdata_catalog(void)
 	cat.operator_role = get_role_oid(LICDATA_OPERATOR_ROLE, true);
 	cat.auditor_role = get_role_oid(LICDATA_AUDITOR_ROLE, true);
 	cat.extension_owner = BOOTSTRAP_SUPERUSERID;
-	cat.guard_func = LookupFuncName(list_make2(makeString(LICDATA_SCHEMA), makeString("guard")),
-									0, NULL, true);
+	cat.guard_func = licdata_internal_function("guard", 0, NULL, true);
+	if (!OidIsValid(cat.guard_func))	/* 1.0's SQL objects */
+		cat.guard_func = LookupFuncName(list_make2(makeString(LICDATA_SCHEMA), makeString("guard")),
+										0, NULL, true);
 	if (!installed_version(cat.sql_version, sizeof(cat.sql_version)))
 		return NULL;
 	cat.version_ok = (strcmp(cat.sql_version, LICDATA_VERSION) == 0);
@@ -178,6 +182,32 @@ licdata_catalog(void)
 
 	cat_state = CAT_PRESENT;
 	return &cat;
+}
+
+/*
+ * A function of schema licdata_internal by exact name and argument types.
+ * Licensees have no USAGE on that schema (its functions are not theirs to
+ * call by name), so this is a catalog lookup that checks no privilege --
+ * unlike LookupFuncName, which would refuse a licensee's backend.  The
+ * functions found are put into plans by OID; EXECUTE is checked there.
+ */
+Oid
+licdata_internal_function(const char *name, int nargs, const Oid *argtypes, bool missing_ok)
+{
+	Oid			nsp = get_namespace_oid(LICDATA_INTERNAL_SCHEMA, true);
+	Oid			fn = InvalidOid;
+
+	if (OidIsValid(nsp))
+		fn = GetSysCacheOid3(PROCNAMEARGSNSP, Anum_pg_proc_oid, CStringGetDatum(name),
+							 PointerGetDatum(buildoidvector(argtypes, nargs)),
+							 ObjectIdGetDatum(nsp));
+	if (!OidIsValid(fn) && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function %s.%s of licdata does not exist", LICDATA_INTERNAL_SCHEMA, name),
+				 errdetail("The extension's SQL objects are not those of library version %s.", LICDATA_VERSION),
+				 errhint("Run ALTER EXTENSION licdata UPDATE in this database.")));
+	return fn;
 }
 
 /* The cached answer only, without catalog access (for callbacks). */

@@ -23,6 +23,8 @@
 #include "postgres.h"
 
 #include "access/relation.h"
+#include "catalog/pg_authid.h"
+#include "miscadmin.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "mb/pg_wchar.h"
@@ -52,11 +54,12 @@
 
 #include "licdata.h"
 
-/* What a node tree may call: functions of pg_catalog and licdata only. */
+/* What a node tree may call: functions of pg_catalog and licdata's only. */
 static bool
 builtin_schema(Oid nsp)
 {
-	return nsp == PG_CATALOG_NAMESPACE || nsp == get_namespace_oid(LICDATA_SCHEMA, true);
+	return nsp == PG_CATALOG_NAMESPACE || nsp == get_namespace_oid(LICDATA_SCHEMA, true) ||
+		nsp == get_namespace_oid(LICDATA_INTERNAL_SCHEMA, true);
 }
 
 /*
@@ -508,10 +511,22 @@ raw_col(const char *name)
 	return (Node *) cr;
 }
 
+/*
+ * The schema of licdata's mask functions: licdata_internal, or licdata under
+ * 1.0's SQL objects (ALTER EXTENSION licdata UPDATE not run yet), where only
+ * an operator's set_mask builds mask expressions.
+ */
+static const char *
+mask_schema(void)
+{
+	return OidIsValid(get_namespace_oid(LICDATA_INTERNAL_SCHEMA, true)) ?
+		LICDATA_INTERNAL_SCHEMA : LICDATA_SCHEMA;
+}
+
 static Node *
 raw_call(const char *fname, List *args)
 {
-	return (Node *) makeFuncCall(list_make2(makeString(LICDATA_SCHEMA), makeString(pstrdup(fname))),
+	return (Node *) makeFuncCall(list_make2(makeString(pstrdup(mask_schema())), makeString(pstrdup(fname))),
 								 args, COERCE_EXPLICIT_CALL, -1);
 }
 
@@ -683,7 +698,7 @@ keyed_calls_mutator(Node *node, void *context)
 		if (!HeapTupleIsValid(tup))
 			elog(ERROR, "cache lookup failed for function %u", fe->funcid);
 		proc = (Form_pg_proc) GETSTRUCT(tup);
-		if (proc->pronamespace == get_namespace_oid(LICDATA_SCHEMA, false))
+		if (proc->pronamespace == get_namespace_oid(mask_schema(), true))
 		{
 			for (const char *const *k = keyed_masks; *k; k++)
 				keyed |= (strcmp(NameStr(proc->proname), *k) == 0);
@@ -694,13 +709,11 @@ keyed_calls_mutator(Node *node, void *context)
 		{
 			Oid			argtypes[FUNC_MAX_ARGS];
 			int			nargs = proc->pronargs;
-			List	   *name = list_make2(makeString(LICDATA_SCHEMA),
-										  makeString(pstrdup(NameStr(proc->proname))));
 			Oid			rw;
 
 			memcpy(argtypes, proc->proargtypes.values, nargs * sizeof(Oid));
 			argtypes[nargs] = INTERNALOID;
-			rw = LookupFuncName(name, nargs + 1, argtypes, true);
+			rw = licdata_internal_function(NameStr(proc->proname), nargs + 1, argtypes, true);
 			if (!OidIsValid(rw) && licdata_catalog() != NULL && !licdata_catalog()->version_ok)
 			{
 				/*
@@ -715,7 +728,7 @@ keyed_calls_mutator(Node *node, void *context)
 			if (!OidIsValid(rw))
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("function licdata.%s(..., internal) does not exist", NameStr(proc->proname)),
+						 errmsg("function %s.%s(..., internal) does not exist", LICDATA_INTERNAL_SCHEMA, NameStr(proc->proname)),
 						 errdetail("The installed SQL objects of licdata are older than its library."),
 						 errhint("Run ALTER EXTENSION licdata UPDATE.")));
 			fe->funcid = rw;
@@ -998,7 +1011,34 @@ licdata_build_mask_expr(Oid relid, AttrNumber attnum, const char *method,
 		raw = raw_cast(raw, coltype);
 	}
 
-	expr = analyse_for_rel(relid, raw, method, InvalidOid, NULL);
+	if (strcmp(method, "function") == 0)
+		expr = analyse_for_rel(relid, raw, method, InvalidOid, NULL);
+	else
+	{
+		/*
+		 * licdata's own mask functions are in schema licdata_internal, on
+		 * which licensees (whose queries build these expressions) have no
+		 * USAGE: the names are resolved as the bootstrap superuser.  The
+		 * expression holds only the column, constants, casts to the column's
+		 * type and those functions; EXECUTE is checked when the plan runs.
+		 * An operator's function mask is resolved as the session's user.
+		 */
+		Oid			save_userid;
+		int			save_sec;
+
+		GetUserIdAndSecContext(&save_userid, &save_sec);
+		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+							   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+		PG_TRY();
+		{
+			expr = analyse_for_rel(relid, raw, method, InvalidOid, NULL);
+		}
+		PG_FINALLY();
+		{
+			SetUserIdAndSecContext(save_userid, save_sec);
+		}
+		PG_END_TRY();
+	}
 	expr = keyed_calls_mutator(expr, NULL);
 
 	/*

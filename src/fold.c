@@ -103,9 +103,7 @@ static Oid
 counter_function(const char *name, Oid argtype)
 {
 	Oid			argtypes[2] = {argtype, INTERNALOID};
-	List	   *qname = list_make2(makeString(LICDATA_SCHEMA), makeString(pstrdup(name)));
-
-	return LookupFuncName(qname, 2, argtypes, false);
+	return licdata_internal_function(name, 2, argtypes, false);
 }
 
 static Const *

@@ -43,6 +43,8 @@
 #include "utils/timestamp.h"
 
 #define LICDATA_SCHEMA			"licdata"
+/* internal functions (1.1; in 1.0 they were in LICDATA_SCHEMA) */
+#define LICDATA_INTERNAL_SCHEMA	"licdata_internal"
 #define LICDATA_READER_ROLE		"licdata_reader"
 #define LICDATA_OPERATOR_ROLE	"licdata_operator"
 #define LICDATA_AUDITOR_ROLE	"licdata_auditor"
@@ -73,6 +75,7 @@ extern bool licdata_purpose_session_only(const struct LicdataLicensee *who);
 typedef struct LicdataCatalog
 {
 	Oid			schema;
+	Oid			internal_schema;	/* InvalidOid under 1.0 SQL objects */
 	Oid			datasets;
 	Oid			licensees;
 	Oid			licences;
@@ -91,6 +94,8 @@ extern const LicdataCatalog *licdata_catalog(void);
 extern const LicdataCatalog *licdata_catalog_cached(void);
 extern void licdata_catalog_init(void);
 extern List *licdata_catalog_relids(void);
+extern Oid	licdata_internal_function(const char *name, int nargs, const Oid *argtypes,
+									  bool missing_ok);
 extern void licdata_catalog_extension_altered(void);
 extern void licdata_version_mismatch_texts(const LicdataCatalog *c, char **msg,
 										   char **detail, char **hint);

@@ -644,7 +644,7 @@ acting_key_id(const char *signature, const char *hint)
 	if (!licdata_acting_key_id(&key_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("licdata.%s can only be called by a licensee", signature),
+				 errmsg(LICDATA_INTERNAL_SCHEMA ".%s can only be called by a licensee", signature),
 				 errdetail("It uses the key of the licensee the session acts for, and this session acts for none."),
 				 errhint("%s", hint)));
 	return key_id;

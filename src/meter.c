@@ -1642,6 +1642,7 @@ licdata_meter_counts_calls(Oid fn_oid)
 		return false;
 	p = (Form_pg_proc) GETSTRUCT(tup);
 	counts = p->pronamespace != PG_CATALOG_NAMESPACE && p->pronamespace != c->schema &&
+		p->pronamespace != c->internal_schema &&
 		!superuser_arg(p->proowner) &&
 		!(OidIsValid(c->operator_role) && is_member_of_role(p->proowner, c->operator_role));
 	ReleaseSysCache(tup);

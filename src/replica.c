@@ -9,7 +9,7 @@
  * licdata_replica_hand_over() with each batch (and with an empty batch at
  * the end of each pass, a heartbeat).  It connects with
  * licdata.primary_conninfo (empty: the standby's own primary_conninfo) to
- * licdata's home database, and runs licdata._receive_records(node,
+ * licdata's home database, and runs licdata_internal._receive_records(node,
  * records, pending) there; only when that call has returned (the primary
  * committed) does the flusher advance its files' tails.  A failure raises:
  * the flusher's pass ends and the batch is sent again next pass (the
@@ -23,7 +23,7 @@
  * day quota (LD006, hint: use the primary); per-query row limits need no
  * shared counter and are enforced as on the primary.
  *
- * Primary: licdata._receive_records (SECURITY DEFINER, executable by
+ * Primary: licdata_internal._receive_records (SECURITY DEFINER, executable by
  * licdata_replica only) checks the records' framing and inserts them into
  * licdata.replica_inbox unless their reference is already there or in
  * audit_log; it updates licdata.replica_nodes (last contact, pending,
@@ -386,7 +386,7 @@ licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending)
 	lengths[2] = 0;
 
 	if (!PQsendQueryParams(conn,
-						   "SELECT licdata._receive_records($1::pg_catalog.text, $2::pg_catalog.bytea, $3::pg_catalog.int8)",
+						   "SELECT licdata_internal._receive_records($1::pg_catalog.text, $2::pg_catalog.bytea, $3::pg_catalog.int8)",
 						   3, NULL, values, lengths, formats, 0))
 		fail(REPLICA_CONNECT_FAILED, "could not send");
 	pfree(buf.data);
@@ -461,7 +461,7 @@ valid_file_name(const char *s, int len)
 PG_FUNCTION_INFO_V1(licdata_receive_records);
 
 /*
- * licdata._receive_records(node text, records bytea, pending bigint)
+ * licdata_internal._receive_records(node text, records bytea, pending bigint)
  * RETURNS bigint: the records newly accepted.  Idempotent: a record whose
  * reference is in the inbox or in audit_log already is skipped.
  */

@@ -6,7 +6,7 @@
  *
  * On a standby the flusher (worker.c) does not write tables: it sends each
  * batch of journal records to the primary over libpq
- * (licdata._receive_records), and advances the files' tails only once the
+ * (licdata_internal._receive_records), and advances the files' tails only once the
  * primary has committed them.  On the primary the received records wait in
  * licdata.replica_inbox until the flusher moves them into licdata.usage and
  * licdata.audit_log with the same C path as its own (one hash chain), and

@@ -44,8 +44,7 @@ sweep_function(void)
 {
 	Oid			argtypes[1] = {TIMESTAMPTZOID};
 
-	return LookupFuncName(list_make2(makeString(LICDATA_SCHEMA), makeString("_sync_privileges_due")),
-						  1, argtypes, true);
+	return licdata_internal_function("_sync_privileges_due", 1, argtypes, true);
 }
 
 /* Called by the worker between flush passes, outside a transaction. */
@@ -75,7 +74,7 @@ licdata_privileges_sweep(void)
 
 			if (SPI_connect() != SPI_OK_CONNECT)
 				elog(ERROR, "licdata: SPI_connect failed");
-			rc = SPI_execute_with_args("SELECT licdata._sync_privileges_due($1)",
+			rc = SPI_execute_with_args("SELECT licdata_internal._sync_privileges_due($1)",
 									   1, argtypes, args, full ? "n" : " ", false, 0);
 			if (rc != SPI_OK_SELECT)
 				elog(ERROR, "licdata: privilege sweep failed: %s", SPI_result_code_string(rc));

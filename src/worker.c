@@ -723,7 +723,7 @@ prepare_plans(void)
 		plan_checkpoint = prepare_kept(
 									   "INSERT INTO licdata.audit_checkpoints (seq, hash, public_key, signature) "
 									   "SELECT a.seq, a.hash, licdata.audit_public_key(), "
-									   "licdata._audit_sign(a.seq, a.hash) "
+									   "licdata_internal._audit_sign(a.seq, a.hash) "
 									   "FROM licdata.audit_log a WHERE a.seq OPERATOR(pg_catalog.=) $1", 1, t);
 	}
 }

@@ -85,26 +85,26 @@ ANALYZE inputs;
 
 CREATE TEMP TABLE cases (ord int, method text, col text, expr text);
 INSERT INTO cases VALUES
-	(1,  'redact',     'id',      'licdata.mask_redact(id)'),
-	(2,  'partial',    'id',      'licdata.mask_partial(id, 3, 4, ''*'')'),
-	(3,  'email',      'email',   'licdata.mask_email(email)'),
-	(4,  'cn_mobile',  'mobile',  'licdata.mask_cn_mobile(mobile)'),
-	(5,  'cn_id',      'id',      'licdata.mask_cn_id(id)'),
-	(6,  'cn_name',    'name',    'licdata.mask_cn_name(name)'),
-	(7,  'pseudonym',  'id',      'licdata.mask_pseudonym(id, 16)'),
-	(8,  'fpe',        'id',      'licdata.mask_fpe(id, ''0123456789'')'),
-	(9,  'fpe',        'mobile',  'licdata.mask_fpe(mobile, ''0123456789'')'),
-	(10, 'date_trunc', 'd',       'licdata.mask_date_trunc(d, ''month'')'),
-	(11, 'date_trunc', 'ts',      'licdata.mask_date_trunc(ts, ''day'')'),
-	(12, 'bucket',     'amount',  'licdata.mask_bucket(amount, 1000)'),
-	(13, 'bucket',     'money',   'licdata.mask_bucket(money, 100::numeric)'),
-	(14, 'noise',      'amount',  'licdata.mask_noise(amount, relative => 0.05)'),
-	(15, 'noise',      'money',   'licdata.mask_noise(money, relative => 0.05)'),
-	(16, 'noise',      'measure', 'licdata.mask_noise(measure, absolute => 10)'),
-	(17, 'function',   'email',   'licdata.mask_function(email, ''pg_catalog.upper(text)''::regprocedure::regproc)');
+	(1,  'redact',     'id',      'licdata_internal.mask_redact(id)'),
+	(2,  'partial',    'id',      'licdata_internal.mask_partial(id, 3, 4, ''*'')'),
+	(3,  'email',      'email',   'licdata_internal.mask_email(email)'),
+	(4,  'cn_mobile',  'mobile',  'licdata_internal.mask_cn_mobile(mobile)'),
+	(5,  'cn_id',      'id',      'licdata_internal.mask_cn_id(id)'),
+	(6,  'cn_name',    'name',    'licdata_internal.mask_cn_name(name)'),
+	(7,  'pseudonym',  'id',      'licdata_internal.mask_pseudonym(id, 16)'),
+	(8,  'fpe',        'id',      'licdata_internal.mask_fpe(id, ''0123456789'')'),
+	(9,  'fpe',        'mobile',  'licdata_internal.mask_fpe(mobile, ''0123456789'')'),
+	(10, 'date_trunc', 'd',       'licdata_internal.mask_date_trunc(d, ''month'')'),
+	(11, 'date_trunc', 'ts',      'licdata_internal.mask_date_trunc(ts, ''day'')'),
+	(12, 'bucket',     'amount',  'licdata_internal.mask_bucket(amount, 1000)'),
+	(13, 'bucket',     'money',   'licdata_internal.mask_bucket(money, 100::numeric)'),
+	(14, 'noise',      'amount',  'licdata_internal.mask_noise(amount, relative => 0.05)'),
+	(15, 'noise',      'money',   'licdata_internal.mask_noise(money, relative => 0.05)'),
+	(16, 'noise',      'measure', 'licdata_internal.mask_noise(measure, absolute => 10)'),
+	(17, 'function',   'email',   'licdata_internal.mask_function(email, ''pg_catalog.upper(text)''::regprocedure::regproc)');
 
 -- warm up (loads keys, caches, the table in shared buffers)
-SELECT count(licdata.mask_pseudonym(id)) + count(licdata.mask_fpe(mobile)) AS warmed FROM inputs \gset
+SELECT count(licdata_internal.mask_pseudonym(id)) + count(licdata_internal.mask_fpe(mobile)) AS warmed FROM inputs \gset
 
 CREATE TEMP TABLE baseline AS
 SELECT col, pg_temp.bench_ms(format('SELECT count(%s) FROM inputs', col), :rounds) AS ms

@@ -21,7 +21,7 @@ SELECT licdata.set_price_plan(:lic, '{"per_query": 1, "free_queries_per_month": 
 	"tiers": [{"up_to": 1000, "per_row": 0.1}, {"up_to": 5000, "per_row": 0.05}, {"up_to": null, "per_row": 0.01}],
 	"monthly_fee": 31, "free_purposes": ["public_interest"], "bill_empty_results": false}', '2099-05-01 UTC') \g /dev/null
 BEGIN;
-SELECT licdata._set_records_writable(true) \g /dev/null
+SELECT licdata_internal._set_records_writable(true) \g /dev/null
 INSERT INTO licdata.usage (at, licence_id, licensee, dataset, purpose, consent_ref, rows, rows_delivered,
 						   rows_in_functions, rows_aggregated, outcome, amount, journal_ref)
 SELECT '2099-05-01 UTC'::timestamptz + g * (interval '31 days' / :n), :lic, 'bench_price_bank', 'bench_price.t',
@@ -37,7 +37,7 @@ SELECT sum(amount) AS total FROM licdata.invoice('bench_price_bank', '2099-05-01
 SELECT length(licdata.statement_html('bench_price_bank', '2099-05-01')) AS html_bytes;
 \timing off
 BEGIN;
-SELECT licdata._set_records_writable(true) \g /dev/null
+SELECT licdata_internal._set_records_writable(true) \g /dev/null
 DELETE FROM licdata.usage WHERE licence_id = :lic;
 COMMIT;
 SELECT licdata.revoke_licence(:lic) \g /dev/null

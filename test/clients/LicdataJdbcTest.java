@@ -130,7 +130,7 @@ public class LicdataJdbcTest {
 	static Map<Long, Person> expectedPeople(Connection su, String ids) throws SQLException {
 		Map<Long, Person> m = new LinkedHashMap<>();
 		String sql = "SELECT person_id, id_number, licdata.mask_pseudonym(id_number, 16, '" + licensee
-			+ "'), licdata.mask_cn_name(name), region, date_trunc('month', birth)::date::text "
+			+ "'), licdata_internal.mask_cn_name(name), region, date_trunc('month', birth)::date::text "
 			+ "FROM pd.people WHERE person_id IN (" + ids + ") ORDER BY person_id";
 		try (Statement s = su.createStatement(); ResultSet rs = s.executeQuery(sql)) {
 			while (rs.next()) {

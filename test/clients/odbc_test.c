@@ -360,7 +360,7 @@ load_people(SQLHDBC su)
 
 		snprintf(sql, sizeof sql,
 				 "SELECT person_id, id_number, licdata.mask_pseudonym(id_number, 16, '%s'), "
-				 "licdata.mask_cn_name(name), region, date_trunc('month', birth)::date::text "
+				 "licdata_internal.mask_cn_name(name), region, date_trunc('month', birth)::date::text "
 				 "FROM pd.people WHERE person_id = %ld", licensee, people_ids[i]);
 		if (!SQL_SUCCEEDED(SQLExecDirect(st, (SQLCHAR *) sql, SQL_NTS)) || !SQL_SUCCEEDED(SQLFetch(st)))
 			die("read the expected people", SQL_HANDLE_STMT, st);

@@ -124,7 +124,7 @@ isql_run()
 
 echo "-- isql smoke checks (isql -b exits 0 on SQL errors: its output is compared)"
 out=$(printf '%s\n' "SELECT person_id, id_number, name, region, birth FROM pd.people WHERE person_id IN (1, 3) ORDER BY person_id" | isql_run licdata_bank)
-want_line=$(psql -X -A -t -F $'\t' -c "SELECT person_id, licdata.mask_pseudonym(id_number, 16, '$LICENSEE'), licdata.mask_cn_name(name), region, date_trunc('month', birth)::date FROM pd.people WHERE person_id = 1")
+want_line=$(psql -X -A -t -F $'\t' -c "SELECT person_id, licdata.mask_pseudonym(id_number, 16, '$LICENSEE'), licdata_internal.mask_cn_name(name), region, date_trunc('month', birth)::date FROM pd.people WHERE person_id = 1")
 if [ "$out" = "$want_line" ]; then
 	pass "isql: person 1 masked (id_number token, name, birth month), person 3 (region xj) filtered"
 else

@@ -55,7 +55,7 @@ DECLARE a licdata.audit_log; prev bytea := '\x';
 BEGIN
 	FOR a IN SELECT * FROM licdata.audit_log ORDER BY seq LOOP
 		a.prev_hash := prev;
-		a.hash := sha256(licdata._audit_bytes(a));
+		a.hash := sha256(licdata_internal._audit_bytes(a));
 		UPDATE licdata.audit_log SET prev_hash = a.prev_hash, hash = a.hash WHERE seq = a.seq;
 		prev := a.hash;
 	END LOOP;
@@ -70,7 +70,7 @@ like($node->safe_psql('postgres', "SELECT ok::text || ',' || first_bad_seq FROM 
 	qr/^false,/, 'a removed row is found');
 
 # Only the worker signs.
-my ($ret, $out, $err) = $node->psql('postgres', "SELECT licdata._audit_sign(100, '\\x00')");
+my ($ret, $out, $err) = $node->psql('postgres', "SELECT licdata_internal._audit_sign(100, '\\x00')");
 like($err, qr/signed only by licdata's background worker/, 'a superuser cannot have a checkpoint signed');
 ($ret, $out, $err) = $node->psql('postgres', 'INSERT INTO licdata.audit_checkpoints VALUES (1, now(), \'\\x\', \'k\', \'s\')');
 like($err, qr/written only by licdata/, 'checkpoints cannot be inserted by hand');

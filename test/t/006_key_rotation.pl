@@ -27,7 +27,8 @@ CREATE ROLE bank LOGIN;
 CREATE ROLE op LOGIN IN ROLE licdata_operator;
 SELECT licdata.register_licensee('bank', 'Bank');
 -- not granted to licensees (an oracle); granted here to watch the key
-GRANT EXECUTE ON FUNCTION licdata.mask_pseudonym(text, integer) TO bank;
+GRANT USAGE ON SCHEMA licdata_internal TO bank;
+GRANT EXECUTE ON FUNCTION licdata_internal.mask_pseudonym(text, integer) TO bank;
 });
 my $tok = "SELECT licdata.mask_pseudonym('110105194912310021', 16, 'bank')";
 my $t1 = $node->safe_psql('postgres', $tok);
@@ -38,7 +39,7 @@ is($node->safe_psql('postgres', $tok), $t1, 'the same pseudonym after a restart'
 
 # A backend connected before the rotation.
 my $s = $node->background_psql('postgres', extra_params => [ '-U', 'bank' ]);
-is($s->query_safe("SELECT licdata.mask_pseudonym('110105194912310021', 16)"), $t1,
+is($s->query_safe("SELECT licdata_internal.mask_pseudonym('110105194912310021', 16)"), $t1,
 	'the licensee computes the same token');
 
 my ($ret, $out, $err) = $node->psql('postgres', 'SELECT licdata.rotate_master_key()',
@@ -48,7 +49,7 @@ like($err, qr/permission denied/, 'a licensee cannot rotate the key');
 $node->safe_psql('postgres', 'SELECT licdata.rotate_master_key()', extra_params => [ '-U', 'op' ]);
 my $t2 = $node->safe_psql('postgres', $tok);
 isnt($t2, $t1, 'after rotation the pseudonym changes');
-is($s->query_safe("SELECT licdata.mask_pseudonym('110105194912310021', 16)"), $t2,
+is($s->query_safe("SELECT licdata_internal.mask_pseudonym('110105194912310021', 16)"), $t2,
 	'a backend connected before the rotation uses the new key at once');
 $s->quit;
 

@@ -285,7 +285,7 @@ is( $node_b->safe_psql(
 SELECT string_agg(format('%s rls=%s force=%s guard=%s reader=%s analyst=%s', c.oid::regclass,
 		c.relrowsecurity, c.relforcerowsecurity,
 		EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'licdata_guard'
-				 AND pg_get_expr(p.polqual, p.polrelid) = 'licdata.guard()'),
+				 AND pg_get_expr(p.polqual, p.polrelid) = 'licdata_internal.guard()'),
 		has_table_privilege('licdata_reader', c.oid, 'SELECT'),
 		has_table_privilege('dr_analyst', c.oid, 'SELECT')), E'\n' ORDER BY c.oid::regclass::text)
   FROM pg_class c WHERE c.relnamespace = 'pd'::regnamespace AND c.relkind IN ('r', 'p')}),

@@ -117,7 +117,7 @@ ok($cut > 0, "rows quota: $cut statement(s) cut short mid-stream by the quota");
 is($cut_denied, $cut, 'rows quota: each has its audit row, a denial with the same rows');
 is($errors, $cut, 'rows quota: each ended in error');
 is( $node->safe_psql(
-		'postgres', q{SELECT rows FROM licdata._quota_used((SELECT id FROM licdata.licences WHERE 'rows_quota' = ANY (purposes)))}),
+		'postgres', q{SELECT rows FROM licdata_internal._quota_used((SELECT id FROM licdata.licences WHERE 'rows_quota' = ANY (purposes)))}),
 	'50005', 'rows quota: the shared counter holds 50,005, nothing left reserved');
 
 # A queries-per-day quota shared by 8 clients wanting 4,000 queries: exactly 3,000.

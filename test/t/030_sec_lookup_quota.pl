@@ -57,7 +57,7 @@ my $failed = () = $stderr =~ /quota of licence \d+ reached: lookups per day/g;
 ok($failed > 0, "lookups past the quota are refused ($failed refusals seen)");
 like($stderr, qr/LD006|lookups per day/, 'with the quota named');
 
-is($node->safe_psql('postgres', 'SELECT licdata._lookups_used(l.id) FROM licdata.licences l'),
+is($node->safe_psql('postgres', 'SELECT licdata_internal._lookups_used(l.id) FROM licdata.licences l'),
 	'500', 'the shared counter stops at the quota exactly');
 ok($node->safe_psql('postgres', 'SELECT licdata.flush()') eq 't', 'records flushed');
 is( $node->safe_psql(

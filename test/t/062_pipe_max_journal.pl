@@ -53,7 +53,7 @@ is( $node->safe_psql('postgres',
 my ($ret, $out, $err) = $node->psql('postgres', 'SELECT * FROM licdata.journal_status',
 	extra_params => [ '-U', 'mj_lic' ]);
 like($err, qr/permission denied/, 'a licensee does not');
-($ret, $out, $err) = $node->psql('postgres', 'SELECT * FROM licdata._journal_status()',
+($ret, $out, $err) = $node->psql('postgres', 'SELECT * FROM licdata_internal._journal_status()',
 	extra_params => [ '-U', 'mj_lic' ]);
 like($err, qr/permission denied/, 'nor through the function');
 

@@ -96,7 +96,7 @@ is($node_a->safe_psql('postgres', "SELECT sum(amount) FROM licdata.invoice_lines
 $node_a->safe_psql(
 	'postgres', q{
 BEGIN;
-SELECT licdata._set_records_writable(true);
+SELECT licdata_internal._set_records_writable(true);
 INSERT INTO licdata.usage (at, licence_id, licensee, dataset, purpose, rows, rows_delivered, rows_in_functions,
 						   rows_aggregated, outcome, amount, journal_ref)
 SELECT '2020-01-15 UTC', l.id, l.licensee, l.dataset, 'credit', 4, 4, 0, 0, 'ok', 0, 'pu-past' FROM licdata.licences l;

@@ -64,11 +64,11 @@ isnt($rc, 0, 'the replica role cannot read a dataset');
 	extra_params => [ '-U', 'rp_agent' ]);
 isnt($rc, 0, 'the replica role cannot read usage');
 ($rc, $out, $err) = $primary->psql('postgres',
-	"SELECT licdata._receive_records('x', '\\x00'::bytea, 0)",
+	"SELECT licdata_internal._receive_records('x', '\\x00'::bytea, 0)",
 	extra_params => [ '-U', 'rp_lic' ]);
 like($err, qr/permission denied/, 'a licensee cannot hand over records');
 ($rc, $out, $err) = $primary->psql('postgres',
-	"SELECT licdata._receive_records('x', '\\x4c44524201000000'::bytea, 0)",
+	"SELECT licdata_internal._receive_records('x', '\\x4c44524201000000'::bytea, 0)",
 	extra_params => [ '-U', 'rp_agent' ]);
 like($err, qr/invalid records from a standby/, 'malformed records are refused');
 

@@ -5,39 +5,39 @@
 
 -- Class 1: every plpgsql/SQL function resolves names under a pinned
 -- search_path, whoever calls it.
-ALTER FUNCTION licdata._not_null(anyelement, text, boolean) SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION licdata_internal._not_null(anyelement, text, boolean) SET search_path = pg_catalog, pg_temp;
 
 -- Class 2: the keyed masks are no oracles.  The rewrite calls the variants
 -- with a trailing internal argument (SQL cannot supply one); the variants
 -- keyed by the session's licensee are no longer granted to PUBLIC.
-CREATE FUNCTION licdata.mask_pseudonym(value text, length integer, internal)
+CREATE FUNCTION licdata_internal.mask_pseudonym(value text, length integer, internal)
 	RETURNS text LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_pseudonym';
-CREATE FUNCTION licdata.mask_fpe(value text, alphabet text, internal)
+CREATE FUNCTION licdata_internal.mask_fpe(value text, alphabet text, internal)
 	RETURNS text LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_fpe';
-CREATE FUNCTION licdata.mask_noise(value integer, relative double precision,
+CREATE FUNCTION licdata_internal.mask_noise(value integer, relative double precision,
 								   absolute double precision, internal)
 	RETURNS integer LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_noise_int4';
-CREATE FUNCTION licdata.mask_noise(value bigint, relative double precision,
+CREATE FUNCTION licdata_internal.mask_noise(value bigint, relative double precision,
 								   absolute double precision, internal)
 	RETURNS bigint LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_noise_int8';
-CREATE FUNCTION licdata.mask_noise(value numeric, relative double precision,
+CREATE FUNCTION licdata_internal.mask_noise(value numeric, relative double precision,
 								   absolute double precision, internal)
 	RETURNS numeric LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_noise_numeric';
-CREATE FUNCTION licdata.mask_noise(value double precision, relative double precision,
+CREATE FUNCTION licdata_internal.mask_noise(value double precision, relative double precision,
 								   absolute double precision, internal)
 	RETURNS double precision LANGUAGE C STABLE PARALLEL SAFE
 	AS 'MODULE_PATHNAME', 'licdata_mask_noise_float8';
-REVOKE ALL ON FUNCTION licdata.mask_pseudonym(text, integer),
-	licdata.mask_fpe(text, text),
-	licdata.mask_noise(integer, double precision, double precision),
-	licdata.mask_noise(bigint, double precision, double precision),
-	licdata.mask_noise(numeric, double precision, double precision),
-	licdata.mask_noise(double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION licdata_internal.mask_pseudonym(text, integer),
+	licdata_internal.mask_fpe(text, text),
+	licdata_internal.mask_noise(integer, double precision, double precision),
+	licdata_internal.mask_noise(bigint, double precision, double precision),
+	licdata_internal.mask_noise(numeric, double precision, double precision),
+	licdata_internal.mask_noise(double precision, double precision, double precision) FROM PUBLIC;
 
 -- Class 3: each licdata.token() call is one row of its statement; a
 -- per-licence lookup quota.  The new grant_licence parameter comes last.
@@ -68,9 +68,9 @@ DECLARE
 	new_id bigint;
 	acts_for text;
 BEGIN
-	PERFORM licdata._not_null(lic, 'licensee');
-	PERFORM licdata._role_exists(lic, 'licensee');
-	PERFORM licdata._published(ds);
+	PERFORM licdata_internal._not_null(lic, 'licensee');
+	PERFORM licdata_internal._role_exists(lic, 'licensee');
+	PERFORM licdata_internal._published(ds);
 	IF NOT EXISTS (SELECT FROM licdata.licensees l WHERE l.licensee = lic) THEN
 		-- a member of a licensee: licences are granted to the licensee
 		SELECT string_agg(l.licensee::text, ', ' ORDER BY l.licensee::text) INTO acts_for
@@ -86,7 +86,7 @@ BEGIN
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Register it first with licdata.register_licensee.';
 	END IF;
-	PERFORM licdata._check_purposes(purposes);
+	PERFORM licdata_internal._check_purposes(purposes);
 	IF columns IS NOT NULL THEN
 		IF cardinality(columns) = 0 OR array_ndims(columns) <> 1 THEN
 			RAISE EXCEPTION 'columns must be NULL or a non-empty list of column names'
@@ -113,9 +113,9 @@ BEGIN
 		END IF;
 	END IF;
 	IF row_filter IS NOT NULL THEN
-		normalised_filter := licdata._check_row_filter(ds, row_filter);
+		normalised_filter := licdata_internal._check_row_filter(ds, row_filter);
 	END IF;
-	PERFORM licdata._not_null(valid_from, 'valid_from', true);
+	PERFORM licdata_internal._not_null(valid_from, 'valid_from', true);
 	IF NOT isfinite(valid_from) THEN
 		RAISE EXCEPTION 'valid_from must be a finite time'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -133,7 +133,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass a positive limit, or NULL for no limit.';
 	END IF;
-	PERFORM licdata._not_null(require_consent_ref, 'require_consent_ref', true);
+	PERFORM licdata_internal._not_null(require_consent_ref, 'require_consent_ref', true);
 	IF NOT (coalesce(price_per_query, 0) >= 0 AND coalesce(price_per_query, 0) < 'Infinity')
 	   OR NOT (coalesce(price_per_row, 0) >= 0 AND coalesce(price_per_row, 0) < 'Infinity') THEN
 		RAISE EXCEPTION 'prices must be zero or a positive amount'
@@ -142,19 +142,19 @@ BEGIN
 								  coalesce(price_per_query::text, 'NULL'), coalesce(price_per_row::text, 'NULL')),
 				  HINT = 'Pass zero or a positive amount, or NULL to use the dataset''s price.';
 	END IF;
-	PERFORM licdata._not_null(mode, 'mode', true);
+	PERFORM licdata_internal._not_null(mode, 'mode', true);
 	IF mode NOT IN ('rows', 'aggregate') THEN
 		RAISE EXCEPTION 'invalid licence mode %', quote_literal(mode)
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use ''rows'' or ''aggregate''.';
 	END IF;
-	PERFORM licdata._not_null(min_group_size, 'min_group_size', true);
+	PERFORM licdata_internal._not_null(min_group_size, 'min_group_size', true);
 	IF min_group_size < 2 THEN
 		RAISE EXCEPTION 'min_group_size must be at least 2'
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use the smallest group size whose aggregates may be released, 10 by default.';
 	END IF;
-	PERFORM licdata._not_null(unlicensed_columns, 'unlicensed_columns', true);
+	PERFORM licdata_internal._not_null(unlicensed_columns, 'unlicensed_columns', true);
 	IF unlicensed_columns NOT IN ('refuse', 'null') THEN
 		RAISE EXCEPTION 'invalid value % for unlicensed_columns', quote_literal(unlicensed_columns)
 			USING ERRCODE = 'invalid_parameter_value',
@@ -185,7 +185,7 @@ REVOKE ALL ON FUNCTION licdata.grant_licence(regrole, regclass, text[], name[], 
 GRANT EXECUTE ON FUNCTION licdata.grant_licence(regrole, regclass, text[], name[], text, timestamptz,
 	timestamptz, bigint, bigint, bigint, boolean, numeric, numeric, text, integer, text, bigint) TO licdata_operator;
 
-CREATE FUNCTION licdata._lookups_used(licence_id bigint) RETURNS bigint
+CREATE FUNCTION licdata_internal._lookups_used(licence_id bigint) RETURNS bigint
 	LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', 'licdata_lookups_used';
 CREATE OR REPLACE VIEW licdata.my_licences WITH (security_barrier) AS
 	SELECT l.id, l.dataset, d.description, l.purposes, l.columns, l.row_filter, l.mode,
@@ -198,15 +198,15 @@ CREATE OR REPLACE VIEW licdata.my_licences WITH (security_barrier) AS
 		   coalesce(l.price_per_query, d.price_per_query) AS price_per_query,
 		   coalesce(l.price_per_row, d.price_per_row) AS price_per_row,
 		   l.unlicensed_columns,
-		   l.max_lookups_per_day, l.max_lookups_per_day - licdata._lookups_used(l.id) AS lookups_left_today
+		   l.max_lookups_per_day, l.max_lookups_per_day - licdata_internal._lookups_used(l.id) AS lookups_left_today
 	  FROM licdata.licences l
 	  JOIN licdata.datasets d ON d.dataset = l.dataset
-	  CROSS JOIN LATERAL licdata._quota_used(l.id) q
-	 WHERE l.licensee = licdata._my_licensee();
+	  CROSS JOIN LATERAL licdata_internal._quota_used(l.id) q
+	 WHERE l.licensee = licdata_internal._my_licensee();
 
 -- Class 8: arguments that name nothing (regrole/regclass 0, the OID of a
 -- dropped role or table) are refused with a clear error.
-CREATE FUNCTION licdata._role_exists(r regrole, argname text) RETURNS void
+CREATE FUNCTION licdata_internal._role_exists(r regrole, argname text) RETURNS void
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF r IS NOT NULL AND NOT EXISTS (SELECT FROM pg_roles a WHERE a.oid = r::oid) THEN
@@ -217,7 +217,7 @@ BEGIN
 	END IF;
 END
 $$;
-CREATE FUNCTION licdata._relation_exists(r regclass, argname text) RETURNS void
+CREATE FUNCTION licdata_internal._relation_exists(r regclass, argname text) RETURNS void
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF r IS NOT NULL AND NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = r::oid) THEN
@@ -228,16 +228,16 @@ BEGIN
 	END IF;
 END
 $$;
-CREATE OR REPLACE FUNCTION licdata._published(ds regclass) RETURNS void
+CREATE OR REPLACE FUNCTION licdata_internal._published(ds regclass) RETURNS void
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	parent regclass;
 BEGIN
-	PERFORM licdata._not_null(ds, 'dataset');
-	PERFORM licdata._relation_exists(ds, 'dataset');
+	PERFORM licdata_internal._not_null(ds, 'dataset');
+	PERFORM licdata_internal._relation_exists(ds, 'dataset');
 	IF NOT EXISTS (SELECT FROM licdata.datasets d WHERE d.dataset = ds AND d.unpublished_at IS NULL) THEN
 		-- a partition or child table: name the dataset it is served under
-		SELECT d.dataset INTO parent FROM licdata.datasets d, licdata._family(d.dataset) f
+		SELECT d.dataset INTO parent FROM licdata.datasets d, licdata_internal._family(d.dataset) f
 		 WHERE d.unpublished_at IS NULL AND f = ds;
 		IF parent IS NOT NULL THEN
 			RAISE EXCEPTION 'table % is not a published dataset', ds
@@ -262,10 +262,10 @@ DECLARE
 	prev record;
 	member regclass;
 BEGIN
-	PERFORM licdata._not_null(ds, 'dataset');
-	PERFORM licdata._relation_exists(ds, 'dataset');
-	PERFORM licdata._not_null(price_per_query, 'price_per_query', true);
-	PERFORM licdata._not_null(price_per_row, 'price_per_row', true);
+	PERFORM licdata_internal._not_null(ds, 'dataset');
+	PERFORM licdata_internal._relation_exists(ds, 'dataset');
+	PERFORM licdata_internal._not_null(price_per_query, 'price_per_query', true);
+	PERFORM licdata_internal._not_null(price_per_row, 'price_per_row', true);
 	-- NaN passes "< 0" and the table's CHECK (>= 0): test for a finite amount.
 	IF NOT (price_per_query >= 0 AND price_per_query < 'Infinity')
 	   OR NOT (price_per_row >= 0 AND price_per_row < 'Infinity') THEN
@@ -301,14 +301,14 @@ BEGIN
 			USING ERRCODE = 'duplicate_object',
 				  HINT = 'Use licdata.unpublish first to publish it again with other settings.';
 	END IF;
-	IF EXISTS (SELECT FROM licdata.datasets d, licdata._family(d.dataset) f
+	IF EXISTS (SELECT FROM licdata.datasets d, licdata_internal._family(d.dataset) f
 				WHERE d.unpublished_at IS NULL AND f = ds) THEN
 		RAISE EXCEPTION 'table % inherits from a published dataset', ds
 			USING ERRCODE = 'duplicate_object',
 				  DETAIL = 'It is already served under the licences of its parent.',
 				  HINT = 'Publish only the parent table.';
 	END IF;
-	owner_licensee := licdata._is_licensee_member(c.relowner);
+	owner_licensee := licdata_internal._is_licensee_member(c.relowner);
 	IF owner_licensee IS NOT NULL THEN
 		RAISE EXCEPTION 'cannot publish % because its owner acts for licensee %', ds, owner_licensee
 			USING ERRCODE = 'invalid_grant_operation',
@@ -330,7 +330,7 @@ BEGIN
 	-- able to name it.  (Not revoked by unpublish: the schema may hold other
 	-- datasets, and a schema's USAGE shows names only.)
 	EXECUTE format('GRANT USAGE ON SCHEMA %I TO licdata_operator', c.nspname);
-	FOR member IN SELECT licdata._family(ds) LOOP
+	FOR member IN SELECT licdata_internal._family(ds) LOOP
 		-- licdata reads the table as licdata_reader on a licensee's behalf;
 		-- operators read every dataset (their reads are audited).
 		EXECUTE format('GRANT SELECT ON TABLE %s TO licdata_reader, licdata_operator', member);
@@ -340,7 +340,7 @@ BEGIN
 		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', member);
 		EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', member);
 		IF NOT EXISTS (SELECT FROM pg_policy WHERE polrelid = member AND polname = 'licdata_guard') THEN
-			EXECUTE format('CREATE POLICY licdata_guard ON %s USING (licdata.guard())', member);
+			EXECUTE format('CREATE POLICY licdata_guard ON %s USING (licdata_internal.guard())', member);
 		END IF;
 	END LOOP;
 END
@@ -355,10 +355,10 @@ DECLARE
 	other regrole;
 	others text;
 BEGIN
-	PERFORM licdata._not_null(licensee, 'licensee');
-	PERFORM licdata._role_exists(licensee, 'licensee');
-	PERFORM licdata._not_null(org_name, 'org_name');
-	PERFORM licdata._check_purpose_scope(purpose_scope);
+	PERFORM licdata_internal._not_null(licensee, 'licensee');
+	PERFORM licdata_internal._role_exists(licensee, 'licensee');
+	PERFORM licdata_internal._not_null(org_name, 'org_name');
+	PERFORM licdata_internal._check_purpose_scope(purpose_scope);
 	IF btrim(org_name) = '' THEN
 		RAISE EXCEPTION 'org_name must not be empty'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -389,7 +389,7 @@ BEGIN
 				  HINT = 'Use a separate role for the licensee.';
 	END IF;
 	SELECT string_agg(d.dataset::text, ', ') INTO owned
-	  FROM licdata.datasets d, licdata._family(d.dataset) f, pg_class c
+	  FROM licdata.datasets d, licdata_internal._family(d.dataset) f, pg_class c
 	 WHERE d.unpublished_at IS NULL AND c.oid = f AND pg_has_role(licensee, c.relowner, 'MEMBER');
 	IF owned IS NOT NULL THEN
 		RAISE EXCEPTION 'cannot register role % as a licensee because it owns published table(s)', licensee
@@ -438,15 +438,15 @@ DECLARE
 	ps timestamptz := period_start;
 	pe timestamptz := period_end;
 BEGIN
-	PERFORM licdata._not_null(lic, 'licensee');
+	PERFORM licdata_internal._not_null(lic, 'licensee');
 	-- a dropped role's OID is allowed (its usage stays); 0 names no role
 	IF lic::oid = 0 THEN
 		RAISE EXCEPTION 'role with OID 0 does not exist'
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Pass the licensee by name, e.g. licensee => ''bank''.';
 	END IF;
-	PERFORM licdata._not_null(ps, 'period_start');
-	PERFORM licdata._not_null(pe, 'period_end');
+	PERFORM licdata_internal._not_null(ps, 'period_start');
+	PERFORM licdata_internal._not_null(pe, 'period_end');
 	IF pe <= ps THEN
 		RAISE EXCEPTION 'period_end must be after period_start'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -459,18 +459,18 @@ BEGIN
 	END IF;
 	RETURN QUERY
 		WITH months AS (
-			SELECT g::date AS m, licdata._month_start(g::date) AS ms, licdata._month_end(g::date) AS me
-			  FROM generate_series(licdata._month_of(ps)::timestamp,
-								   licdata._month_of(pe - interval '1 microsecond')::timestamp,
+			SELECT g::date AS m, licdata_internal._month_start(g::date) AS ms, licdata_internal._month_end(g::date) AS me
+			  FROM generate_series(licdata_internal._month_of(ps)::timestamp,
+								   licdata_internal._month_of(pe - interval '1 microsecond')::timestamp,
 								   interval '1 month') g
 		), lines AS (
 			SELECT b.licence_id, b.dataset, b.purpose, b.queries, b.rows, b.amount
 			  FROM (SELECT * FROM months WHERE ps <= months.ms AND pe >= months.me) w,
-				   LATERAL licdata._bill_lines(lic, w.m) b
+				   LATERAL licdata_internal._bill_lines(lic, w.m) b
 			UNION ALL
 			SELECT b.licence_id, b.dataset, b.purpose, b.queries, b.rows, b.amount
 			  FROM (SELECT * FROM months WHERE NOT (ps <= months.ms AND pe >= months.me)) p,
-				   LATERAL licdata._bill_compute(lic, p.m, greatest(ps, p.ms), least(pe, p.me), false) b
+				   LATERAL licdata_internal._bill_compute(lic, p.m, greatest(ps, p.ms), least(pe, p.me), false) b
 		)
 		SELECT l.licence_id, l.dataset, l.purpose, sum(l.queries)::bigint, sum(l.rows)::bigint, sum(l.amount)
 		  FROM lines l
@@ -478,7 +478,7 @@ BEGIN
 		 ORDER BY l.licence_id, l.purpose;
 END
 $$;
-ALTER FUNCTION licdata._quota_used(bigint) STRICT;
+ALTER FUNCTION licdata_internal._quota_used(bigint) STRICT;
 
 -- Class 3 (continued): token() is volatile (it meters), so the planner never
 -- evaluates it while estimating.

@@ -7,9 +7,9 @@
  * the 'quarantined' audit decision, licdata.quarantine,
  * licdata.journal_status.
  */
-DROP FUNCTION licdata._flush_records(jsonb);
-DROP FUNCTION licdata._flush_record(jsonb);
-DROP FUNCTION licdata._checkpoint_if_due(integer);
+DROP FUNCTION licdata_internal._flush_records(jsonb);
+DROP FUNCTION licdata_internal._flush_record(jsonb);
+DROP FUNCTION licdata_internal._checkpoint_if_due(integer);
 
 -- product calls (data products, 70_products.sql)
 
@@ -30,22 +30,22 @@ COMMENT ON TABLE licdata.quarantine IS 'Journal records the background worker co
 SELECT pg_catalog.pg_extension_config_dump('licdata.quarantine', '');
 SELECT pg_catalog.pg_extension_config_dump('licdata.quarantine_id_seq', '');
 CREATE TRIGGER records_guard BEFORE INSERT OR UPDATE OR DELETE ON licdata.quarantine
-	FOR EACH ROW EXECUTE FUNCTION licdata._records_guard();
+	FOR EACH ROW EXECUTE FUNCTION licdata_internal._records_guard();
 CREATE TRIGGER records_guard_truncate BEFORE TRUNCATE ON licdata.quarantine
-	FOR EACH STATEMENT EXECUTE FUNCTION licdata._records_guard();
+	FOR EACH STATEMENT EXECUTE FUNCTION licdata_internal._records_guard();
 GRANT SELECT ON licdata.quarantine TO licdata_operator, licdata_auditor;
 
-CREATE FUNCTION licdata._journal_status(
+CREATE FUNCTION licdata_internal._journal_status(
 	OUT node text, OUT file text, OUT bytes bigint, OUT records_pending bigint,
 	OUT oldest_pending_at timestamptz, OUT flusher_records_per_second double precision,
 	OUT records_moved bigint, OUT writer_done boolean)
 	RETURNS SETOF record
 	LANGUAGE C AS 'MODULE_PATHNAME', 'licdata_journal_status';
-REVOKE ALL ON FUNCTION licdata._journal_status() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION licdata._journal_status() TO licdata_operator, licdata_auditor;
+REVOKE ALL ON FUNCTION licdata_internal._journal_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata_internal._journal_status() TO licdata_operator, licdata_auditor;
 CREATE VIEW licdata.journal_status AS
 	SELECT s.node, s.file, s.bytes, s.records_pending, s.oldest_pending_at,
 		   s.flusher_records_per_second, s.records_moved, s.writer_done
-	  FROM licdata._journal_status() s;
+	  FROM licdata_internal._journal_status() s;
 REVOKE ALL ON licdata.journal_status FROM PUBLIC;
 GRANT SELECT ON licdata.journal_status TO licdata_operator, licdata_auditor;

@@ -1,7 +1,7 @@
 /*
  * 45_repl.sql -- read replicas (1.0 -> 1.1): usage.node and audit_log.node,
  * the licdata_replica role, licdata.replica_inbox, licdata.replica_nodes,
- * licdata.nodes, licdata._receive_records.  The same objects as
+ * licdata.nodes, licdata_internal._receive_records.  The same objects as
  * schema/45_replicas.sql (whose statements follow the column additions).
  */
 -- (usage.node and audit_log.node: added by 05_columns.sql)
@@ -51,10 +51,12 @@ CREATE VIEW licdata.nodes AS
 COMMENT ON VIEW licdata.nodes IS 'Each standby: last contact, records pending (held by the standby or waiting in the inbox), records handed over';
 GRANT SELECT ON licdata.nodes, licdata.replica_nodes TO licdata_operator, licdata_auditor;
 
-CREATE FUNCTION licdata._receive_records(node text, records bytea, pending bigint)
+CREATE FUNCTION licdata_internal._receive_records(node text, records bytea, pending bigint)
 	RETURNS bigint
 	LANGUAGE C SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 	AS 'MODULE_PATHNAME', 'licdata_receive_records';
-REVOKE ALL ON FUNCTION licdata._receive_records(text, bytea, bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION licdata._receive_records(text, bytea, bigint) TO licdata_replica;
+REVOKE ALL ON FUNCTION licdata_internal._receive_records(text, bytea, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata_internal._receive_records(text, bytea, bigint) TO licdata_replica;
+-- the one internal a standby's role calls: it needs the schema to name it
+GRANT USAGE ON SCHEMA licdata_internal TO licdata_replica;

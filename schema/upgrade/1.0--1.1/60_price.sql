@@ -27,15 +27,15 @@ DECLARE
 	ps timestamptz := period_start;
 	pe timestamptz := period_end;
 BEGIN
-	PERFORM licdata._not_null(lic, 'licensee');
+	PERFORM licdata_internal._not_null(lic, 'licensee');
 	-- a dropped role's OID is allowed (its usage stays); 0 names no role
 	IF lic::oid = 0 THEN
 		RAISE EXCEPTION 'role with OID 0 does not exist'
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Pass the licensee by name, e.g. licensee => ''bank''.';
 	END IF;
-	PERFORM licdata._not_null(ps, 'period_start');
-	PERFORM licdata._not_null(pe, 'period_end');
+	PERFORM licdata_internal._not_null(ps, 'period_start');
+	PERFORM licdata_internal._not_null(pe, 'period_end');
 	IF pe <= ps THEN
 		RAISE EXCEPTION 'period_end must be after period_start'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -48,18 +48,18 @@ BEGIN
 	END IF;
 	RETURN QUERY
 		WITH months AS (
-			SELECT g::date AS m, licdata._month_start(g::date) AS ms, licdata._month_end(g::date) AS me
-			  FROM generate_series(licdata._month_of(ps)::timestamp,
-								   licdata._month_of(pe - interval '1 microsecond')::timestamp,
+			SELECT g::date AS m, licdata_internal._month_start(g::date) AS ms, licdata_internal._month_end(g::date) AS me
+			  FROM generate_series(licdata_internal._month_of(ps)::timestamp,
+								   licdata_internal._month_of(pe - interval '1 microsecond')::timestamp,
 								   interval '1 month') g
 		), lines AS (
 			SELECT b.licence_id, b.dataset, b.purpose, b.queries, b.rows, b.amount
 			  FROM (SELECT * FROM months WHERE ps <= months.ms AND pe >= months.me) w,
-				   LATERAL licdata._bill_lines(lic, w.m) b
+				   LATERAL licdata_internal._bill_lines(lic, w.m) b
 			UNION ALL
 			SELECT b.licence_id, b.dataset, b.purpose, b.queries, b.rows, b.amount
 			  FROM (SELECT * FROM months WHERE NOT (ps <= months.ms AND pe >= months.me)) p,
-				   LATERAL licdata._bill_compute(lic, p.m, greatest(ps, p.ms), least(pe, p.me), false) b
+				   LATERAL licdata_internal._bill_compute(lic, p.m, greatest(ps, p.ms), least(pe, p.me), false) b
 		)
 		SELECT l.licence_id, l.dataset, l.purpose, sum(l.queries)::bigint, sum(l.rows)::bigint, sum(l.amount)
 		  FROM lines l

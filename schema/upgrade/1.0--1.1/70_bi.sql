@@ -26,10 +26,10 @@ DECLARE
 	prev record;
 	member regclass;
 BEGIN
-	PERFORM licdata._not_null(ds, 'dataset');
-	PERFORM licdata._relation_exists(ds, 'dataset');
-	PERFORM licdata._not_null(price_per_query, 'price_per_query', true);
-	PERFORM licdata._not_null(price_per_row, 'price_per_row', true);
+	PERFORM licdata_internal._not_null(ds, 'dataset');
+	PERFORM licdata_internal._relation_exists(ds, 'dataset');
+	PERFORM licdata_internal._not_null(price_per_query, 'price_per_query', true);
+	PERFORM licdata_internal._not_null(price_per_row, 'price_per_row', true);
 	-- NaN passes "< 0" and the table's CHECK (>= 0): test for a finite amount.
 	IF NOT (price_per_query >= 0 AND price_per_query < 'Infinity')
 	   OR NOT (price_per_row >= 0 AND price_per_row < 'Infinity') THEN
@@ -65,14 +65,14 @@ BEGIN
 			USING ERRCODE = 'duplicate_object',
 				  HINT = 'Use licdata.unpublish first to publish it again with other settings.';
 	END IF;
-	IF EXISTS (SELECT FROM licdata.datasets d, licdata._family(d.dataset) f
+	IF EXISTS (SELECT FROM licdata.datasets d, licdata_internal._family(d.dataset) f
 				WHERE d.unpublished_at IS NULL AND f = ds) THEN
 		RAISE EXCEPTION 'table % inherits from a published dataset', ds
 			USING ERRCODE = 'duplicate_object',
 				  DETAIL = 'It is already served under the licences of its parent.',
 				  HINT = 'Publish only the parent table.';
 	END IF;
-	owner_licensee := licdata._is_licensee_member(c.relowner);
+	owner_licensee := licdata_internal._is_licensee_member(c.relowner);
 	IF owner_licensee IS NOT NULL THEN
 		RAISE EXCEPTION 'cannot publish % because its owner acts for licensee %', ds, owner_licensee
 			USING ERRCODE = 'invalid_grant_operation',
@@ -94,7 +94,7 @@ BEGIN
 	-- able to name it.  (Not revoked by unpublish: the schema may hold other
 	-- datasets, and a schema's USAGE shows names only.)
 	EXECUTE format('GRANT USAGE ON SCHEMA %I TO licdata_operator', c.nspname);
-	FOR member IN SELECT licdata._family(ds) LOOP
+	FOR member IN SELECT licdata_internal._family(ds) LOOP
 		-- licdata reads the table as licdata_reader on a licensee's behalf;
 		-- operators read every dataset (their reads are audited).
 		EXECUTE format('GRANT SELECT ON TABLE %s TO licdata_reader, licdata_operator', member);
@@ -104,7 +104,7 @@ BEGIN
 		EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', member);
 		EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', member);
 		IF NOT EXISTS (SELECT FROM pg_policy WHERE polrelid = member AND polname = 'licdata_guard') THEN
-			EXECUTE format('CREATE POLICY licdata_guard ON %s USING (licdata.guard())', member);
+			EXECUTE format('CREATE POLICY licdata_guard ON %s USING (licdata_internal.guard())', member);
 		END IF;
 	END LOOP;
 END
@@ -118,7 +118,7 @@ DECLARE
 	live bigint;
 	member regclass;
 BEGIN
-	PERFORM licdata._published(ds);
+	PERFORM licdata_internal._published(ds);
 	SELECT count(*) INTO live FROM licdata.licences l WHERE l.dataset = ds AND l.status <> 'revoked';
 	IF live > 0 THEN
 		RAISE EXCEPTION 'dataset % has % licence(s) that are not revoked', ds, live
@@ -127,7 +127,7 @@ BEGIN
 				  HINT = 'Revoke its licences with licdata.revoke_licence first.';
 	END IF;
 	SELECT * INTO d FROM licdata.datasets x WHERE x.dataset = ds;
-	FOR member IN SELECT licdata._family(ds) LOOP
+	FOR member IN SELECT licdata_internal._family(ds) LOOP
 		EXECUTE format('REVOKE SELECT ON TABLE %s FROM licdata_reader, licdata_operator', member);
 		EXECUTE format('DROP POLICY IF EXISTS licdata_guard ON %s', member);
 		IF NOT d.rls_was_forced THEN
@@ -140,7 +140,7 @@ BEGIN
 	DELETE FROM licdata.masks m WHERE m.dataset = ds;
 	UPDATE licdata.datasets x SET unpublished_at = now() WHERE x.dataset = ds;
 	-- every licence is revoked: licensees keep no privilege on the table
-	PERFORM licdata._sync_privileges(ds);
+	PERFORM licdata_internal._sync_privileges(ds);
 END
 $$;
 
@@ -156,10 +156,10 @@ DECLARE
 	other regrole;
 	others text;
 BEGIN
-	PERFORM licdata._not_null(licensee, 'licensee');
-	PERFORM licdata._role_exists(licensee, 'licensee');
-	PERFORM licdata._not_null(org_name, 'org_name');
-	PERFORM licdata._check_purpose_scope(purpose_scope);
+	PERFORM licdata_internal._not_null(licensee, 'licensee');
+	PERFORM licdata_internal._role_exists(licensee, 'licensee');
+	PERFORM licdata_internal._not_null(org_name, 'org_name');
+	PERFORM licdata_internal._check_purpose_scope(purpose_scope);
 	IF btrim(org_name) = '' THEN
 		RAISE EXCEPTION 'org_name must not be empty'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -190,7 +190,7 @@ BEGIN
 				  HINT = 'Use a separate role for the licensee.';
 	END IF;
 	SELECT string_agg(d.dataset::text, ', ') INTO owned
-	  FROM licdata.datasets d, licdata._family(d.dataset) f, pg_class c
+	  FROM licdata.datasets d, licdata_internal._family(d.dataset) f, pg_class c
 	 WHERE d.unpublished_at IS NULL AND c.oid = f AND pg_has_role(licensee, c.relowner, 'MEMBER');
 	IF owned IS NOT NULL THEN
 		RAISE EXCEPTION 'cannot register role % as a licensee because it owns published table(s)', licensee
@@ -257,9 +257,9 @@ DECLARE
 	new_id bigint;
 	acts_for text;
 BEGIN
-	PERFORM licdata._not_null(lic, 'licensee');
-	PERFORM licdata._role_exists(lic, 'licensee');
-	PERFORM licdata._published(ds);
+	PERFORM licdata_internal._not_null(lic, 'licensee');
+	PERFORM licdata_internal._role_exists(lic, 'licensee');
+	PERFORM licdata_internal._published(ds);
 	IF NOT EXISTS (SELECT FROM licdata.licensees l WHERE l.licensee = lic) THEN
 		-- a member of a licensee: licences are granted to the licensee
 		SELECT string_agg(l.licensee::text, ', ' ORDER BY l.licensee::text) INTO acts_for
@@ -275,7 +275,7 @@ BEGIN
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Register it first with licdata.register_licensee.';
 	END IF;
-	PERFORM licdata._check_purposes(purposes);
+	PERFORM licdata_internal._check_purposes(purposes);
 	IF columns IS NOT NULL THEN
 		IF cardinality(columns) = 0 OR array_ndims(columns) <> 1 THEN
 			RAISE EXCEPTION 'columns must be NULL or a non-empty list of column names'
@@ -302,9 +302,9 @@ BEGIN
 		END IF;
 	END IF;
 	IF row_filter IS NOT NULL THEN
-		normalised_filter := licdata._check_row_filter(ds, row_filter);
+		normalised_filter := licdata_internal._check_row_filter(ds, row_filter);
 	END IF;
-	PERFORM licdata._not_null(valid_from, 'valid_from', true);
+	PERFORM licdata_internal._not_null(valid_from, 'valid_from', true);
 	IF NOT isfinite(valid_from) THEN
 		RAISE EXCEPTION 'valid_from must be a finite time'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -322,7 +322,7 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Pass a positive limit, or NULL for no limit.';
 	END IF;
-	PERFORM licdata._not_null(require_consent_ref, 'require_consent_ref', true);
+	PERFORM licdata_internal._not_null(require_consent_ref, 'require_consent_ref', true);
 	IF NOT (coalesce(price_per_query, 0) >= 0 AND coalesce(price_per_query, 0) < 'Infinity')
 	   OR NOT (coalesce(price_per_row, 0) >= 0 AND coalesce(price_per_row, 0) < 'Infinity') THEN
 		RAISE EXCEPTION 'prices must be zero or a positive amount'
@@ -331,19 +331,19 @@ BEGIN
 								  coalesce(price_per_query::text, 'NULL'), coalesce(price_per_row::text, 'NULL')),
 				  HINT = 'Pass zero or a positive amount, or NULL to use the dataset''s price.';
 	END IF;
-	PERFORM licdata._not_null(mode, 'mode', true);
+	PERFORM licdata_internal._not_null(mode, 'mode', true);
 	IF mode NOT IN ('rows', 'aggregate') THEN
 		RAISE EXCEPTION 'invalid licence mode %', quote_literal(mode)
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use ''rows'' or ''aggregate''.';
 	END IF;
-	PERFORM licdata._not_null(min_group_size, 'min_group_size', true);
+	PERFORM licdata_internal._not_null(min_group_size, 'min_group_size', true);
 	IF min_group_size < 2 THEN
 		RAISE EXCEPTION 'min_group_size must be at least 2'
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use the smallest group size whose aggregates may be released, 10 by default.';
 	END IF;
-	PERFORM licdata._not_null(unlicensed_columns, 'unlicensed_columns', true);
+	PERFORM licdata_internal._not_null(unlicensed_columns, 'unlicensed_columns', true);
 	IF unlicensed_columns NOT IN ('refuse', 'null') THEN
 		RAISE EXCEPTION 'invalid value % for unlicensed_columns', quote_literal(unlicensed_columns)
 			USING ERRCODE = 'invalid_parameter_value',
@@ -390,8 +390,8 @@ DECLARE
 	ds regclass;
 	new_id bigint;
 BEGIN
-	PERFORM licdata._not_null(document, 'document');
-	PERFORM licdata._not_null(signature, 'signature');
+	PERFORM licdata_internal._not_null(document, 'document');
+	PERFORM licdata_internal._not_null(signature, 'signature');
 	IF jsonb_typeof(document) <> 'object' THEN
 		RAISE EXCEPTION 'licence document must be a JSON object'
 			USING ERRCODE = 'invalid_parameter_value',
@@ -416,7 +416,7 @@ BEGIN
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Register it with licdata.add_authority(name, public_key) first.';
 	END IF;
-	IF NOT licdata._verify_document(document, signature, auth.public_key) THEN
+	IF NOT licdata_internal._verify_document(document, signature, auth.public_key) THEN
 		RAISE EXCEPTION 'signature of the licence document does not verify with the key of authority "%"', auth.name
 			USING ERRCODE = 'invalid_authorization_specification',
 				  DETAIL = 'The document was changed after signing, or signed with another key.',

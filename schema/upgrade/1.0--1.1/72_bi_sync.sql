@@ -17,4 +17,4 @@ BEGIN
 	END LOOP;
 END
 $usage$;
-SELECT licdata._sync_privileges_due(NULL);
+SELECT licdata_internal._sync_privileges_due(NULL);
