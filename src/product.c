@@ -104,6 +104,7 @@ typedef struct Product
 } Product;
 
 static MemoryContext product_cxt = NULL;
+static List *retired_cxts = NIL;	/* replaced caches, freed at transaction end */
 static HTAB *product_hash = NULL;
 static bool cache_valid = false;
 static Oid	products_relid = InvalidOid;	/* licdata.products, when known */
@@ -184,6 +185,19 @@ product_xact_callback(XactEvent event, void *arg)
 		explain_analyze = 0;
 		pending = NULL;
 	}
+	/* Free the caches replaced during the transaction (nobody holds them now). */
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+	{
+		while (retired_cxts != NIL)
+		{
+			MemoryContext cxt = linitial(retired_cxts);
+
+			retired_cxts = list_delete_first(retired_cxts);
+			MemoryContextDelete(cxt);
+		}
+	}
 }
 
 void
@@ -225,11 +239,24 @@ product_load(void)
 	int			save_sec;
 	HASHCTL		ctl;
 
-	if (product_cxt == NULL)
-		product_cxt = AllocSetContextCreate(CacheMemoryContext, "licdata product cache",
-											ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(product_cxt);
+	/*
+	 * Never free the cache being replaced: product_call holds its Product
+	 * and ProductLicence across the product's body, and the body can reach
+	 * a reload (a first call site's call_state, or licensee code that calls
+	 * another product with the depth reset) after an invalidation from
+	 * another session; the old cache is retired and freed at transaction
+	 * end, as policy.c does.
+	 */
+	if (product_cxt != NULL)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+
+		retired_cxts = lappend(retired_cxts, product_cxt);
+		MemoryContextSwitchTo(oldcxt);
+	}
 	product_hash = NULL;
+	product_cxt = AllocSetContextCreate(CacheMemoryContext, "licdata product cache",
+										ALLOCSET_SMALL_SIZES);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(Oid);
 	ctl.entrysize = sizeof(Product);
