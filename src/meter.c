@@ -198,14 +198,66 @@ top_lappend(List *list, void *p)
 	return list;
 }
 
+/*
+ * Role names as recorded, kept per backend for the two roles a record names
+ * (current and session user): looking them up costs two catalog-cache
+ * searches per statement.  Dropped at every change of pg_authid (a rename),
+ * so a record never carries a stale name.
+ */
+typedef struct RoleNameMemo
+{
+	Oid			roleid;
+	char		name[NAMEDATALEN];
+} RoleNameMemo;
+
+static RoleNameMemo role_names[2];
+static bool role_names_registered = false;
+static uint64 role_names_resets = 0;
+
+static void
+role_names_reset(Datum arg, int cacheid, uint32 hashvalue)
+{
+	role_names_resets++;
+	role_names[0].roleid = InvalidOid;
+	role_names[1].roleid = InvalidOid;
+}
+
+static void
+copy_role_name(char *dst, Oid roleid, int slot)
+{
+	RoleNameMemo *m = &role_names[slot];
+
+	if (!role_names_registered)
+	{
+		CacheRegisterSyscacheCallback(AUTHOID, role_names_reset, (Datum) 0);
+		role_names_registered = true;
+	}
+	if (m->roleid != roleid || !OidIsValid(roleid))
+	{
+		uint64		resets = role_names_resets;
+		char	   *name = GetUserNameFromId(roleid, false);
+
+		strlcpy(dst, name, NAMEDATALEN);
+		pfree(name);
+		/* kept only when no invalidation arrived during the lookup */
+		if (resets == role_names_resets)
+		{
+			strlcpy(m->name, dst, NAMEDATALEN);
+			m->roleid = roleid;
+		}
+		return;
+	}
+	strlcpy(dst, m->name, NAMEDATALEN);
+}
+
 static void
 fill_identity(JournalRecord *r, int kind, const LicdataLicensee *who)
 {
 	r->kind = kind;
 	r->started_at = GetCurrentTimestamp();
 	r->licensee = who ? who->roleid : InvalidOid;
-	strlcpy(r->role_name, GetUserNameFromId(GetUserId(), false), NAMEDATALEN);
-	strlcpy(r->session_user_name, GetUserNameFromId(GetSessionUserId(), false), NAMEDATALEN);
+	copy_role_name(r->role_name, GetUserId(), 0);
+	copy_role_name(r->session_user_name, GetSessionUserId(), 1);
 	strlcpy(r->purpose, licdata_purpose_for(who), NAMEDATALEN);
 	strlcpy(r->consent_ref, licdata_consent_ref_for(who), sizeof(r->consent_ref));
 }
