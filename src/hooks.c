@@ -52,6 +52,7 @@
 #include "miscadmin.h"
 #include "optimizer/planner.h"
 #include "tcop/utility.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 
 #include "denial.h"

@@ -258,7 +258,6 @@ blake2b_keyed_finish(const uint64 h_key[8], const uint8 *in, size_t inlen,
 	uint64		h[8];
 	uint8		last[BLAKE2B_BLOCK];
 	uint64		t = BLAKE2B_BLOCK;
-	int			i;
 
 	Assert(inlen > 0);
 	memcpy(h, h_key, sizeof(h));
@@ -274,7 +273,7 @@ blake2b_keyed_finish(const uint64 h_key[8], const uint8 *in, size_t inlen,
 	t += inlen;
 	blake2b_compress(h, last, t, true);
 #ifdef WORDS_BIGENDIAN
-	for (i = 0; i < LICDATA_KEYED_HASH_BYTES; i++)
+	for (int i = 0; i < LICDATA_KEYED_HASH_BYTES; i++)
 		out[i] = (uint8) (h[i / 8] >> (8 * (i % 8)));
 #else
 	memcpy(out, h, LICDATA_KEYED_HASH_BYTES);	/* little-endian words */
