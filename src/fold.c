@@ -135,17 +135,24 @@ count_filter(FoldContext *fc, Expr *filter)
 								 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
 }
 
-/* Is rte one of the rewrite's licensed reads of a dataset? */
-static bool
-is_licensed_read(FoldContext *fc, RangeTblEntry *rte)
+/*
+ * The dataset table rte reads when it is one of the rewrite's licensed
+ * reads (its subquery, or the entry served in place), else InvalidOid.
+ */
+static Oid
+licensed_read(FoldContext *fc, RangeTblEntry *rte)
 {
 	RangeTblEntry *inner;
 
+	if (rte->rtekind == RTE_RELATION)
+		return rte->checkAsUser == fc->reader_role ? rte->relid : InvalidOid;
 	if (rte->rtekind != RTE_SUBQUERY || rte->subquery == NULL ||
 		list_length(rte->subquery->rtable) != 1)
-		return false;
+		return InvalidOid;
 	inner = linitial_node(RangeTblEntry, rte->subquery->rtable);
-	return inner->rtekind == RTE_RELATION && inner->checkAsUser == fc->reader_role;
+	if (inner->rtekind == RTE_RELATION && inner->checkAsUser == fc->reader_role)
+		return inner->relid;
+	return InvalidOid;
 }
 
 /* The first target entry a subquery returns (its value in a sublink). */
@@ -320,10 +327,10 @@ fold_query(Query *q, FoldContext *fc)
 	foreach(lc, q->rtable)
 	{
 		RangeTblEntry *rte = lfirst(lc);
+		Oid			read = licensed_read(fc, rte);
 
-		if (is_licensed_read(fc, rte))
-			read_relids = lappend_oid(read_relids,
-									  linitial_node(RangeTblEntry, rte->subquery->rtable)->relid);
+		if (OidIsValid(read))
+			read_relids = lappend_oid(read_relids, read);
 		else if (rte->rtekind == RTE_SUBQUERY && rte->subquery)
 			fold_query(rte->subquery, fc);
 		else if (rte->rtekind == RTE_FUNCTION)
