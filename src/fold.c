@@ -64,6 +64,7 @@ typedef struct FoldContext
 	Oid			reader_role;
 	Oid			count_row;		/* licdata._count_row(boolean, internal) */
 	Oid			count_value;	/* licdata._count_value(anyelement, internal) */
+	List	   *skip;			/* the masks the rewrite put in place */
 } FoldContext;
 
 /* Aggregates that return one summary value, not the rows they read. */
@@ -256,6 +257,9 @@ fold_walker(Node *node, FoldContext *fc)
 {
 	if (node == NULL)
 		return false;
+	/* a mask the rewrite put in place is the licence's, like its subquery */
+	if (fc->skip != NIL && list_member_ptr(fc->skip, node))
+		return false;
 	/*
 	 * The licensee's own functions are counted where they are called; a
 	 * parallel worker could not count into the statement, so such a
@@ -404,6 +408,7 @@ licdata_fold_count(Query *parse, LicdataRewrite *ctx)
 	fc.reader_role = ctx->reader_role;
 	fc.count_row = counter_function("_count_row", BOOLOID);
 	fc.count_value = counter_function("_count_value", ANYELEMENTOID);
+	fc.skip = ctx->inplace_masks;
 	fold_query(parse, &fc);
 	ctx->serial_only = fc.serial;
 }

@@ -98,7 +98,16 @@ cached_expr(int64 licence_id, const LicdataMask *mask, Oid relid, AttrNumber att
 	if (mask)
 		expr = licdata_build_mask_expr(relid, attnum, mask->method, mask->params, false);
 	else
+	{
+		/*
+		 * A row filter calls built-in functions only (expr.c): its constant
+		 * parts (a cast of a literal) are folded once here rather than by
+		 * the planner at every statement.  Only immutable calls fold, as
+		 * the planner would fold them.
+		 */
 		expr = licdata_parse_row_filter(relid, filter, false);
+		expr = eval_const_expressions(NULL, expr);
+	}
 
 	old = MemoryContextSwitchTo(expr_cxt);
 	e = palloc0(sizeof(ExprCacheEntry));
@@ -172,6 +181,7 @@ refuse_column(LicdataRewrite *ctx, LicdataDataset *ds, const LicdataLicence *lic
  */
 typedef struct InPlaceMasks
 {
+	LicdataRewrite *ctx;
 	Index		rti;
 	int			natts;
 	Node	  **masks;			/* per attribute: the mask (varno rti) or NULL */
@@ -214,6 +224,7 @@ in_place_mask_callback(Var *var, replace_rte_variables_context *context)
 	mask = copyObject(im->masks[var->varattno - 1]);
 	if (var->varlevelsup > 0)
 		IncrementVarSublevelsUp(mask, var->varlevelsup, 0);
+	im->ctx->inplace_masks = lappend(im->ctx->inplace_masks, mask);
 	return mask;
 }
 
@@ -296,6 +307,7 @@ serve_in_place(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds,
 		InPlaceMasks im;
 		Query	   *newq;
 
+		im.ctx = ctx;
 		im.rti = rti;
 		im.natts = tupdesc->natts;
 		im.masks = masks;
