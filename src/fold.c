@@ -52,7 +52,9 @@
 #include "parser/parse_func.h"
 #include "parser/parsetree.h"
 #include "catalog/pg_proc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "licdata.h"
 #include "meter.h"
@@ -100,11 +102,91 @@ builtin_named(Oid fn, const char *const *names)
 	return false;
 }
 
+/*
+ * Per backend, what the pass needs to know of a function: the two
+ * counters' OIDs, and per function whether it is counted per call
+ * (licdata_meter_counts_calls) and whether it is a volatile built-in.
+ * Looked up once, not at every statement; dropped at every change of
+ * pg_proc (a function replaced, licdata's SQL objects recreated) and of
+ * role membership (which owners count as operators).
+ */
+#define FN_MEMO_SIZE 64
+
+typedef struct FnMemo
+{
+	Oid			fn;
+	bool		counts;			/* counted per call */
+	bool		volatile_builtin;	/* volatile, in pg_catalog */
+} FnMemo;
+
+static FnMemo fn_memo[FN_MEMO_SIZE];
+static Oid	memo_count_row = InvalidOid;
+static Oid	memo_count_value = InvalidOid;
+static bool memo_registered = false;
+static uint64 memo_resets = 0;
+
+static void
+fn_memo_reset(Datum arg, int cacheid, uint32 hashvalue)
+{
+	memo_resets++;
+	memset(fn_memo, 0, sizeof(fn_memo));
+	memo_count_row = InvalidOid;
+	memo_count_value = InvalidOid;
+}
+
+static void
+fn_memo_register(void)
+{
+	if (memo_registered)
+		return;
+	CacheRegisterSyscacheCallback(PROCOID, fn_memo_reset, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, fn_memo_reset, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, fn_memo_reset, (Datum) 0);
+	memo_registered = true;
+}
+
+static const FnMemo *
+fn_info(Oid fn)
+{
+	FnMemo	   *m = &fn_memo[fn % FN_MEMO_SIZE];
+	FnMemo		fresh;
+	uint64		resets;
+
+	fn_memo_register();
+	if (OidIsValid(fn) && m->fn == fn)
+		return m;
+	resets = memo_resets;
+	fresh.fn = fn;
+	fresh.counts = licdata_meter_counts_calls(fn);
+	fresh.volatile_builtin = get_func_namespace(fn) == PG_CATALOG_NAMESPACE &&
+		func_volatile(fn) == PROVOLATILE_VOLATILE;
+	/* kept only when no invalidation arrived during the lookups */
+	if (resets == memo_resets)
+	{
+		*m = fresh;
+		return m;
+	}
+	m = palloc(sizeof(FnMemo));
+	*m = fresh;
+	return m;
+}
+
 static Oid
 counter_function(const char *name, Oid argtype)
 {
 	Oid			argtypes[2] = {argtype, INTERNALOID};
-	return licdata_internal_function(name, 2, argtypes, false);
+	Oid		   *memo = (argtype == BOOLOID) ? &memo_count_row : &memo_count_value;
+	uint64		resets;
+	Oid			fn;
+
+	fn_memo_register();
+	if (OidIsValid(*memo))
+		return *memo;
+	resets = memo_resets;
+	fn = licdata_internal_function(name, 2, argtypes, false);
+	if (resets == memo_resets)
+		*memo = fn;
+	return fn;
 }
 
 static Const *
@@ -249,7 +331,7 @@ window_mutator(Node *node, FoldContext *fc)
 static bool
 counted_function(Oid fn, void *context)
 {
-	return licdata_meter_counts_calls(fn);
+	return fn_info(fn)->counts;
 }
 
 static bool
@@ -288,8 +370,7 @@ fold_walker(Node *node, FoldContext *fc)
 		FuncExpr   *f = (FuncExpr *) node;
 
 		if (!f->funcretset && f->funcid != fc->count_value && f->funcid != fc->count_row &&
-			get_func_namespace(f->funcid) == PG_CATALOG_NAMESPACE &&
-			func_volatile(f->funcid) == PROVOLATILE_VOLATILE &&
+			fn_info(f->funcid)->volatile_builtin &&
 			contain_row_data((Node *) f->args))
 		{
 			/*

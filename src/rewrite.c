@@ -228,6 +228,28 @@ in_place_mask_callback(Var *var, replace_rte_variables_context *context)
 	return mask;
 }
 
+/*
+ * Could any of the dataset's masks apply under this licence and purpose?
+ * When none can, the per-column lookups are skipped.
+ */
+static bool
+masks_may_apply(const LicdataDataset *ds, const LicdataLicence *lic, const char *purpose)
+{
+	ListCell   *lc;
+
+	foreach(lc, ds->masks)
+	{
+		const LicdataMask *m = lfirst(lc);
+
+		if (m->licence_id == 0)
+			return true;
+		if (m->licence_id == lic->id &&
+			(m->purpose == NULL || (purpose && strcmp(m->purpose, purpose) == 0)))
+			return true;
+	}
+	return false;
+}
+
 static bool
 serve_in_place(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds,
 			   const LicdataLicence *lic, TupleDesc tupdesc, bool whole_row,
@@ -235,6 +257,7 @@ serve_in_place(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds,
 {
 	Node	  **masks = NULL;
 	bool		any_mask = false;
+	bool		maskable = masks_may_apply(ds, lic, ctx->purpose);
 	List	   *quals;
 	ListCell   *lc;
 	int			x;
@@ -254,7 +277,7 @@ serve_in_place(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds,
 		att = TupleDescAttr(tupdesc, attno - 1);
 		if (att->attisdropped || !licence_covers(lic, NameStr(att->attname)))
 			return false;		/* read as NULL: the subquery does that */
-		m = licdata_mask_for(ds, lic, ctx->purpose, NameStr(att->attname));
+		m = maskable ? licdata_mask_for(ds, lic, ctx->purpose, NameStr(att->attname)) : NULL;
 		if (m == NULL)
 			continue;
 		/* masks are replaced only where the pull-up would not wrap them */
