@@ -64,21 +64,32 @@ typedef struct ExprCacheEntry
 	Oid			relid;
 	AttrNumber	attnum;
 	Node	   *expr;
+	bool		is_volatile;	/* calls a volatile function */
 } ExprCacheEntry;
+
+/*
+ * The masks that apply to a relation's columns under a licence and
+ * purpose (licdata_mask_for per column), per (licence, purpose, relation):
+ * a licensee's every statement asks the same.
+ */
+typedef struct ColumnMasks
+{
+	int64		licence_id;
+	char	   *purpose;
+	Oid			relid;
+	int			natts;
+	const LicdataMask **masks;	/* per attribute, NULL when none */
+} ColumnMasks;
 
 static MemoryContext expr_cxt = NULL;
 static List *expr_cache = NIL;
+static List *column_masks = NIL;
 static uint64 expr_generation = 0;
 
-static Node *
-cached_expr(int64 licence_id, const LicdataMask *mask, Oid relid, AttrNumber attnum,
-			const char *filter)
+/* Drop the caches built under an older policy (call before any lookup). */
+static void
+expr_cache_check(void)
 {
-	ListCell   *lc;
-	ExprCacheEntry *e;
-	MemoryContext old;
-	Node	   *expr;
-
 	if (expr_cxt == NULL)
 		expr_cxt = AllocSetContextCreate(CacheMemoryContext, "licdata expression cache",
 										 ALLOCSET_SMALL_SIZES);
@@ -86,14 +97,41 @@ cached_expr(int64 licence_id, const LicdataMask *mask, Oid relid, AttrNumber att
 	{
 		MemoryContextReset(expr_cxt);
 		expr_cache = NIL;
+		column_masks = NIL;
 		expr_generation = licdata_policy_generation;
 	}
+}
+
+static ExprCacheEntry *cached_entry(int64 licence_id, const LicdataMask *mask, Oid relid,
+									AttrNumber attnum, const char *filter);
+
+static Node *
+cached_expr(int64 licence_id, const LicdataMask *mask, Oid relid, AttrNumber attnum,
+			const char *filter)
+{
+	return copyObject(cached_entry(licence_id, mask, relid, attnum, filter)->expr);
+}
+
+/*
+ * The cache entry itself (not a copy): valid only until the policy
+ * generation moves (anything that can accept invalidations).
+ */
+static ExprCacheEntry *
+cached_entry(int64 licence_id, const LicdataMask *mask, Oid relid, AttrNumber attnum,
+			 const char *filter)
+{
+	ListCell   *lc;
+	ExprCacheEntry *e;
+	MemoryContext old;
+	Node	   *expr;
+
+	expr_cache_check();
 	foreach(lc, expr_cache)
 	{
 		e = lfirst(lc);
 		if (e->licence_id == licence_id && e->mask == mask && e->relid == relid &&
 			e->attnum == attnum)
-			return copyObject(e->expr);
+			return e;
 	}
 	if (mask)
 		expr = licdata_build_mask_expr(relid, attnum, mask->method, mask->params, false);
@@ -109,6 +147,8 @@ cached_expr(int64 licence_id, const LicdataMask *mask, Oid relid, AttrNumber att
 		expr = eval_const_expressions(NULL, expr);
 	}
 
+	/* the build may have moved the generation: the entry goes in the new cache */
+	expr_cache_check();
 	old = MemoryContextSwitchTo(expr_cxt);
 	e = palloc0(sizeof(ExprCacheEntry));
 	e->licence_id = licence_id;
@@ -116,9 +156,52 @@ cached_expr(int64 licence_id, const LicdataMask *mask, Oid relid, AttrNumber att
 	e->relid = relid;
 	e->attnum = attnum;
 	e->expr = copyObject(expr);
+	e->is_volatile = contain_volatile_functions(expr);
 	expr_cache = lappend(expr_cache, e);
 	MemoryContextSwitchTo(old);
-	return expr;
+	return e;
+}
+
+/*
+ * The masks that apply to each column of relid (natts attributes, names
+ * from tupdesc) under lic and purpose.  Valid until the policy generation
+ * moves.
+ */
+static const LicdataMask **
+masks_by_column(LicdataDataset *ds, const LicdataLicence *lic, const char *purpose,
+				Oid relid, TupleDesc tupdesc)
+{
+	ListCell   *lc;
+	ColumnMasks *cm;
+	MemoryContext old;
+
+	expr_cache_check();
+	if (purpose == NULL)
+		purpose = "";
+	foreach(lc, column_masks)
+	{
+		cm = lfirst(lc);
+		if (cm->licence_id == lic->id && cm->relid == relid && cm->natts == tupdesc->natts &&
+			strcmp(cm->purpose, purpose) == 0)
+			return cm->masks;
+	}
+	old = MemoryContextSwitchTo(expr_cxt);
+	cm = palloc0(sizeof(ColumnMasks));
+	cm->licence_id = lic->id;
+	cm->purpose = pstrdup(purpose);
+	cm->relid = relid;
+	cm->natts = tupdesc->natts;
+	cm->masks = palloc0(sizeof(LicdataMask *) * Max(tupdesc->natts, 1));
+	for (int i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (!att->attisdropped)
+			cm->masks[i] = licdata_mask_for(ds, lic, purpose, NameStr(att->attname));
+	}
+	column_masks = lappend(column_masks, cm);
+	MemoryContextSwitchTo(old);
+	return cm->masks;
 }
 
 static bool
@@ -222,6 +305,8 @@ in_place_mask_callback(Var *var, replace_rte_variables_context *context)
 		im->masks[var->varattno - 1] == NULL)
 		return (Node *) copyObject(var);
 	mask = copyObject(im->masks[var->varattno - 1]);
+	if (im->rti != 1)
+		ChangeVarNodes(mask, 1, im->rti, 0);
 	if (var->varlevelsup > 0)
 		IncrementVarSublevelsUp(mask, var->varlevelsup, 0);
 	im->ctx->inplace_masks = lappend(im->ctx->inplace_masks, mask);
@@ -257,41 +342,53 @@ serve_in_place(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds,
 {
 	Node	  **masks = NULL;
 	bool		any_mask = false;
-	bool		maskable = masks_may_apply(ds, lic, ctx->purpose);
+	const LicdataMask **by_column = NULL;
+	uint64		generation = licdata_policy_generation;
 	List	   *quals;
 	ListCell   *lc;
 	int			x;
 
+	Node	   *filter = NULL;
+
 	if (lic->aggregate_mode || whole_row)
 		return false;
+	/* first the filter (a copy): building it can accept invalidations */
+	if (lic->row_filter)
+		filter = cached_expr(lic->id, NULL, rte->relid, 0, lic->row_filter);
+	generation = licdata_policy_generation;
+	if (masks_may_apply(ds, lic, ctx->purpose))
+		by_column = masks_by_column(ds, lic, ctx->purpose, rte->relid, tupdesc);
 	x = -1;
 	while ((x = bms_next_member(rte->selectedCols, x)) >= 0)
 	{
 		AttrNumber	attno = x + FirstLowInvalidHeapAttributeNumber;
 		Form_pg_attribute att;
 		const LicdataMask *m;
-		Node	   *e;
+		ExprCacheEntry *entry;
 
 		if (attno <= 0)
 			return false;		/* refused before, or whole row: not here */
 		att = TupleDescAttr(tupdesc, attno - 1);
 		if (att->attisdropped || !licence_covers(lic, NameStr(att->attname)))
 			return false;		/* read as NULL: the subquery does that */
-		m = maskable ? licdata_mask_for(ds, lic, ctx->purpose, NameStr(att->attname)) : NULL;
+		m = by_column ? by_column[attno - 1] : NULL;
 		if (m == NULL)
 			continue;
 		/* masks are replaced only where the pull-up would not wrap them */
 		if (q->commandType != CMD_SELECT || q->groupingSets != NIL ||
 			ctx->aggregate_levels != NIL || has_outer_join((Node *) q->jointree))
 			return false;
-		e = cached_expr(0, m, rte->relid, attno, NULL);
-		if (contain_volatile_functions(e))
+		entry = cached_entry(0, m, rte->relid, attno, NULL);
+		/*
+		 * Building a mask can accept invalidations: if the policy moved,
+		 * by_column and the entries taken so far may be gone; the subquery
+		 * takes fresh copies.
+		 */
+		if (licdata_policy_generation != generation || entry->is_volatile)
 			return false;
-		if (rti != 1)
-			ChangeVarNodes(e, 1, rti, 0);
 		if (masks == NULL)
 			masks = palloc0(sizeof(Node *) * tupdesc->natts);
-		masks[attno - 1] = e;
+		masks[attno - 1] = entry->expr;	/* copied where it is put */
 		any_mask = true;
 	}
 
@@ -306,10 +403,8 @@ serve_in_place(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds,
 			continue;
 		quals = lappend(quals, qual);
 	}
-	if (lic->row_filter)
+	if (filter)
 	{
-		Node	   *filter = cached_expr(lic->id, NULL, rte->relid, 0, lic->row_filter);
-
 		if (rti != 1)
 			ChangeVarNodes(filter, 1, rti, 0);
 		if (checkExprHasSubLink(filter))
