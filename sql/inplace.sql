@@ -39,6 +39,8 @@ SELECT licdata.set_mask('ipl.people', 'code', 'pseudonym', '{"length": 8}', 1300
 CREATE TABLE ipl.expected_codes AS
 	SELECT id, licdata.mask_pseudonym(code, 8, 'ipl_bank') AS token FROM ipl.people;
 GRANT SELECT ON ipl.expected_codes TO PUBLIC;
+CREATE VIEW ipl.v AS SELECT id, secret FROM ipl.people WHERE id < 3;
+GRANT SELECT ON ipl.v TO PUBLIC;
 
 SET SESSION AUTHORIZATION ipl_user;
 SET licdata.purpose = 'masked';
@@ -62,6 +64,10 @@ SELECT o.id, (SELECT p.name FROM ipl.people p WHERE p.id = o.pid) AS name FROM i
 SELECT count(*) FROM ipl.people WHERE secret IN (SELECT note FROM ipl.other);
 WITH c AS (SELECT name, secret FROM ipl.people) SELECT count(*) FROM c WHERE name = '张三丰' OR secret = 'raw2';
 SELECT secret FROM ipl.people WHERE id = 1 UNION ALL SELECT secret FROM ipl.people WHERE id = 2;
+-- a dataset inside a sublink in FROM, a subquery in FROM, a view
+SELECT u FROM unnest(ARRAY(SELECT secret FROM ipl.people ORDER BY id)) u;
+SELECT count(*) FROM (SELECT name FROM ipl.people WHERE name = '张三丰') s;
+SELECT id, secret FROM ipl.v ORDER BY id;
 -- grouping sets, whole rows: served through the subquery, same values
 SELECT secret, count(*) FROM ipl.people GROUP BY ROLLUP (secret) ORDER BY secret NULLS LAST;
 SELECT row_to_json(p)::jsonb - 'code' AS whole_row FROM ipl.people p ORDER BY p.id;

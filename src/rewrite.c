@@ -680,8 +680,28 @@ rewrite_query(Query *q, LicdataRewrite *ctx)
 	Index		rti;
 
 	check_stack_depth();
-	/* Inner queries first, so the subqueries made here are not revisited. */
-	query_tree_walker(q, rewrite_walker, (void *) ctx, 0);
+	/*
+	 * Inner queries first, so the subqueries made here are not revisited.
+	 * A level without sublinks holds inner queries only in its range table
+	 * (subqueries) and its CTEs: the walk over its expressions is skipped.
+	 * (The planner itself handles sublinks only where hasSubLinks is set.)
+	 */
+	if (q->hasSubLinks)
+		query_tree_walker(q, rewrite_walker, (void *) ctx, 0);
+	else
+	{
+		ListCell   *lc;
+
+		foreach(lc, q->cteList)
+			rewrite_query(castNode(Query, ((CommonTableExpr *) lfirst(lc))->ctequery), ctx);
+		foreach(lc, q->rtable)
+		{
+			RangeTblEntry *rte = lfirst(lc);
+
+			if (rte->rtekind == RTE_SUBQUERY && rte->subquery != NULL)
+				rewrite_query(rte->subquery, ctx);
+		}
+	}
 
 	/* by index: serving in place can replace the range table's list */
 	for (rti = 1; rti <= list_length(q->rtable); rti++)
