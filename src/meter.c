@@ -262,16 +262,21 @@ fill_identity(JournalRecord *r, int kind, const LicdataLicensee *who)
 	strlcpy(r->consent_ref, licdata_consent_ref_for(who), sizeof(r->consent_ref));
 }
 
-/* The statement text, or its SHA-256 in hex when audit_statement_text is off. */
-static char *
-statement_text(uint32 *len, bool *is_hash)
+/*
+ * The statement text, or its SHA-256 in hex when audit_statement_text is
+ * off.  *to_free is set to what the caller frees after use (NULL when the
+ * result is the session's own statement string, which is not copied).
+ */
+static const char *
+statement_text(uint32 *len, bool *is_hash, char **to_free)
 {
 	const char *src = debug_query_string ? debug_query_string : "";
 	size_t		n;
 
+	*to_free = NULL;
 	/* A data product's call opens the record: its arguments are audited too. */
 	if (stmt_suffix)
-		src = psprintf("%s\n/* licdata product call: %s */", src, stmt_suffix);
+		src = *to_free = psprintf("%s\n/* licdata product call: %s */", src, stmt_suffix);
 	n = strlen(src);
 
 	if (licdata_audit_statement_text)
@@ -279,7 +284,7 @@ statement_text(uint32 *len, bool *is_hash)
 		n = Min(n, (size_t) (1024 * 1024));
 		*len = (uint32) n;
 		*is_hash = false;
-		return pnstrdup(src, n);
+		return src;				/* the journal copies the first n bytes */
 	}
 	else
 	{
@@ -296,6 +301,9 @@ statement_text(uint32 *len, bool *is_hash)
 		hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
 		*len = PG_SHA256_DIGEST_LENGTH * 2;
 		*is_hash = true;
+		if (*to_free)
+			pfree(*to_free);
+		*to_free = hex;
 		return hex;
 	}
 }
@@ -336,20 +344,27 @@ static JournalRecord *
 write_record(int kind, const LicdataLicensee *who, JournalUse *uses, int nuses,
 			 const char *deny_sqlstate, uint64 query_id)
 {
-	JournalRecord *hdr = palloc0(offsetof(JournalRecord, statement));
+	union
+	{
+		JournalRecord r;
+		char		bytes[offsetof(JournalRecord, statement)];
+	}			hdr_buf;
+	JournalRecord *hdr = &hdr_buf.r;
 	uint32		len;
 	bool		is_hash;
-	char	   *text = statement_text(&len, &is_hash);
+	char	   *to_free;
+	const char *text = statement_text(&len, &is_hash, &to_free);
 	JournalRecord *rec;
 
+	memset(&hdr_buf, 0, offsetof(JournalRecord, statement));
 	fill_identity(hdr, kind, who);
 	hdr->query_id = query_id;
 	hdr->statement_is_hash = is_hash;
 	if (deny_sqlstate)
 		memcpy(hdr->deny_sqlstate, deny_sqlstate, 5);
 	rec = licdata_journal_append(hdr, uses, nuses, nuses + JR_SPARE_USES, text, len);
-	pfree(hdr);
-	pfree(text);
+	if (to_free)
+		pfree(to_free);
 	return rec;
 }
 
