@@ -292,15 +292,78 @@ licdata_raise_decision(const LicdataDecision *d)
  * and the plan carries it (plantag.c); ExecutorStart computes it again from
  * the current terms, and a plan built under other terms is refused (LD010).
  */
+static uint64 terms_fingerprint(const LicdataDataset *ds, const LicdataLicence *lic,
+								const char *purpose);
+
+/*
+ * The fingerprints computed since the policy cache last changed, per
+ * (dataset, licence, purpose): a generic plan's every execution asks for
+ * the same one.  The dataset and licence are the policy cache's own
+ * structures, which are not changed or freed while the generation stays
+ * (policy.c), so their addresses identify them; any load or invalidation
+ * of the policy cache moves the generation and empties the memo.
+ */
+#define FP_MEMO_SIZE 8
+
+typedef struct FingerprintMemo
+{
+	const LicdataDataset *ds;
+	const LicdataLicence *lic;
+	char		purpose[NAMEDATALEN];
+	uint64		fingerprint;
+} FingerprintMemo;
+
+static FingerprintMemo fp_memo[FP_MEMO_SIZE];
+static int	fp_memo_used = 0;
+static int	fp_memo_next = 0;
+static uint64 fp_memo_generation = 0;
+
 uint64
 licdata_terms_fingerprint(const LicdataDataset *ds, const LicdataLicence *lic,
 						  const char *purpose)
 {
-	uint64		h = hash_bytes_extended((const unsigned char *) &lic->id, sizeof(lic->id), 0x4C44);
-	ListCell   *lc;
+	uint64		generation = licdata_policy_generation;
+	uint64		h;
+	FingerprintMemo *m;
 
 	if (purpose == NULL)
 		purpose = "";
+	if (fp_memo_generation != generation || licdata_policy_loading)
+	{
+		fp_memo_used = 0;
+		fp_memo_next = 0;
+		fp_memo_generation = generation;
+	}
+	for (int i = 0; i < fp_memo_used; i++)
+	{
+		m = &fp_memo[i];
+		if (m->ds == ds && m->lic == lic && strcmp(m->purpose, purpose) == 0)
+			return m->fingerprint;
+	}
+	h = terms_fingerprint(ds, lic, purpose);
+	/* a purpose too long for a NAME is not remembered (never a prefix match) */
+	if (strlen(purpose) < NAMEDATALEN && !licdata_policy_loading &&
+		generation == licdata_policy_generation)
+	{
+		m = &fp_memo[fp_memo_next];
+		m->ds = ds;
+		m->lic = lic;
+		strlcpy(m->purpose, purpose, NAMEDATALEN);
+		m->fingerprint = h;
+		fp_memo_next = (fp_memo_next + 1) % FP_MEMO_SIZE;
+		if (fp_memo_used < FP_MEMO_SIZE)
+			fp_memo_used++;
+	}
+	return h;
+}
+
+static uint64
+terms_fingerprint(const LicdataDataset *ds, const LicdataLicence *lic,
+				  const char *purpose)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) &lic->id, sizeof(lic->id), 0x4C44);
+	ListCell   *lc;
+
 #define MIX(s) do { const char *s_ = (s) ? (s) : "\x01"; \
 		h = hash_combine64(h, hash_bytes_extended((const unsigned char *) s_, strlen(s_), 0x4C44)); } while (0)
 #define MIXINT(v) do { int64 v_ = (v); \

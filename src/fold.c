@@ -52,7 +52,9 @@
 #include "parser/parse_func.h"
 #include "parser/parsetree.h"
 #include "catalog/pg_proc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "licdata.h"
 #include "meter.h"
@@ -64,6 +66,7 @@ typedef struct FoldContext
 	Oid			reader_role;
 	Oid			count_row;		/* licdata._count_row(boolean, internal) */
 	Oid			count_value;	/* licdata._count_value(anyelement, internal) */
+	List	   *skip;			/* the masks the rewrite put in place */
 } FoldContext;
 
 /* Aggregates that return one summary value, not the rows they read. */
@@ -99,11 +102,91 @@ builtin_named(Oid fn, const char *const *names)
 	return false;
 }
 
+/*
+ * Per backend, what the pass needs to know of a function: the two
+ * counters' OIDs, and per function whether it is counted per call
+ * (licdata_meter_counts_calls) and whether it is a volatile built-in.
+ * Looked up once, not at every statement; dropped at every change of
+ * pg_proc (a function replaced, licdata's SQL objects recreated) and of
+ * role membership (which owners count as operators).
+ */
+#define FN_MEMO_SIZE 64
+
+typedef struct FnMemo
+{
+	Oid			fn;
+	bool		counts;			/* counted per call */
+	bool		volatile_builtin;	/* volatile, in pg_catalog */
+} FnMemo;
+
+static FnMemo fn_memo[FN_MEMO_SIZE];
+static Oid	memo_count_row = InvalidOid;
+static Oid	memo_count_value = InvalidOid;
+static bool memo_registered = false;
+static uint64 memo_resets = 0;
+
+static void
+fn_memo_reset(Datum arg, int cacheid, uint32 hashvalue)
+{
+	memo_resets++;
+	memset(fn_memo, 0, sizeof(fn_memo));
+	memo_count_row = InvalidOid;
+	memo_count_value = InvalidOid;
+}
+
+static void
+fn_memo_register(void)
+{
+	if (memo_registered)
+		return;
+	CacheRegisterSyscacheCallback(PROCOID, fn_memo_reset, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, fn_memo_reset, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, fn_memo_reset, (Datum) 0);
+	memo_registered = true;
+}
+
+static const FnMemo *
+fn_info(Oid fn)
+{
+	FnMemo	   *m = &fn_memo[fn % FN_MEMO_SIZE];
+	FnMemo		fresh;
+	uint64		resets;
+
+	fn_memo_register();
+	if (OidIsValid(fn) && m->fn == fn)
+		return m;
+	resets = memo_resets;
+	fresh.fn = fn;
+	fresh.counts = licdata_meter_counts_calls(fn);
+	fresh.volatile_builtin = get_func_namespace(fn) == PG_CATALOG_NAMESPACE &&
+		func_volatile(fn) == PROVOLATILE_VOLATILE;
+	/* kept only when no invalidation arrived during the lookups */
+	if (resets == memo_resets)
+	{
+		*m = fresh;
+		return m;
+	}
+	m = palloc(sizeof(FnMemo));
+	*m = fresh;
+	return m;
+}
+
 static Oid
 counter_function(const char *name, Oid argtype)
 {
 	Oid			argtypes[2] = {argtype, INTERNALOID};
-	return licdata_internal_function(name, 2, argtypes, false);
+	Oid		   *memo = (argtype == BOOLOID) ? &memo_count_row : &memo_count_value;
+	uint64		resets;
+	Oid			fn;
+
+	fn_memo_register();
+	if (OidIsValid(*memo))
+		return *memo;
+	resets = memo_resets;
+	fn = licdata_internal_function(name, 2, argtypes, false);
+	if (resets == memo_resets)
+		*memo = fn;
+	return fn;
 }
 
 static Const *
@@ -135,17 +218,24 @@ count_filter(FoldContext *fc, Expr *filter)
 								 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
 }
 
-/* Is rte one of the rewrite's licensed reads of a dataset? */
-static bool
-is_licensed_read(FoldContext *fc, RangeTblEntry *rte)
+/*
+ * The dataset table rte reads when it is one of the rewrite's licensed
+ * reads (its subquery, or the entry served in place), else InvalidOid.
+ */
+static Oid
+licensed_read(FoldContext *fc, RangeTblEntry *rte)
 {
 	RangeTblEntry *inner;
 
+	if (rte->rtekind == RTE_RELATION)
+		return rte->checkAsUser == fc->reader_role ? rte->relid : InvalidOid;
 	if (rte->rtekind != RTE_SUBQUERY || rte->subquery == NULL ||
 		list_length(rte->subquery->rtable) != 1)
-		return false;
+		return InvalidOid;
 	inner = linitial_node(RangeTblEntry, rte->subquery->rtable);
-	return inner->rtekind == RTE_RELATION && inner->checkAsUser == fc->reader_role;
+	if (inner->rtekind == RTE_RELATION && inner->checkAsUser == fc->reader_role)
+		return inner->relid;
+	return InvalidOid;
 }
 
 /* The first target entry a subquery returns (its value in a sublink). */
@@ -241,13 +331,16 @@ window_mutator(Node *node, FoldContext *fc)
 static bool
 counted_function(Oid fn, void *context)
 {
-	return licdata_meter_counts_calls(fn);
+	return fn_info(fn)->counts;
 }
 
 static bool
 fold_walker(Node *node, FoldContext *fc)
 {
 	if (node == NULL)
+		return false;
+	/* a mask the rewrite put in place is the licence's, like its subquery */
+	if (fc->skip != NIL && list_member_ptr(fc->skip, node))
 		return false;
 	/*
 	 * The licensee's own functions are counted where they are called; a
@@ -277,8 +370,7 @@ fold_walker(Node *node, FoldContext *fc)
 		FuncExpr   *f = (FuncExpr *) node;
 
 		if (!f->funcretset && f->funcid != fc->count_value && f->funcid != fc->count_row &&
-			get_func_namespace(f->funcid) == PG_CATALOG_NAMESPACE &&
-			func_volatile(f->funcid) == PROVOLATILE_VOLATILE &&
+			fn_info(f->funcid)->volatile_builtin &&
 			contain_row_data((Node *) f->args))
 		{
 			/*
@@ -320,10 +412,10 @@ fold_query(Query *q, FoldContext *fc)
 	foreach(lc, q->rtable)
 	{
 		RangeTblEntry *rte = lfirst(lc);
+		Oid			read = licensed_read(fc, rte);
 
-		if (is_licensed_read(fc, rte))
-			read_relids = lappend_oid(read_relids,
-									  linitial_node(RangeTblEntry, rte->subquery->rtable)->relid);
+		if (OidIsValid(read))
+			read_relids = lappend_oid(read_relids, read);
 		else if (rte->rtekind == RTE_SUBQUERY && rte->subquery)
 			fold_query(rte->subquery, fc);
 		else if (rte->rtekind == RTE_FUNCTION)
@@ -397,6 +489,7 @@ licdata_fold_count(Query *parse, LicdataRewrite *ctx)
 	fc.reader_role = ctx->reader_role;
 	fc.count_row = counter_function("_count_row", BOOLOID);
 	fc.count_value = counter_function("_count_value", ANYELEMENTOID);
+	fc.skip = ctx->inplace_masks;
 	fold_query(parse, &fc);
 	ctx->serial_only = fc.serial;
 }

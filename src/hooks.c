@@ -52,6 +52,7 @@
 #include "miscadmin.h"
 #include "optimizer/planner.h"
 #include "tcop/utility.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 
 #include "denial.h"
@@ -402,22 +403,66 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
  * from inside a product).  Asked of the session, not of the product depth:
  * the answer is kept in plans and FmgrInfos made inside a product too.
  */
+/*
+ * The answer per function (is it in a procedural language?), for the last
+ * few functions asked about: a licensee's generic plan asks it for each of
+ * its mask functions at every execution.  Emptied at every change of
+ * pg_proc, so a function replaced in another language is asked again.
+ */
+#define LANG_MEMO_SIZE 16
+
+typedef struct LangMemo
+{
+	Oid			fn_oid;
+	bool		procedural;
+} LangMemo;
+
+static LangMemo lang_memo[LANG_MEMO_SIZE];
+static bool lang_memo_registered = false;
+static uint64 lang_memo_resets = 0;
+
+static void
+lang_memo_reset(Datum arg, int cacheid, uint32 hashvalue)
+{
+	lang_memo_resets++;
+	memset(lang_memo, 0, sizeof(lang_memo));
+}
+
 static bool
 licdata_needs_fmgr(Oid fn_oid)
 {
 	HeapTuple	tup;
 	Oid			lang;
+	bool		procedural;
+	LangMemo   *m;
+	uint64		resets;
 
 	if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
 		return true;
 	if (session_licensee() == NULL)
 		return false;
+	if (!lang_memo_registered)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, lang_memo_reset, (Datum) 0);
+		lang_memo_registered = true;
+	}
+	m = &lang_memo[fn_oid % LANG_MEMO_SIZE];
+	if (OidIsValid(fn_oid) && m->fn_oid == fn_oid)
+		return m->procedural;
+	resets = lang_memo_resets;
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
 	if (!HeapTupleIsValid(tup))
 		return false;
 	lang = ((Form_pg_proc) GETSTRUCT(tup))->prolang;
 	ReleaseSysCache(tup);
-	return lang != INTERNALlanguageId && lang != ClanguageId;
+	procedural = (lang != INTERNALlanguageId && lang != ClanguageId);
+	/* kept only when no invalidation arrived during the lookup */
+	if (resets == lang_memo_resets)
+	{
+		m->fn_oid = fn_oid;
+		m->procedural = procedural;
+	}
+	return procedural;
 }
 
 /* Data products (product.c). */

@@ -161,9 +161,16 @@ static const uint8 blake2b_sigma[12][16] = {
 static inline uint64
 load64_le(const uint8 *p)
 {
+#ifndef WORDS_BIGENDIAN
+	uint64		w;
+
+	memcpy(&w, p, sizeof(w));
+	return w;
+#else
 	return (uint64) p[0] | ((uint64) p[1] << 8) | ((uint64) p[2] << 16) |
 		((uint64) p[3] << 24) | ((uint64) p[4] << 32) | ((uint64) p[5] << 40) |
 		((uint64) p[6] << 48) | ((uint64) p[7] << 56);
+#endif
 }
 
 /*
@@ -188,19 +195,34 @@ blake2b_compress(uint64 h[8], const uint8 block[BLAKE2B_BLOCK], uint64 t, bool l
 	v[12] ^= t;					/* t < 2^64: the high word of the counter is 0 */
 	if (last)
 		v[14] = ~v[14];
-	for (i = 0; i < 12; i++)
-	{
-		const uint8 *s = blake2b_sigma[i];
-
-		BLAKE2B_G(v[0], v[4], v[8], v[12], m[s[0]], m[s[1]]);
-		BLAKE2B_G(v[1], v[5], v[9], v[13], m[s[2]], m[s[3]]);
-		BLAKE2B_G(v[2], v[6], v[10], v[14], m[s[4]], m[s[5]]);
-		BLAKE2B_G(v[3], v[7], v[11], v[15], m[s[6]], m[s[7]]);
-		BLAKE2B_G(v[0], v[5], v[10], v[15], m[s[8]], m[s[9]]);
-		BLAKE2B_G(v[1], v[6], v[11], v[12], m[s[10]], m[s[11]]);
-		BLAKE2B_G(v[2], v[7], v[8], v[13], m[s[12]], m[s[13]]);
-		BLAKE2B_G(v[3], v[4], v[9], v[14], m[s[14]], m[s[15]]);
-	}
+	/*
+	 * The twelve rounds written out: with the round number a constant, the
+	 * message-word indices fold into the code (no table lookups, no loop).
+	 */
+#define BLAKE2B_ROUND(r) \
+	do { \
+		BLAKE2B_G(v[0], v[4], v[8], v[12], m[blake2b_sigma[r][0]], m[blake2b_sigma[r][1]]); \
+		BLAKE2B_G(v[1], v[5], v[9], v[13], m[blake2b_sigma[r][2]], m[blake2b_sigma[r][3]]); \
+		BLAKE2B_G(v[2], v[6], v[10], v[14], m[blake2b_sigma[r][4]], m[blake2b_sigma[r][5]]); \
+		BLAKE2B_G(v[3], v[7], v[11], v[15], m[blake2b_sigma[r][6]], m[blake2b_sigma[r][7]]); \
+		BLAKE2B_G(v[0], v[5], v[10], v[15], m[blake2b_sigma[r][8]], m[blake2b_sigma[r][9]]); \
+		BLAKE2B_G(v[1], v[6], v[11], v[12], m[blake2b_sigma[r][10]], m[blake2b_sigma[r][11]]); \
+		BLAKE2B_G(v[2], v[7], v[8], v[13], m[blake2b_sigma[r][12]], m[blake2b_sigma[r][13]]); \
+		BLAKE2B_G(v[3], v[4], v[9], v[14], m[blake2b_sigma[r][14]], m[blake2b_sigma[r][15]]); \
+	} while (0)
+	BLAKE2B_ROUND(0);
+	BLAKE2B_ROUND(1);
+	BLAKE2B_ROUND(2);
+	BLAKE2B_ROUND(3);
+	BLAKE2B_ROUND(4);
+	BLAKE2B_ROUND(5);
+	BLAKE2B_ROUND(6);
+	BLAKE2B_ROUND(7);
+	BLAKE2B_ROUND(8);
+	BLAKE2B_ROUND(9);
+	BLAKE2B_ROUND(10);
+	BLAKE2B_ROUND(11);
+#undef BLAKE2B_ROUND
 	for (i = 0; i < 8; i++)
 		h[i] ^= v[i] ^ v[i + 8];
 	sodium_memzero(v, sizeof(v));
@@ -236,7 +258,6 @@ blake2b_keyed_finish(const uint64 h_key[8], const uint8 *in, size_t inlen,
 	uint64		h[8];
 	uint8		last[BLAKE2B_BLOCK];
 	uint64		t = BLAKE2B_BLOCK;
-	int			i;
 
 	Assert(inlen > 0);
 	memcpy(h, h_key, sizeof(h));
@@ -251,8 +272,12 @@ blake2b_keyed_finish(const uint64 h_key[8], const uint8 *in, size_t inlen,
 	memcpy(last, in, inlen);
 	t += inlen;
 	blake2b_compress(h, last, t, true);
-	for (i = 0; i < LICDATA_KEYED_HASH_BYTES; i++)
+#ifdef WORDS_BIGENDIAN
+	for (int i = 0; i < LICDATA_KEYED_HASH_BYTES; i++)
 		out[i] = (uint8) (h[i / 8] >> (8 * (i % 8)));
+#else
+	memcpy(out, h, LICDATA_KEYED_HASH_BYTES);	/* little-endian words */
+#endif
 	sodium_memzero(h, sizeof(h));
 	sodium_memzero(last, sizeof(last));
 }

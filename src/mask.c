@@ -717,16 +717,20 @@ pseudonym_core(text *value, int32 length, int64 key_id)
 	result = (text *) palloc(VARHDRSZ + length);
 	SET_VARSIZE(result, VARHDRSZ + length);
 	w = VARDATA(result);
-	/* base32, most significant bits first */
+	/*
+	 * base32, most significant bits first: 5 bytes make 8 characters; the
+	 * digest (40 bytes) holds the 64 characters of the longest pseudonym.
+	 */
 	bits = 0;
-	for (int i = 0; i < length; i++, bits += 5)
+	for (int i = 0; i < length; i += 8, bits += 40)
 	{
-		int			byte = bits / 8;
-		int			shift = bits % 8;
-		unsigned	window = ((unsigned) digest[byte] << 8) |
-			(byte + 1 < LICDATA_KEYED_HASH_BYTES ? digest[byte + 1] : 0);
+		const uint8 *d = digest + bits / 8;
+		uint64		group = ((uint64) d[0] << 32) | ((uint64) d[1] << 24) |
+			((uint64) d[2] << 16) | ((uint64) d[3] << 8) | (uint64) d[4];
+		int			n = Min(8, length - i);
 
-		w[i] = base32_alphabet[(window >> (11 - shift)) & 0x1F];
+		for (int j = 0; j < n; j++)
+			w[i + j] = base32_alphabet[(group >> (35 - 5 * j)) & 0x1F];
 	}
 	return result;
 }

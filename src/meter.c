@@ -198,28 +198,85 @@ top_lappend(List *list, void *p)
 	return list;
 }
 
+/*
+ * Role names as recorded, kept per backend for the two roles a record names
+ * (current and session user): looking them up costs two catalog-cache
+ * searches per statement.  Dropped at every change of pg_authid (a rename),
+ * so a record never carries a stale name.
+ */
+typedef struct RoleNameMemo
+{
+	Oid			roleid;
+	char		name[NAMEDATALEN];
+} RoleNameMemo;
+
+static RoleNameMemo role_names[2];
+static bool role_names_registered = false;
+static uint64 role_names_resets = 0;
+
+static void
+role_names_reset(Datum arg, int cacheid, uint32 hashvalue)
+{
+	role_names_resets++;
+	role_names[0].roleid = InvalidOid;
+	role_names[1].roleid = InvalidOid;
+}
+
+static void
+copy_role_name(char *dst, Oid roleid, int slot)
+{
+	RoleNameMemo *m = &role_names[slot];
+
+	if (!role_names_registered)
+	{
+		CacheRegisterSyscacheCallback(AUTHOID, role_names_reset, (Datum) 0);
+		role_names_registered = true;
+	}
+	if (m->roleid != roleid || !OidIsValid(roleid))
+	{
+		uint64		resets = role_names_resets;
+		char	   *name = GetUserNameFromId(roleid, false);
+
+		strlcpy(dst, name, NAMEDATALEN);
+		pfree(name);
+		/* kept only when no invalidation arrived during the lookup */
+		if (resets == role_names_resets)
+		{
+			strlcpy(m->name, dst, NAMEDATALEN);
+			m->roleid = roleid;
+		}
+		return;
+	}
+	strlcpy(dst, m->name, NAMEDATALEN);
+}
+
 static void
 fill_identity(JournalRecord *r, int kind, const LicdataLicensee *who)
 {
 	r->kind = kind;
 	r->started_at = GetCurrentTimestamp();
 	r->licensee = who ? who->roleid : InvalidOid;
-	strlcpy(r->role_name, GetUserNameFromId(GetUserId(), false), NAMEDATALEN);
-	strlcpy(r->session_user_name, GetUserNameFromId(GetSessionUserId(), false), NAMEDATALEN);
+	copy_role_name(r->role_name, GetUserId(), 0);
+	copy_role_name(r->session_user_name, GetSessionUserId(), 1);
 	strlcpy(r->purpose, licdata_purpose_for(who), NAMEDATALEN);
 	strlcpy(r->consent_ref, licdata_consent_ref_for(who), sizeof(r->consent_ref));
 }
 
-/* The statement text, or its SHA-256 in hex when audit_statement_text is off. */
-static char *
-statement_text(uint32 *len, bool *is_hash)
+/*
+ * The statement text, or its SHA-256 in hex when audit_statement_text is
+ * off.  *to_free is set to what the caller frees after use (NULL when the
+ * result is the session's own statement string, which is not copied).
+ */
+static const char *
+statement_text(uint32 *len, bool *is_hash, char **to_free)
 {
 	const char *src = debug_query_string ? debug_query_string : "";
 	size_t		n;
 
+	*to_free = NULL;
 	/* A data product's call opens the record: its arguments are audited too. */
 	if (stmt_suffix)
-		src = psprintf("%s\n/* licdata product call: %s */", src, stmt_suffix);
+		src = *to_free = psprintf("%s\n/* licdata product call: %s */", src, stmt_suffix);
 	n = strlen(src);
 
 	if (licdata_audit_statement_text)
@@ -227,7 +284,7 @@ statement_text(uint32 *len, bool *is_hash)
 		n = Min(n, (size_t) (1024 * 1024));
 		*len = (uint32) n;
 		*is_hash = false;
-		return pnstrdup(src, n);
+		return src;				/* the journal copies the first n bytes */
 	}
 	else
 	{
@@ -244,6 +301,9 @@ statement_text(uint32 *len, bool *is_hash)
 		hex[PG_SHA256_DIGEST_LENGTH * 2] = '\0';
 		*len = PG_SHA256_DIGEST_LENGTH * 2;
 		*is_hash = true;
+		if (*to_free)
+			pfree(*to_free);
+		*to_free = hex;
 		return hex;
 	}
 }
@@ -284,20 +344,27 @@ static JournalRecord *
 write_record(int kind, const LicdataLicensee *who, JournalUse *uses, int nuses,
 			 const char *deny_sqlstate, uint64 query_id)
 {
-	JournalRecord *hdr = palloc0(offsetof(JournalRecord, statement));
+	union
+	{
+		JournalRecord r;
+		char		bytes[offsetof(JournalRecord, statement)];
+	}			hdr_buf;
+	JournalRecord *hdr = &hdr_buf.r;
 	uint32		len;
 	bool		is_hash;
-	char	   *text = statement_text(&len, &is_hash);
+	char	   *to_free;
+	const char *text = statement_text(&len, &is_hash, &to_free);
 	JournalRecord *rec;
 
+	memset(&hdr_buf, 0, offsetof(JournalRecord, statement));
 	fill_identity(hdr, kind, who);
 	hdr->query_id = query_id;
 	hdr->statement_is_hash = is_hash;
 	if (deny_sqlstate)
 		memcpy(hdr->deny_sqlstate, deny_sqlstate, 5);
 	rec = licdata_journal_append(hdr, uses, nuses, nuses + JR_SPARE_USES, text, len);
-	pfree(hdr);
-	pfree(text);
+	if (to_free)
+		pfree(to_free);
 	return rec;
 }
 

@@ -64,21 +64,32 @@ typedef struct ExprCacheEntry
 	Oid			relid;
 	AttrNumber	attnum;
 	Node	   *expr;
+	bool		is_volatile;	/* calls a volatile function */
 } ExprCacheEntry;
+
+/*
+ * The masks that apply to a relation's columns under a licence and
+ * purpose (licdata_mask_for per column), per (licence, purpose, relation):
+ * a licensee's every statement asks the same.
+ */
+typedef struct ColumnMasks
+{
+	int64		licence_id;
+	char	   *purpose;
+	Oid			relid;
+	int			natts;
+	const LicdataMask **masks;	/* per attribute, NULL when none */
+} ColumnMasks;
 
 static MemoryContext expr_cxt = NULL;
 static List *expr_cache = NIL;
+static List *column_masks = NIL;
 static uint64 expr_generation = 0;
 
-static Node *
-cached_expr(int64 licence_id, const LicdataMask *mask, Oid relid, AttrNumber attnum,
-			const char *filter)
+/* Drop the caches built under an older policy (call before any lookup). */
+static void
+expr_cache_check(void)
 {
-	ListCell   *lc;
-	ExprCacheEntry *e;
-	MemoryContext old;
-	Node	   *expr;
-
 	if (expr_cxt == NULL)
 		expr_cxt = AllocSetContextCreate(CacheMemoryContext, "licdata expression cache",
 										 ALLOCSET_SMALL_SIZES);
@@ -86,20 +97,58 @@ cached_expr(int64 licence_id, const LicdataMask *mask, Oid relid, AttrNumber att
 	{
 		MemoryContextReset(expr_cxt);
 		expr_cache = NIL;
+		column_masks = NIL;
 		expr_generation = licdata_policy_generation;
 	}
+}
+
+static ExprCacheEntry *cached_entry(int64 licence_id, const LicdataMask *mask, Oid relid,
+									AttrNumber attnum, const char *filter);
+
+static Node *
+cached_expr(int64 licence_id, const LicdataMask *mask, Oid relid, AttrNumber attnum,
+			const char *filter)
+{
+	return copyObject(cached_entry(licence_id, mask, relid, attnum, filter)->expr);
+}
+
+/*
+ * The cache entry itself (not a copy): valid only until the policy
+ * generation moves (anything that can accept invalidations).
+ */
+static ExprCacheEntry *
+cached_entry(int64 licence_id, const LicdataMask *mask, Oid relid, AttrNumber attnum,
+			 const char *filter)
+{
+	ListCell   *lc;
+	ExprCacheEntry *e;
+	MemoryContext old;
+	Node	   *expr;
+
+	expr_cache_check();
 	foreach(lc, expr_cache)
 	{
 		e = lfirst(lc);
 		if (e->licence_id == licence_id && e->mask == mask && e->relid == relid &&
 			e->attnum == attnum)
-			return copyObject(e->expr);
+			return e;
 	}
 	if (mask)
 		expr = licdata_build_mask_expr(relid, attnum, mask->method, mask->params, false);
 	else
+	{
+		/*
+		 * A row filter calls built-in functions only (expr.c): its constant
+		 * parts (a cast of a literal) are folded once here rather than by
+		 * the planner at every statement.  Only immutable calls fold, as
+		 * the planner would fold them.
+		 */
 		expr = licdata_parse_row_filter(relid, filter, false);
+		expr = eval_const_expressions(NULL, expr);
+	}
 
+	/* the build may have moved the generation: the entry goes in the new cache */
+	expr_cache_check();
 	old = MemoryContextSwitchTo(expr_cxt);
 	e = palloc0(sizeof(ExprCacheEntry));
 	e->licence_id = licence_id;
@@ -107,9 +156,52 @@ cached_expr(int64 licence_id, const LicdataMask *mask, Oid relid, AttrNumber att
 	e->relid = relid;
 	e->attnum = attnum;
 	e->expr = copyObject(expr);
+	e->is_volatile = contain_volatile_functions(expr);
 	expr_cache = lappend(expr_cache, e);
 	MemoryContextSwitchTo(old);
-	return expr;
+	return e;
+}
+
+/*
+ * The masks that apply to each column of relid (natts attributes, names
+ * from tupdesc) under lic and purpose.  Valid until the policy generation
+ * moves.
+ */
+static const LicdataMask **
+masks_by_column(LicdataDataset *ds, const LicdataLicence *lic, const char *purpose,
+				Oid relid, TupleDesc tupdesc)
+{
+	ListCell   *lc;
+	ColumnMasks *cm;
+	MemoryContext old;
+
+	expr_cache_check();
+	if (purpose == NULL)
+		purpose = "";
+	foreach(lc, column_masks)
+	{
+		cm = lfirst(lc);
+		if (cm->licence_id == lic->id && cm->relid == relid && cm->natts == tupdesc->natts &&
+			strcmp(cm->purpose, purpose) == 0)
+			return cm->masks;
+	}
+	old = MemoryContextSwitchTo(expr_cxt);
+	cm = palloc0(sizeof(ColumnMasks));
+	cm->licence_id = lic->id;
+	cm->purpose = pstrdup(purpose);
+	cm->relid = relid;
+	cm->natts = tupdesc->natts;
+	cm->masks = palloc0(sizeof(LicdataMask *) * Max(tupdesc->natts, 1));
+	for (int i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (!att->attisdropped)
+			cm->masks[i] = licdata_mask_for(ds, lic, purpose, NameStr(att->attname));
+	}
+	column_masks = lappend(column_masks, cm);
+	MemoryContextSwitchTo(old);
+	return cm->masks;
 }
 
 static bool
@@ -144,6 +236,207 @@ refuse_column(LicdataRewrite *ctx, LicdataDataset *ds, const LicdataLicence *lic
 	d.detail = pstrdup("The licence covers only some of the dataset's columns.");
 	d.hint = pstrdup("Select only licensed columns (see licdata.my_licences), or ask the operator to extend the licence.");
 	licdata_rewrite_refuse(ctx, ds, &d);
+}
+
+/*
+ * Serving a dataset in place
+ * --------------------------
+ * The subquery of wrap_rte is always pulled up by the planner (it is not a
+ * security barrier, and its target list holds only columns, constants and
+ * masks): the planner puts the inner entry, read as licdata_reader with the
+ * quals, in its place and replaces the query's references to its columns
+ * by the subquery's target list.  When that is cheap to do here, it is
+ * done here, on the entry itself, which saves building the subquery and
+ * the planner's copy and pull-up of it (a third of a simple point lookup's
+ * cost):
+ *	- the entry is read as licdata_reader with the row-security quals it
+ *	  has and then the licence's row filter, exactly as the inner entry;
+ *	- the query's references to a masked column (at this level or, from
+ *	  subqueries and sublinks, from below) are replaced by the mask; the
+ *	  entry's own quals keep reading the stored values, as the inner
+ *	  entry's do.
+ * Only where this gives the same tree as the planner's pull-up: no
+ * whole-row reference, no column the query reads that the licence covers
+ * only as NULL, no aggregate licence, and for masks a SELECT with no outer
+ * join and no grouping sets at this level (where the planner would wrap a
+ * pulled-up mask in a PlaceHolderVar) and no volatile mask.  Everything
+ * else takes the subquery.
+ */
+typedef struct InPlaceMasks
+{
+	LicdataRewrite *ctx;
+	Index		rti;
+	int			natts;
+	Node	  **masks;			/* per attribute: the mask (varno rti) or NULL */
+} InPlaceMasks;
+
+static bool
+has_outer_join(Node *jtnode)
+{
+	if (jtnode == NULL)
+		return false;
+	if (IsA(jtnode, FromExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((FromExpr *) jtnode)->fromlist)
+		{
+			if (has_outer_join(lfirst(lc)))
+				return true;
+		}
+		return false;
+	}
+	if (IsA(jtnode, JoinExpr))
+	{
+		JoinExpr   *j = (JoinExpr *) jtnode;
+
+		return j->jointype != JOIN_INNER || has_outer_join(j->larg) || has_outer_join(j->rarg);
+	}
+	return false;				/* RangeTblRef */
+}
+
+static Node *
+in_place_mask_callback(Var *var, replace_rte_variables_context *context)
+{
+	InPlaceMasks *im = (InPlaceMasks *) context->callback_arg;
+	Node	   *mask;
+
+	if (var->varattno <= 0 || var->varattno > im->natts ||
+		im->masks[var->varattno - 1] == NULL)
+		return (Node *) copyObject(var);
+	mask = copyObject(im->masks[var->varattno - 1]);
+	if (im->rti != 1)
+		ChangeVarNodes(mask, 1, im->rti, 0);
+	if (var->varlevelsup > 0)
+		IncrementVarSublevelsUp(mask, var->varlevelsup, 0);
+	im->ctx->inplace_masks = lappend(im->ctx->inplace_masks, mask);
+	return mask;
+}
+
+/*
+ * Could any of the dataset's masks apply under this licence and purpose?
+ * When none can, the per-column lookups are skipped.
+ */
+static bool
+masks_may_apply(const LicdataDataset *ds, const LicdataLicence *lic, const char *purpose)
+{
+	ListCell   *lc;
+
+	foreach(lc, ds->masks)
+	{
+		const LicdataMask *m = lfirst(lc);
+
+		if (m->licence_id == 0)
+			return true;
+		if (m->licence_id == lic->id &&
+			(m->purpose == NULL || (purpose && strcmp(m->purpose, purpose) == 0)))
+			return true;
+	}
+	return false;
+}
+
+static bool
+serve_in_place(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds,
+			   const LicdataLicence *lic, TupleDesc tupdesc, bool whole_row,
+			   LicdataRewrite *ctx)
+{
+	Node	  **masks = NULL;
+	bool		any_mask = false;
+	const LicdataMask **by_column = NULL;
+	uint64		generation = licdata_policy_generation;
+	List	   *quals;
+	ListCell   *lc;
+	int			x;
+
+	Node	   *filter = NULL;
+
+	if (lic->aggregate_mode || whole_row)
+		return false;
+	/* first the filter (a copy): building it can accept invalidations */
+	if (lic->row_filter)
+		filter = cached_expr(lic->id, NULL, rte->relid, 0, lic->row_filter);
+	generation = licdata_policy_generation;
+	if (masks_may_apply(ds, lic, ctx->purpose))
+		by_column = masks_by_column(ds, lic, ctx->purpose, rte->relid, tupdesc);
+	x = -1;
+	while ((x = bms_next_member(rte->selectedCols, x)) >= 0)
+	{
+		AttrNumber	attno = x + FirstLowInvalidHeapAttributeNumber;
+		Form_pg_attribute att;
+		const LicdataMask *m;
+		ExprCacheEntry *entry;
+
+		if (attno <= 0)
+			return false;		/* refused before, or whole row: not here */
+		att = TupleDescAttr(tupdesc, attno - 1);
+		if (att->attisdropped || !licence_covers(lic, NameStr(att->attname)))
+			return false;		/* read as NULL: the subquery does that */
+		m = by_column ? by_column[attno - 1] : NULL;
+		if (m == NULL)
+			continue;
+		/* masks are replaced only where the pull-up would not wrap them */
+		if (q->commandType != CMD_SELECT || q->groupingSets != NIL ||
+			ctx->aggregate_levels != NIL || has_outer_join((Node *) q->jointree))
+			return false;
+		entry = cached_entry(0, m, rte->relid, attno, NULL);
+		/*
+		 * Building a mask can accept invalidations: if the policy moved,
+		 * by_column and the entries taken so far may be gone; the subquery
+		 * takes fresh copies.
+		 */
+		if (licdata_policy_generation != generation || entry->is_volatile)
+			return false;
+		if (masks == NULL)
+			masks = palloc0(sizeof(Node *) * tupdesc->natts);
+		masks[attno - 1] = entry->expr;	/* copied where it is put */
+		any_mask = true;
+	}
+
+	/* The entry itself: read as licdata_reader, under the quals. */
+	quals = NIL;
+	foreach(lc, rte->securityQuals)
+	{
+		Node	   *qual = lfirst(lc);
+
+		if (IsA(qual, FuncExpr) && ((FuncExpr *) qual)->funcid == ctx->guard_func &&
+			((FuncExpr *) qual)->args == NIL)
+			continue;
+		quals = lappend(quals, qual);
+	}
+	if (filter)
+	{
+		if (rti != 1)
+			ChangeVarNodes(filter, 1, rti, 0);
+		if (checkExprHasSubLink(filter))
+			q->hasSubLinks = true;
+		quals = lappend(quals, filter);
+	}
+	rte->checkAsUser = ctx->reader_role;
+	rte->requiredPerms = ACL_SELECT;
+	rte->insertedCols = NULL;
+	rte->updatedCols = NULL;
+	rte->extraUpdatedCols = NULL;
+	rte->securityQuals = NIL;	/* kept out of the replacement below */
+	if (quals != NIL)
+		q->hasRowSecurity = true;
+
+	if (any_mask)
+	{
+		InPlaceMasks im;
+		Query	   *newq;
+
+		im.ctx = ctx;
+		im.rti = rti;
+		im.natts = tupdesc->natts;
+		im.masks = masks;
+		newq = (Query *) replace_rte_variables((Node *) q, rti, 0, in_place_mask_callback,
+											   &im, NULL);
+		/* the caller holds q: the replaced tree goes into it */
+		memcpy(q, newq, sizeof(Query));
+		rte = rt_fetch(rti, q->rtable);
+	}
+	rte->securityQuals = quals;
+	return true;
 }
 
 /*
@@ -233,6 +526,13 @@ wrap_rte(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds, LicdataRew
 	{
 		relation_close(rel, NoLock);
 		refuse_column(ctx, ds, lic, bad_col, bad_whole);
+	}
+
+	if (serve_in_place(q, rti, rte, ds, lic, tupdesc, whole_row, ctx))
+	{
+		relation_close(rel, NoLock);
+		licdata_rewrite_note_use(ctx, ds, lic);
+		return;
 	}
 
 	/* The subquery's target list: one entry per attribute, in order. */
@@ -377,19 +677,38 @@ rewrite_walker(Node *node, LicdataRewrite *ctx)
 static void
 rewrite_query(Query *q, LicdataRewrite *ctx)
 {
-	ListCell   *lc;
-	Index		rti = 0;
+	Index		rti;
 
 	check_stack_depth();
-	/* Inner queries first, so the subqueries made here are not revisited. */
-	query_tree_walker(q, rewrite_walker, (void *) ctx, 0);
-
-	foreach(lc, q->rtable)
+	/*
+	 * Inner queries first, so the subqueries made here are not revisited.
+	 * A level without sublinks holds inner queries only in its range table
+	 * (subqueries) and its CTEs: the walk over its expressions is skipped.
+	 * (The planner itself handles sublinks only where hasSubLinks is set.)
+	 */
+	if (q->hasSubLinks)
+		query_tree_walker(q, rewrite_walker, (void *) ctx, 0);
+	else
 	{
-		RangeTblEntry *rte = lfirst(lc);
+		ListCell   *lc;
+
+		foreach(lc, q->cteList)
+			rewrite_query(castNode(Query, ((CommonTableExpr *) lfirst(lc))->ctequery), ctx);
+		foreach(lc, q->rtable)
+		{
+			RangeTblEntry *rte = lfirst(lc);
+
+			if (rte->rtekind == RTE_SUBQUERY && rte->subquery != NULL)
+				rewrite_query(rte->subquery, ctx);
+		}
+	}
+
+	/* by index: serving in place can replace the range table's list */
+	for (rti = 1; rti <= list_length(q->rtable); rti++)
+	{
+		RangeTblEntry *rte = rt_fetch(rti, q->rtable);
 		LicdataDataset *ds;
 
-		rti++;
 		if (rte->rtekind != RTE_RELATION)
 			continue;
 		ds = licdata_dataset_for_rel(rte->relid);

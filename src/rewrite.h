@@ -36,6 +36,9 @@ typedef struct LicdataRewrite
 	List	   *uses;			/* of LicdataUse * */
 	List	   *aggregate_levels;	/* of AggregateLevel * (aggregate.c) */
 	bool		serial_only;	/* plan without parallel workers (fold.c) */
+	List	   *inplace_masks;	/* masks put in the query in place (rewrite.c);
+								 * fold.c skips them, as it skips the
+								 * licensed subqueries */
 } LicdataRewrite;
 
 extern bool licdata_rewrite(Query *parse, LicdataRewrite *ctx);

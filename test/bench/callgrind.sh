@@ -69,7 +69,11 @@ DATA2=$LD_CLUSTER_DIR/data2
 cp -a "$DATA" "$DATA2"
 
 # Configurations: name | postgres -c options | prologue SQL (one line each,
-# separated by "\n").
+# separated by "\n").  "plain, ordinary role" is plain PostgreSQL read by a
+# role that is not a superuser (bench_reader: SELECT on the table, BYPASSRLS
+# past licdata's guard policy): the permission checks every execution makes
+# for such a role (table and function ACLs) are PostgreSQL's own cost,
+# which a licensee (never a superuser) pays too.
 CONFIGS=(
 	"plain|-c shared_preload_libraries=|"
 	"licdata operator|-c licdata.audit_operators=on|"
@@ -78,6 +82,7 @@ CONFIGS=(
 	"licdata licensee, row filter|-c licdata.audit_operators=on|SET ROLE bank_a;\nSET licdata.purpose = bench_filter;"
 	"licdata licensee, 2 masks|-c licdata.audit_operators=on|SET ROLE bank_a;\nSET licdata.purpose = bench_mask;"
 	"pgaudit log=read|-c shared_preload_libraries=pgaudit -c pgaudit.log=read|"
+	"plain, ordinary role|-c shared_preload_libraries=|SET ROLE bench_reader;"
 )
 if [ ! -f "$LD_PG_PKGLIBDIR/pgaudit.so" ]; then
 	echo "== pgaudit is not installed (package postgresql-$LD_PG_MAJOR-pgaudit): skipping its row"

@@ -342,5 +342,10 @@ bench_setup_licdata()
 		SELECT licdata.set_mask('pd.people', 'mobile', 'cn_mobile', '{}', licence_id => :l_scan);
 		SELECT licdata.set_mask('pd.people', 'birth_date', 'date_trunc', '{"unit": "month"}', licence_id => :l_scan);
 		SELECT licdata.set_mask('pd.people', 'salary', 'bucket', '{"width": 1000}', licence_id => :l_scan);
+
+		-- an ordinary role reading the table without licdata (callgrind.sh)
+		CREATE ROLE bench_reader BYPASSRLS;
+		GRANT USAGE ON SCHEMA pd TO bench_reader;
+		GRANT SELECT ON pd.people TO bench_reader;
 	SQL
 }
