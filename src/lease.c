@@ -61,6 +61,8 @@
 #include "funcapi.h"
 #include "libpq-fe.h"
 #include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/guc.h"
@@ -247,13 +249,16 @@ LeaseResult
 licdata_lease_take(int64 licence_id, const int64 *limit, const int64 *need,
 				   int64 *take, int64 extra_rows, int32 *day, int *kind)
 {
-	for (int attempt = 0;; attempt++)
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), LEASE_TIMEOUT_MS + 2000);
+	int			grants = 0;
+
+	for (;;)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 		int32		today = utc_day(now);
 		int64		want[LEASE_KINDS] = {0, 0, 0};
 		int64		grant[LEASE_KINDS];
-		int32		gday;
+		int32		gday = today;
 		bool		short_of = false;
 		LicdataQuotaEntry *e;
 		LeaseResult r;
@@ -299,26 +304,85 @@ licdata_lease_take(int64 licence_id, const int64 *limit, const int64 *need,
 			*day = today;
 			return LEASE_OK;
 		}
-		LWLockRelease(licdata_shared->quota_lock);
-
-		if (attempt >= LEASE_ATTEMPTS)
+		/* the primary said a moment ago it has none left, or was not reached */
+		for (int k = 0; k < LEASE_KINDS; k++)
+		{
+			if (want[k] > 0 && e->exhausted_until[k] > now)
+			{
+				LWLockRelease(licdata_shared->quota_lock);
+				*kind = k;
+				return LEASE_EXHAUSTED;
+			}
+		}
+		if (e->failed_at != 0 && now - e->failed_at < USECS_PER_SEC)
+		{
+			last_cause = e->failed_cause;
+			LWLockRelease(licdata_shared->quota_lock);
+			return LEASE_UNREACHABLE;
+		}
+		if (e->topup_until > now)
+		{
+			/* another session asks the primary now: wait for its answer */
+			LWLockRelease(licdata_shared->quota_lock);
+			if (now > deadline)
+			{
+				last_cause = REPLICA_OK;
+				return LEASE_UNREACHABLE;
+			}
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 2L,
+							 PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		if (grants >= LEASE_ATTEMPTS || now > deadline)
 		{
 			/* other sessions here used up every grant, or the clocks differ */
+			LWLockRelease(licdata_shared->quota_lock);
 			last_cause = REPLICA_OK;
 			return LEASE_UNREACHABLE;
 		}
-		r = request_grant(licence_id, want, grant, &gday, kind);
-		if (r != LEASE_OK)
-			return r;
+		e->topup_until = TimestampTzPlusMilliseconds(now, LEASE_TIMEOUT_MS + 2000);
+		LWLockRelease(licdata_shared->quota_lock);
+
+		PG_TRY();
+		{
+			r = request_grant(licence_id, want, grant, &gday, kind);
+		}
+		PG_CATCH();
+		{
+			LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);
+			e = hash_search(licdata_quota_hash, &licence_id, HASH_FIND, NULL);
+			if (e)
+				e->topup_until = 0;
+			LWLockRelease(licdata_shared->quota_lock);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+
 		LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);
-		e = standby_entry(licence_id, gday);
+		e = standby_entry(licence_id, r == LEASE_OK ? gday : today);
 		if (e != NULL)
 		{
-			for (int k = 0; k < LEASE_KINDS; k++)
-				e->lease[k] += grant[k];
-			e->last_take = now;
+			e->topup_until = 0;
+			if (r == LEASE_OK)
+			{
+				for (int k = 0; k < LEASE_KINDS; k++)
+					e->lease[k] += grant[k];
+				e->last_take = now;
+			}
+			else if (r == LEASE_EXHAUSTED)
+				e->exhausted_until[*kind] = TimestampTzPlusMilliseconds(now, 1000);
+			else
+			{
+				e->failed_at = now;
+				e->failed_cause = last_cause;
+			}
 		}
 		LWLockRelease(licdata_shared->quota_lock);
+		if (r != LEASE_OK)
+			return r;
+		grants++;
 	}
 }
 

@@ -61,13 +61,21 @@ typedef struct LicdataQuotaEntry
 	 * granted today net of what was given back, returned[k] what was given
 	 * back (returned_acked[k]: what the primary confirmed), last_take the
 	 * last time a backend took from the lease.  'standby' marks such an
-	 * entry (a promoted node's entries are rebuilt before use).
+	 * entry (a promoted node's entries are rebuilt before use).  One
+	 * backend at a time asks the primary for more (until topup_until);
+	 * the answer "none left" of a kind is kept until exhausted_until[k],
+	 * a failure to ask (failed_cause, replica.h) for a second from
+	 * failed_at, so refused statements do not each ask again.
 	 */
 	bool		standby;
 	int64		lease[3];
 	int64		returned[3];
 	int64		returned_acked[3];
 	TimestampTz last_take;
+	TimestampTz topup_until;
+	TimestampTz exhausted_until[3];
+	TimestampTz failed_at;
+	uint32		failed_cause;
 } LicdataQuotaEntry;
 
 typedef struct LicdataShared
