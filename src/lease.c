@@ -37,7 +37,10 @@
  * this node's own use in queries/rows/lookups against lease[k]; a backend
  * takes from it under quota_lock and, when it runs short, asks the primary
  * itself over libpq (licdata.primary_conninfo, as the hand-over) without
- * holding the lock, then adds the grant and tries again.  If the primary
+ * holding the lock, then adds the grant and tries again.  One backend per
+ * licence asks at a time (topup_until; the others wait for its answer, so
+ * a standby holds few connections to the primary), and the answers "none
+ * left" and "could not ask" are kept for a second.  If the primary
  * has none left the statement is refused (LD006, "reached"); if it cannot
  * be asked (the flusher's last hand-over failed, or this connection
  * fails), the statement is refused at once (LD006, hint: the primary is
