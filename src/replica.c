@@ -292,7 +292,11 @@ start_conn(const char *ci, int timeout_s, const char *app, const char *options,
 		if (strcmp(o->keyword, "replication") == 0 || strcmp(o->keyword, "application_name") == 0)
 			continue;
 		if (options && strcmp(o->keyword, "options") == 0)
+		{
+			/* the string's own options first, then ours */
+			options = psprintf("%s %s", o->val, options);
 			continue;
+		}
 		if (strcmp(o->keyword, "connect_timeout") == 0)
 			has_timeout = true;
 		kw[n] = o->keyword;
@@ -507,20 +511,32 @@ licdata_replica_exec(PGconn *c, const char *sql, int nparams, const char *const 
 
 /*
  * The flusher exits (the standby shuts down): every unused day-quota lease
- * goes back to the primary, on the connection it has (none is made now),
- * with interrupts held so that a second signal cannot cut it short.
+ * goes back to the primary, on the connection it has (a new one when that
+ * is busy or broken, 2 s at most), with interrupts held so that a second
+ * signal cannot cut it short.
  */
 static bool exit_registered = false;
 
 static void
 give_back_at_exit(int code, Datum arg)
 {
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK || !RecoveryInProgress())
+	if (!RecoveryInProgress())
 		return;
 	HOLD_INTERRUPTS();
 	PG_TRY();
 	{
-		licdata_lease_give_back(conn, true);
+		/* a hand-over cut short leaves the connection busy: a new one */
+		if (conn == NULL || PQstatus(conn) != CONNECTION_OK ||
+			PQtransactionStatus(conn) != PQTRANS_IDLE)
+		{
+			uint32		cause;
+			char	   *why;
+
+			drop_conn();
+			conn = licdata_replica_connect("licdata standby", 2000, &cause, &why);
+		}
+		if (conn)
+			licdata_lease_give_back(conn, true);
 	}
 	PG_CATCH();
 	{

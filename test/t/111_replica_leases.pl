@@ -102,13 +102,15 @@ $primary->wait_for_catchup($_) for @standbys;
 # A client in the background: $n statements as l${k}_lic on $node, each
 # returning $rows rows ('ok' in the first column), fetched a row at a time
 # (FETCH_COUNT) so rows sent before a refusal are seen; $pause seconds
-# between statements, so that clients on all nodes overlap.
+# between statements and, with $barrier, starting only once that file
+# exists, so that clients on all nodes overlap.
 my $seq = 0;
 
 sub start_client
 {
-	my ($node, $k, $n, $rows, $pause) = @_;
+	my ($node, $k, $n, $rows, $pause, $barrier) = @_;
 	my $sql = "\\set FETCH_COUNT 1\nSET licdata.purpose = 'bi';\n";
+	$sql .= "\\! while [ ! -e '$barrier' ]; do sleep 0.01; done\n" if $barrier;
 	for my $i (1 .. $n)
 	{
 		$sql .= "SELECT pg_sleep($pause) \\g /dev/null\n" if $pause;
@@ -168,11 +170,14 @@ sub q1
 # ---- 1. concurrent clients on all nodes: exactly the quota in total ----
 my @nodes = ($primary, $s1, $s2);
 my (@cq, @cr);
+my $go = "$PostgreSQL::Test::Utils::tmp_check/go";
 for my $node (@nodes)
 {
-	push @cq, start_client($node, 'q', 60, 1, 0.03);
-	push @cr, start_client($node, 'r', 40, 7, 0.03);
+	push @cq, start_client($node, 'q', 60, 1, 0.03, $go);
+	push @cr, start_client($node, 'r', 40, 7, 0.03, $go);
 }
+sleep 1;    # every client connected and waiting
+PostgreSQL::Test::Utils::append_to_file($go, 'go');
 finish_client($_) for @cq, @cr;
 my @served_q = map { $_->{ok} } @cq;
 my @served_r = map { $_->{ok} } @cr;
