@@ -306,6 +306,35 @@ ok(q1("SELECT lookups_granted > 0 FROM licdata.quota_leases WHERE node = 'standb
 ok(q1("SELECT queries_granted > 0 FROM licdata.quota_leases WHERE node = 'standby1' AND licence_id = $id{p}") eq 't',
 	'standby1 leased product calls');
 
+# ---- 6. what a lease top-up costs (a diagnostic, no assertion) ----
+# licdata.quota_lease_max = 1: every statement on the standby asks the
+# primary (a connection and a call); compared with a licence without quota.
+$primary->append_conf('postgresql.conf', "licdata.quota_lease_max = 1\n");
+$primary->reload;
+$primary->safe_psql('postgres',
+	"SELECT licdata.grant_licence('lq_lic', 'rp.items', ARRAY['perf'], max_queries_per_day => 100000)");
+$primary->safe_psql('postgres',
+	"SELECT licdata.grant_licence('lq_lic', 'rp.items', ARRAY['free'])");
+$primary->wait_for_catchup($s1);
+my %took;
+for my $purpose ('free', 'perf', 'free', 'perf')
+{
+	my $sql = "SET licdata.purpose = '$purpose';\n"
+	  . join('', map { "SELECT 'v', val FROM rp.items WHERE id = $_;\n" } 1 .. 50);
+	$t0 = time;
+	my ($o, $e);
+	IPC::Run::run(
+		[ 'psql', '-X', '-At', '-h', $s1->host, '-p', $s1->port, '-U', 'lq_lic', '-d', 'postgres' ],
+		'<', \$sql, '>', \$o, '2>', \$e);
+	$took{$purpose} = time - $t0;
+	$n = () = $o =~ /^v\|/mg;
+	is($n, 50, "standby1: 50 statements under purpose $purpose served");
+}
+diag(sprintf('standby1, 50 statements: no quota %.3f s, a lease top-up each %.3f s (%.1f ms per top-up)',
+	$took{free}, $took{perf}, 1000 * ($took{perf} - $took{free}) / 50));
+is(q1("SELECT sum(grants) FROM licdata.quota_leases l JOIN licdata.licences c ON c.id = l.licence_id WHERE 'perf' = ANY (c.purposes)"),
+	'100', 'one grant per statement at licdata.quota_lease_max = 1');
+
 settle();
 is(q1('SELECT ok FROM licdata.verify_audit()'), 't', 'verify_audit() ok');
 
