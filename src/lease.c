@@ -78,6 +78,7 @@
 #include "replica.h"
 #include "shmem.h"
 
+#define LEASE_CONNECT_MS	2000	/* a backend's connection to the primary */
 #define LEASE_TIMEOUT_MS	5000	/* one grant or give-back, at most */
 #define LEASE_ATTEMPTS		8		/* grants in a row used up by others */
 
@@ -182,7 +183,7 @@ request_grant(int64 licence_id, const int64 *want, int64 *grant, int32 *gday, in
 		last_cause = cause;
 		return LEASE_UNREACHABLE;
 	}
-	c = licdata_replica_connect("licdata lease", LEASE_TIMEOUT_MS, &cause, &why);
+	c = licdata_replica_connect("licdata lease", LEASE_CONNECT_MS, &cause, &why);
 	if (c == NULL)
 	{
 		last_cause = cause;
@@ -426,9 +427,10 @@ typedef struct GiveBack
  * On the flusher's connection c to the primary: give back the unused part
  * of every lease idle for licdata.quota_lease_idle (of every lease when
  * 'all'), and send what earlier attempts could not.  Never raises (but on
- * an interrupt): a failure is retried after the next hand-over.
+ * an interrupt): a failure is retried after the next hand-over.  Returns
+ * false when c is no longer usable (the caller drops it).
  */
-void
+bool
 licdata_lease_give_back(PGconn *c, bool all)
 {
 	TimestampTz now = GetCurrentTimestamp();
@@ -440,7 +442,7 @@ licdata_lease_give_back(PGconn *c, bool all)
 	int			cap = 0;
 
 	if (c == NULL || PQstatus(c) != CONNECTION_OK || licdata_quota_hash == NULL)
-		return;
+		return false;
 	LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);
 	hash_seq_init(&seq, licdata_quota_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
@@ -506,8 +508,9 @@ licdata_lease_give_back(PGconn *c, bool all)
 		if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK)
 		{
 			log_failure(res ? PQresultErrorMessage(res) : why);
-			if (res)
-				PQclear(res);
+			if (res == NULL)
+				return false;	/* broken, or a statement still running */
+			PQclear(res);
 			break;
 		}
 		PQclear(res);
@@ -517,6 +520,7 @@ licdata_lease_give_back(PGconn *c, bool all)
 			memcpy(e->returned_acked, gb[i].returned, sizeof(e->returned_acked));
 		LWLockRelease(licdata_shared->quota_lock);
 	}
+	return true;
 }
 
 /* ---- primary: granting and taking back ---- */

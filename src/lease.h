@@ -37,7 +37,7 @@ extern void licdata_lease_unreachable_decision(int64 licence_id, LicdataDecision
 
 /* the standby's flusher (replica.c), on its connection to the primary */
 struct pg_conn;
-extern void licdata_lease_give_back(struct pg_conn *c, bool all);
+extern bool licdata_lease_give_back(struct pg_conn *c, bool all);
 
 /* meter.c: the shared counters, for the primary's grants */
 extern LicdataQuotaEntry *licdata_quota_entry(int64 licence_id, int32 today);

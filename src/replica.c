@@ -648,7 +648,8 @@ licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending)
 		before_shmem_exit(give_back_at_exit, (Datum) 0);
 		exit_registered = true;
 	}
-	licdata_lease_give_back(conn, false);
+	if (!licdata_lease_give_back(conn, false))
+		drop_conn();
 }
 
 /* ---- the primary: receiving ---- */
