@@ -558,9 +558,8 @@ quota_start(MeterStmt *ms, const LicdataLicence *lic, LicdataDataset *ds)
 			 * left.
 			 */
 			int64		limit[LEASE_KINDS] = {lic->max_queries_per_day, lic->max_rows_per_day, 0};
-			int64		need[LEASE_KINDS] = {lic->max_queries_per_day > 0 ? 1 : 0,
-			lic->max_rows_per_day > 0 ? 1 : 0, 0};
-			int64		take[LEASE_KINDS] = {need[LEASE_QUERIES], 0, 0};
+			int64		need[LEASE_KINDS] = {1, 1, 0};
+			int64		take[LEASE_KINDS] = {1, 0, 0};
 			int			kind;
 
 			switch (licdata_lease_take(lic->id, limit, need, take, 0, &today, &kind))
@@ -1185,7 +1184,6 @@ licdata_meter_product_call(Oid product, const LicdataLicence *lic,
 				licdata_meter_product_denial(product, &d, lic->id);
 				licdata_raise_decision(&d);
 			}
-			refused = false;
 			goto call_taken;
 		}
 		wait_quota_ready();
