@@ -84,6 +84,7 @@
 #include "utils/wait_event.h"
 
 #include "errcodes.h"
+#include "lease.h"
 #include "licdata.h"
 #include "meter.h"
 #include "plantag.h"
@@ -471,14 +472,33 @@ quota_entry(int64 licence_id, int32 today)
 	e = hash_search(licdata_quota_hash, &licence_id, HASH_ENTER_NULL, &found);
 	if (e == NULL)
 		return NULL;
+	if (found && e->standby)
+	{
+		/*
+		 * A standby's entry (its own use of leased quota, lease.c) seen by a
+		 * node just promoted, before its worker rebuilt the counters.
+		 */
+		LWLockRelease(licdata_shared->quota_lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_LD_NOT_READY),
+				 errmsg("quota counters are not ready"),
+				 errdetail("This node was just promoted; its licdata worker has not yet rebuilt today's quota counters."),
+				 errhint("Retry in a moment.")));
+	}
 	if (!found || e->day != today)
 	{
+		memset(e, 0, sizeof(*e));
+		e->licence_id = licence_id;
 		e->day = today;
-		e->queries = 0;
-		e->rows = 0;
-		e->lookups = 0;
 	}
 	return e;
+}
+
+/* For lease.c: the shared counter of a licence for today (quota_lock held). */
+LicdataQuotaEntry *
+licdata_quota_entry(int64 licence_id, int32 today)
+{
+	return quota_entry(licence_id, today);
 }
 
 static void
@@ -529,6 +549,13 @@ wait_quota_ready(void)
 	ConditionVariableCancelSleep();
 }
 
+/* For lease.c: the primary grants leases only from rebuilt counters. */
+void
+licdata_quota_wait_ready(void)
+{
+	wait_quota_ready();
+}
+
 /*
  * Refuse a statement for a quota.  'own': the refusal ends the statement
  * itself after it began (its rows quota), so the statement's own record
@@ -550,6 +577,8 @@ quota_refuse(MeterStmt *ms, int64 licence_id, const char *what, int64 limit, boo
 	if (strstr(what, "per query") != NULL)
 		d.hint = psprintf("Narrow the query (a WHERE clause, a LIMIT): the licence allows at most %lld rows per query.",
 						  (long long) limit);
+	else if (RecoveryInProgress())
+		d.hint = pstrdup("The day quota is shared by all nodes and this standby leases it from the primary, which has none left: wait for the quota to reset at midnight UTC, or ask the operator to raise it.");
 	else
 		d.hint = pstrdup("Wait for the quota to reset at midnight UTC, or ask the operator to raise it.");
 	if (own && ms != NULL && ms->rec != NULL)
@@ -590,12 +619,34 @@ quota_start(MeterStmt *ms, const LicdataLicence *lic, LicdataDataset *ds)
 
 		if (RecoveryInProgress())
 		{
-			/* a standby: day quotas are held on the primary (replica.c) */
-			LicdataDecision d;
+			/*
+			 * A standby: from this node's lease of the day quotas (lease.c).
+			 * As on the primary, a query is taken and some rows must be
+			 * left.
+			 */
+			int64		limit[LEASE_KINDS] = {lic->max_queries_per_day, lic->max_rows_per_day, 0};
+			int64		need[LEASE_KINDS] = {1, 1, 0};
+			int64		take[LEASE_KINDS] = {1, 0, 0};
+			int			kind;
 
-			licdata_replica_day_quota_decision(lic->id, &d);
-			licdata_meter_denial(ds, &d, lic->id);
-			licdata_raise_decision(&d);
+			switch (licdata_lease_take(lic->id, limit, need, take, 0, &today, &kind))
+			{
+				case LEASE_OK:
+					break;
+				case LEASE_EXHAUSTED:
+					quota_refuse(ms, lic->id, kind == LEASE_QUERIES ? "queries per day" : "rows per day",
+								 limit[kind], false);
+					break;
+				default:
+					{
+						LicdataDecision d;
+
+						licdata_lease_unreachable_decision(lic->id, &d);
+						licdata_meter_denial(ds, &d, lic->id);
+						licdata_raise_decision(&d);
+					}
+			}
+			goto taken;
 		}
 
 		wait_quota_ready();
@@ -622,6 +673,7 @@ quota_start(MeterStmt *ms, const LicdataLicence *lic, LicdataDataset *ds)
 		if (refused)
 			quota_refuse(ms, lic->id, refused, limit, false);
 	}
+taken:
 	qs = &ms->quota[ms->nquota++];
 	qs->licence_id = lic->id;
 	qs->max_rows_per_query = lic->max_rows_per_query;
@@ -660,6 +712,48 @@ quota_take(MeterStmt *ms, int64 n, int64 total, bool own, bool stream)
 		if (qs->reserved >= n)
 		{
 			qs->reserved -= n;
+			continue;
+		}
+		if (RecoveryInProgress())
+		{
+			/*
+			 * A standby: from this node's lease (lease.c), topped up from the
+			 * primary when it runs short; stopped at the limit otherwise.
+			 */
+			int64		limit[LEASE_KINDS] = {0, qs->max_rows_per_day, 0};
+			int64		needs[LEASE_KINDS] = {0, 0, 0};
+			int64		takes[LEASE_KINDS] = {0, 0, 0};
+			int32		day;
+			int			kind;
+			LeaseResult lr;
+
+			if (qs->reserved_day != utc_day(GetCurrentTimestamp()))
+				qs->reserved = 0;	/* yesterday's lease expired */
+			need = n - qs->reserved;
+			needs[LEASE_ROWS] = need;
+			takes[LEASE_ROWS] = need;
+			lr = licdata_lease_take(qs->licence_id, limit, needs, takes,
+									stream ? 1000 : 0, &day, &kind);
+			if (lr == LEASE_EXHAUSTED)
+				quota_refuse(ms, qs->licence_id, "rows per day", qs->max_rows_per_day, own);
+			else if (lr != LEASE_OK)
+			{
+				LicdataDecision d;
+				LicdataLicence *lic = licdata_licence_by_id(qs->licence_id);
+
+				licdata_lease_unreachable_decision(qs->licence_id, &d);
+				if (own && ms->rec != NULL)
+				{
+					memcpy(ms->deny_sqlstate, unpack_sql_state(d.sqlerrcode), 6);
+					memcpy(ms->rec->sqlstate, ms->deny_sqlstate, 5);
+					pg_write_barrier();
+					ms->rec->denied = 1;
+					licdata_raise_decision(&d);
+				}
+				meter_refuse(lic ? licdata_dataset_for_rel(lic->dataset) : NULL, &d, qs->licence_id);
+			}
+			qs->reserved += takes[LEASE_ROWS] - n;
+			qs->reserved_day = day;
 			continue;
 		}
 		today = utc_day(GetCurrentTimestamp());
@@ -1130,12 +1224,34 @@ licdata_meter_product_call(Oid product, const LicdataLicence *lic,
 
 		if (RecoveryInProgress())
 		{
-			/* a standby: day quotas are held on the primary (replica.c) */
-			LicdataDecision d;
+			/*
+			 * A standby: a call from this node's lease (lease.c); a product
+			 * licence's calls are its "queries".
+			 */
+			int64		limit[LEASE_KINDS] = {max_calls_per_day, 0, 0};
+			int64		need[LEASE_KINDS] = {1, 0, 0};
+			int64		take[LEASE_KINDS] = {1, 0, 0};
+			int			kind;
+			LeaseResult lr = licdata_lease_take(lic->id, limit, need, take, 0, &today, &kind);
 
-			licdata_replica_day_quota_decision(lic->id, &d);
-			licdata_meter_product_denial(product, &d, lic->id);
-			licdata_raise_decision(&d);
+			if (lr != LEASE_OK)
+			{
+				LicdataDecision d;
+
+				if (lr == LEASE_EXHAUSTED)
+				{
+					memset(&d, 0, sizeof(d));
+					d.sqlerrcode = ERRCODE_LD_QUOTA_EXCEEDED;
+					d.message = psprintf("quota of licence %lld reached: calls per day", (long long) lic->id);
+					d.detail = psprintf("The limit is %lld.", (long long) max_calls_per_day);
+					d.hint = pstrdup("The day quota is shared by all nodes and this standby leases it from the primary, which has none left: wait for the quota to reset at midnight UTC, or ask the operator to raise it.");
+				}
+				else
+					licdata_lease_unreachable_decision(lic->id, &d);
+				licdata_meter_product_denial(product, &d, lic->id);
+				licdata_raise_decision(&d);
+			}
+			goto call_taken;
 		}
 		wait_quota_ready();
 		LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);
@@ -1162,6 +1278,8 @@ licdata_meter_product_call(Oid product, const LicdataLicence *lic,
 			licdata_meter_product_denial(product, &d, lic->id);
 			licdata_raise_decision(&d);
 		}
+call_taken:
+		;
 	}
 	memset(&u, 0, sizeof(u));
 	u.dataset = product;
@@ -1334,11 +1452,25 @@ lookup_quota_take(MeterStmt *ms, const LicdataLicence *lic)
 
 	if (RecoveryInProgress())
 	{
-		/* a standby: day quotas are held on the primary (replica.c) */
+		/* a standby: a lookup from this node's lease (lease.c) */
+		int64		limit[LEASE_KINDS] = {0, 0, lic->max_lookups_per_day};
+		int64		need[LEASE_KINDS] = {0, 0, 1};
+		int64		take[LEASE_KINDS] = {0, 0, 1};
+		int32		day;
+		int			kind;
 		LicdataDecision d;
 
-		licdata_replica_day_quota_decision(lic->id, &d);
-		licdata_raise_decision(&d);
+		switch (licdata_lease_take(lic->id, limit, need, take, 0, &day, &kind))
+		{
+			case LEASE_OK:
+				return;
+			case LEASE_EXHAUSTED:
+				quota_refuse(ms, lic->id, "lookups per day", lic->max_lookups_per_day, false);
+				break;
+			default:
+				licdata_lease_unreachable_decision(lic->id, &d);
+				meter_refuse(licdata_dataset_for_rel(lic->dataset), &d, lic->id);
+		}
 	}
 	wait_quota_ready();
 	LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);

@@ -18,10 +18,10 @@
  * once that is older than licdata.standby_grace, with a hint naming the
  * cause kept in replica_cause.
  *
- * Day quotas cannot be held across nodes without asking the primary for
- * each statement, so a standby refuses statements under a licence with a
- * day quota (LD006, hint: use the primary); per-query row limits need no
- * shared counter and are enforced as on the primary.
+ * Day quotas: a standby serves them from quota it leases from the primary
+ * (lease.c); its flusher gives back idle leases after each hand-over, and
+ * all it holds when it exits.  Per-query row limits need no shared counter
+ * and are enforced as on the primary.
  *
  * Primary: licdata_internal._receive_records (SECURITY DEFINER, executable by
  * licdata_replica only) checks the records' framing and inserts them into
@@ -53,6 +53,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/postmaster.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -63,6 +64,7 @@
 #include "utils/wait_event.h"
 
 #include "errcodes.h"
+#include "lease.h"
 #include "licdata.h"
 #include "meter.h"
 #include "replica.h"
@@ -107,6 +109,7 @@ licdata_replica_define_gucs(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	licdata_lease_define_gucs();
 }
 
 /* licdata.node_name, else cluster_name, else "<host>:<port>". */
@@ -179,20 +182,6 @@ licdata_replica_check_serving(void)
 			 errhint("%s", cause_hint(pg_atomic_read_u32(&licdata_shared->replica_cause)))));
 }
 
-/*
- * On a standby, a licence with a day quota is not served (see above): the
- * refusal, as a decision (meter.c audits it as a denial and raises it).
- */
-void
-licdata_replica_day_quota_decision(int64 licence_id, LicdataDecision *d)
-{
-	memset(d, 0, sizeof(*d));
-	d->sqlerrcode = ERRCODE_LD_QUOTA_EXCEEDED;
-	d->message = psprintf("licence %lld has a day quota, which a standby cannot hold", (long long) licence_id);
-	d->detail = pstrdup("Day quotas are counted on the primary only, so that all nodes together never pass them.");
-	d->hint = pstrdup("Run statements under this licence on the primary.");
-}
-
 /* ---- the flusher on a standby ---- */
 
 static void
@@ -209,17 +198,23 @@ drop_conn(void)
 	conn = NULL;
 }
 
-/* Wait for the socket (or the latch: interrupts are served meanwhile). */
+/* Wait for c's socket (or the latch: interrupts are served meanwhile). */
 static void
-wait_socket(int events)
+wait_conn_socket(PGconn *c, int events)
 {
 	int			rc;
 
 	rc = WaitLatchOrSocket(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | events,
-						   PQsocket(conn), 1000L, PG_WAIT_EXTENSION);
+						   PQsocket(c), 1000L, PG_WAIT_EXTENSION);
 	if (rc & WL_LATCH_SET)
 		ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
+}
+
+static void
+wait_socket(int events)
+{
+	wait_conn_socket(conn, events);
 }
 
 static void
@@ -235,15 +230,28 @@ fail(uint32 cause, const char *what)
 			 errdetail_log("%s", msg)));
 }
 
-/*
- * Connect to the primary: the conninfo's parameters, with licdata's home
- * database unless it names one (a replication conninfo names none, or
- * "replication"), short timeouts unless it sets its own.
- */
-static void
-connect_primary(void)
+/* The connection string to the primary: licdata.primary_conninfo, else primary_conninfo. */
+static const char *
+primary_ci(void)
 {
 	const char *ci = licdata_primary_conninfo;
+
+	if (ci == NULL || ci[0] == '\0')
+		ci = GetConfigOption("primary_conninfo", true, false);
+	return ci;
+}
+
+/*
+ * Start connecting with connection string ci (not empty): its parameters,
+ * with licdata's home database unless it names one (a replication
+ * conninfo names none, or "replication"), connect_timeout 'timeout_s'
+ * unless it sets one, application_name 'app', and 'options' when given.
+ * Returns NULL with *cause and *why set when it cannot start.
+ */
+static PGconn *
+start_conn(const char *ci, int timeout_s, const char *app, const char *options,
+		   uint32 *cause, char **why)
+{
 	PQconninfoOption *opts;
 	PQconninfoOption *o;
 	char	   *err = NULL;
@@ -253,10 +261,91 @@ connect_primary(void)
 	bool		has_db = false;
 	bool		has_timeout = false;
 	char	   *home = licdata_home_database();
-	TimestampTz deadline;
+	char		tmo[16];
+	PGconn	   *c;
 
-	if (ci == NULL || ci[0] == '\0')
-		ci = GetConfigOption("primary_conninfo", true, false);
+	if (home == NULL)
+	{
+		*cause = REPLICA_NO_DATABASE;
+		*why = "licdata has no home database";
+		return NULL;
+	}
+	opts = PQconninfoParse(ci, &err);
+	if (opts == NULL)
+	{
+		*cause = REPLICA_NO_CONNINFO;
+		*why = psprintf("invalid connection string: %s", err ? err : "out of memory");
+		if (err)
+			PQfreemem(err);
+		return NULL;
+	}
+	for (o = opts; o->keyword != NULL && n < 56; o++)
+	{
+		if (o->val == NULL || o->val[0] == '\0')
+			continue;
+		if (strcmp(o->keyword, "dbname") == 0)
+		{
+			if (strcmp(o->val, "replication") == 0)
+				continue;
+			has_db = true;
+		}
+		if (strcmp(o->keyword, "replication") == 0 || strcmp(o->keyword, "application_name") == 0)
+			continue;
+		if (options && strcmp(o->keyword, "options") == 0)
+		{
+			/* the string's own options first, then ours */
+			options = psprintf("%s %s", o->val, options);
+			continue;
+		}
+		if (strcmp(o->keyword, "connect_timeout") == 0)
+			has_timeout = true;
+		kw[n] = o->keyword;
+		val[n] = o->val;
+		n++;
+	}
+	if (!has_db)
+	{
+		kw[n] = "dbname";
+		val[n++] = home;
+	}
+	if (!has_timeout)
+	{
+		snprintf(tmo, sizeof(tmo), "%d", timeout_s);
+		kw[n] = "connect_timeout";
+		val[n++] = tmo;
+	}
+	if (options)
+	{
+		kw[n] = "options";
+		val[n++] = options;
+	}
+	kw[n] = "application_name";
+	val[n++] = app;
+	kw[n] = NULL;
+	val[n] = NULL;
+
+	c = PQconnectStartParams(kw, val, 0);
+	PQconninfoFree(opts);
+	if (c == NULL)
+	{
+		*cause = REPLICA_CONNECT_FAILED;
+		*why = "out of memory";
+	}
+	return c;
+}
+
+/*
+ * Connect to the primary: the conninfo's parameters, with licdata's home
+ * database unless it names one, short timeouts unless it sets its own.
+ */
+static void
+connect_primary(void)
+{
+	const char *ci = primary_ci();
+	TimestampTz deadline;
+	uint32		cause = REPLICA_OK;
+	char	   *why = NULL;
+
 	/* a reload that changes the connection string takes effect now */
 	if (conn && PQstatus(conn) == CONNECTION_OK && conn_ci && ci && strcmp(conn_ci, ci) == 0)
 		return;
@@ -272,57 +361,18 @@ connect_primary(void)
 				 errmsg("could not hand journal records to the primary: no connection string"),
 				 errhint("Set licdata.primary_conninfo or primary_conninfo.")));
 	}
-	if (home == NULL)
+	conn = start_conn(ci, 5, "licdata standby", NULL, &cause, &why);
+	if (conn == NULL)
 	{
-		set_cause(REPLICA_NO_DATABASE);
-		elog(ERROR, "licdata has no home database");
-	}
-	opts = PQconninfoParse(ci, &err);
-	if (opts == NULL)
-	{
-		set_cause(REPLICA_NO_CONNINFO);
+		set_cause(cause);
+		if (cause == REPLICA_NO_DATABASE)
+			elog(ERROR, "licdata has no home database");
 		ereport(ERROR,
 				(errcode(ERRCODE_LD_METERING_FAILED),
-				 errmsg("could not hand journal records to the primary: invalid connection string"),
-				 errdetail_log("%s", err ? err : "out of memory")));
+				 errmsg("could not hand journal records to the primary: %s",
+						cause == REPLICA_NO_CONNINFO ? "invalid connection string" : "out of memory"),
+				 errdetail_log("%s", why)));
 	}
-	for (o = opts; o->keyword != NULL && n < 58; o++)
-	{
-		if (o->val == NULL || o->val[0] == '\0')
-			continue;
-		if (strcmp(o->keyword, "dbname") == 0)
-		{
-			if (strcmp(o->val, "replication") == 0)
-				continue;
-			has_db = true;
-		}
-		if (strcmp(o->keyword, "replication") == 0 || strcmp(o->keyword, "application_name") == 0)
-			continue;
-		if (strcmp(o->keyword, "connect_timeout") == 0)
-			has_timeout = true;
-		kw[n] = o->keyword;
-		val[n] = o->val;
-		n++;
-	}
-	if (!has_db)
-	{
-		kw[n] = "dbname";
-		val[n++] = home;
-	}
-	if (!has_timeout)
-	{
-		kw[n] = "connect_timeout";
-		val[n++] = "5";
-	}
-	kw[n] = "application_name";
-	val[n++] = "licdata standby";
-	kw[n] = NULL;
-	val[n] = NULL;
-
-	conn = PQconnectStartParams(kw, val, 0);
-	PQconninfoFree(opts);
-	if (conn == NULL)
-		fail(REPLICA_CONNECT_FAILED, "out of memory");
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 10000);
 	for (;;)
 	{
@@ -336,6 +386,164 @@ connect_primary(void)
 			fail(REPLICA_CONNECT_FAILED, "connection timed out");
 		wait_socket(st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE);
 	}
+}
+
+/*
+ * For a backend (lease.c): a new connection to the primary, within
+ * timeout_ms, committing with synchronous_commit = local (what it is
+ * granted must be durable on the primary before it is used).  NULL when it
+ * cannot connect: *cause says why (REPLICA_*) and *why in words, for the
+ * server log.  Interrupts are served while waiting; the connection is not
+ * leaked if one raises.
+ */
+PGconn *
+licdata_replica_connect(const char *app, int timeout_ms, uint32 *cause, char **why)
+{
+	const char *ci = primary_ci();
+	PGconn	   *volatile c;
+	TimestampTz deadline;
+
+	*cause = REPLICA_OK;
+	*why = NULL;
+	if (ci == NULL || ci[0] == '\0')
+	{
+		*cause = REPLICA_NO_CONNINFO;
+		*why = "no connection string (licdata.primary_conninfo or primary_conninfo)";
+		return NULL;
+	}
+	c = start_conn(ci, Max(2, timeout_ms / 1000), app, "-c synchronous_commit=local", cause, why);
+	if (c == NULL)
+		return NULL;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	PG_TRY();
+	{
+		for (;;)
+		{
+			PostgresPollingStatusType st = PQconnectPoll(c);
+
+			if (st == PGRES_POLLING_OK)
+				break;
+			if (st == PGRES_POLLING_FAILED || GetCurrentTimestamp() > deadline)
+			{
+				*cause = REPLICA_CONNECT_FAILED;
+				*why = pstrdup(st == PGRES_POLLING_FAILED ? PQerrorMessage(c) : "connection timed out");
+				PQfinish(c);
+				c = NULL;
+				break;
+			}
+			wait_conn_socket(c, st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE);
+		}
+	}
+	PG_CATCH();
+	{
+		if (c)
+			PQfinish(c);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return c;
+}
+
+/*
+ * Run one parameterised statement on c (text parameters), waiting at most
+ * timeout_ms: the last result, or NULL when the connection broke or the
+ * primary did not answer in time (*why says which).  The caller clears the
+ * result.  On an interrupt the caller's PG_TRY must PQfinish(c).
+ */
+PGresult *
+licdata_replica_exec(PGconn *c, const char *sql, int nparams, const char *const *values,
+					 int timeout_ms, char **why)
+{
+	PGresult   *res;
+	PGresult   *volatile last = NULL;
+	TimestampTz deadline;
+
+	*why = NULL;
+	if (!PQsendQueryParams(c, sql, nparams, NULL, values, NULL, NULL, 0))
+	{
+		*why = pstrdup(PQerrorMessage(c));
+		return NULL;
+	}
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	PG_TRY();
+	{
+		for (;;)
+		{
+			while (PQisBusy(c))
+			{
+				if (GetCurrentTimestamp() > deadline)
+				{
+					*why = "the primary did not answer in time";
+					break;
+				}
+				wait_conn_socket(c, WL_SOCKET_READABLE);
+				if (!PQconsumeInput(c))
+				{
+					*why = pstrdup(PQerrorMessage(c));
+					break;
+				}
+			}
+			if (*why)
+				break;
+			res = PQgetResult(c);
+			if (res == NULL)
+				break;
+			if (last)
+				PQclear(last);
+			last = res;
+		}
+	}
+	PG_CATCH();
+	{
+		if (last)
+			PQclear(last);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (*why)
+	{
+		if (last)
+			PQclear(last);
+		return NULL;
+	}
+	return last;
+}
+
+/*
+ * The flusher exits (the standby shuts down): every unused day-quota lease
+ * goes back to the primary, on the connection it has (a new one when that
+ * is busy or broken, 2 s at most), with interrupts held so that a second
+ * signal cannot cut it short.
+ */
+static bool exit_registered = false;
+
+static void
+give_back_at_exit(int code, Datum arg)
+{
+	if (!RecoveryInProgress())
+		return;
+	HOLD_INTERRUPTS();
+	PG_TRY();
+	{
+		/* a hand-over cut short leaves the connection busy: a new one */
+		if (conn == NULL || PQstatus(conn) != CONNECTION_OK ||
+			PQtransactionStatus(conn) != PQTRANS_IDLE)
+		{
+			uint32		cause;
+			char	   *why;
+
+			drop_conn();
+			conn = licdata_replica_connect("licdata standby", 2000, &cause, &why);
+		}
+		if (conn)
+			licdata_lease_give_back(conn, true);
+	}
+	PG_CATCH();
+	{
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	RESUME_INTERRUPTS();
 }
 
 /*
@@ -434,6 +642,14 @@ licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending)
 	PQclear(last);
 	pg_atomic_write_u64(&licdata_shared->replica_ok_at, (uint64) GetCurrentTimestamp());
 	set_cause(REPLICA_OK);
+	/* idle day-quota leases go back to the primary (lease.c) */
+	if (!exit_registered)
+	{
+		before_shmem_exit(give_back_at_exit, (Datum) 0);
+		exit_registered = true;
+	}
+	if (!licdata_lease_give_back(conn, false))
+		drop_conn();
 }
 
 /* ---- the primary: receiving ---- */

@@ -57,9 +57,15 @@ extern int	licdata_standby_grace_ms;
 extern void licdata_replica_define_gucs(void);
 extern const char *licdata_node_name(void);
 
-/* backends (meter.c) */
+/* backends (decide.c) */
 extern void licdata_replica_check_serving(void);
-extern void licdata_replica_day_quota_decision(int64 licence_id, LicdataDecision *d);
+
+/* backends and the flusher on a standby (lease.c): libpq to the primary */
+struct pg_conn;
+struct pg_result;
+extern struct pg_conn *licdata_replica_connect(const char *app, int timeout_ms, uint32 *cause, char **why);
+extern struct pg_result *licdata_replica_exec(struct pg_conn *c, const char *sql, int nparams,
+											  const char *const *values, int timeout_ms, char **why);
 
 /* the flusher on a standby (worker.c); raise on failure */
 extern void licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending);

@@ -44,6 +44,7 @@
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "datatype/timestamp.h"
 #include "utils/hsearch.h"
 
 typedef struct LicdataQuotaEntry
@@ -54,6 +55,27 @@ typedef struct LicdataQuotaEntry
 	int64		rows;			/* rows delivered today */
 	int64		lookups;		/* licdata.token() calls today (not rebuilt
 								 * after a restart: see README, Known limits) */
+	/*
+	 * On a standby (lease.c) the counts above are this node's own, taken
+	 * from quota leased from the primary: lease[k] is what the primary
+	 * granted today net of what was given back, returned[k] what was given
+	 * back (returned_acked[k]: what the primary confirmed), last_take the
+	 * last time a backend took from the lease.  'standby' marks such an
+	 * entry (a promoted node's entries are rebuilt before use).  One
+	 * backend at a time asks the primary for more (until topup_until);
+	 * the answer "none left" of a kind is kept until exhausted_until[k],
+	 * a failure to ask (failed_cause, replica.h) for a second from
+	 * failed_at, so refused statements do not each ask again.
+	 */
+	bool		standby;
+	int64		lease[3];
+	int64		returned[3];
+	int64		returned_acked[3];
+	TimestampTz last_take;
+	TimestampTz topup_until;
+	TimestampTz exhausted_until[3];
+	TimestampTz failed_at;
+	uint32		failed_cause;
 } LicdataQuotaEntry;
 
 typedef struct LicdataShared

@@ -1799,6 +1799,25 @@ rebuild_quotas(void)
 		int64		rows;
 	}			Extra;
 
+	/*
+	 * A standby's counters are its own use of the quota it leases from the
+	 * primary (lease.c): nothing to rebuild, a restart leaves it no lease.
+	 * A node just promoted forgets those before counting as a primary.
+	 */
+	if (RecoveryInProgress())
+		return;
+	{
+		HASH_SEQ_STATUS seq;
+		LicdataQuotaEntry *e;
+
+		LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);
+		hash_seq_init(&seq, licdata_quota_hash);
+		while ((e = hash_seq_search(&seq)) != NULL)
+			if (e->standby)
+				hash_search(licdata_quota_hash, &e->licence_id, HASH_REMOVE, NULL);
+		LWLockRelease(licdata_shared->quota_lock);
+	}
+
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(int64);
 	ctl.entrysize = sizeof(Extra);
@@ -1907,12 +1926,32 @@ rebuild_quotas(void)
 		}
 	}
 
-	/* a product licence's day counter counts calls (product.c) */
-	rc = SPI_execute("SELECT u.licence_id, pg_catalog.sum(CASE WHEN u.mode OPERATOR(pg_catalog.=) 'product' "
-					 "THEN u.calls ELSE 1 END)::pg_catalog.int8, pg_catalog.sum(u.rows) FROM licdata.usage u "
-					 "WHERE u.licence_id IS NOT NULL AND u.at OPERATOR(pg_catalog.>=) "
-					 "(pg_catalog.date_trunc('day', pg_catalog.now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') "
-					 "GROUP BY u.licence_id", true, 0);
+	/*
+	 * A product licence's day counter counts calls (product.c).  Today's
+	 * quota leases count as used as granted, net of what was given back;
+	 * the rows of a standby (another node) that held a lease of the licence
+	 * today are served from it, so they are left out (lease.c).
+	 */
+	{
+		Oid			nt[1] = {TEXTOID};
+		Datum		na[1] = {CStringGetTextDatum(licdata_node_name())};
+
+		rc = SPI_execute_with_args("WITH t AS (SELECT (pg_catalog.now() AT TIME ZONE 'UTC')::pg_catalog.date AS day), "
+								   "u AS (SELECT u.licence_id, CASE WHEN u.mode OPERATOR(pg_catalog.=) 'product' "
+								   "THEN u.calls ELSE 1 END AS q, u.rows AS r, 0 AS l FROM licdata.usage u "
+								   "WHERE u.licence_id IS NOT NULL AND u.at OPERATOR(pg_catalog.>=) "
+								   "(pg_catalog.date_trunc('day', pg_catalog.now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') "
+								   "AND NOT EXISTS (SELECT FROM licdata.quota_leases q, t WHERE q.day OPERATOR(pg_catalog.=) t.day "
+								   "AND q.node OPERATOR(pg_catalog.=) u.node AND q.licence_id OPERATOR(pg_catalog.=) u.licence_id "
+								   "AND u.node OPERATOR(pg_catalog.<>) $1) "
+								   "UNION ALL SELECT q.licence_id, q.queries_granted OPERATOR(pg_catalog.-) q.queries_returned, "
+								   "q.rows_granted OPERATOR(pg_catalog.-) q.rows_returned, "
+								   "q.lookups_granted OPERATOR(pg_catalog.-) q.lookups_returned "
+								   "FROM licdata.quota_leases q, t WHERE q.day OPERATOR(pg_catalog.=) t.day) "
+								   "SELECT u.licence_id, pg_catalog.sum(u.q)::pg_catalog.int8, pg_catalog.sum(u.r), "
+								   "pg_catalog.sum(u.l)::pg_catalog.int8 FROM u GROUP BY u.licence_id",
+								   1, nt, na, NULL, true, 0);
+	}
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not rebuild quota counters");
 	LWLockAcquire(licdata_shared->quota_lock, LW_EXCLUSIVE);
@@ -1923,16 +1962,24 @@ rebuild_quotas(void)
 		int64		q = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 		Datum		rd = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull);
 		int64		rows = isnull ? 0 : DatumGetInt64(DirectFunctionCall1(numeric_int8, rd));
+		Datum		ld = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4, &isnull);
+		int64		leased_lookups = isnull ? 0 : DatumGetInt64(ld);
 		bool		found;
 		LicdataQuotaEntry *e = hash_search(licdata_quota_hash, &id, HASH_ENTER_NULL, &found);
 
 		if (e == NULL)
 			break;
 		if (!found)
-			e->lookups = 0;		/* not in the usage table: starts afresh */
+		{
+			/* lookups are not in the usage table: they start afresh */
+			memset(e, 0, sizeof(*e));
+			e->licence_id = id;
+		}
 		e->day = today;
 		e->queries = q;
 		e->rows = rows;
+		/* lookups leased to standbys are in the lease table (lease.c) */
+		e->lookups = Max(e->lookups, leased_lookups);
 	}
 	{
 		HASH_SEQ_STATUS seq;
@@ -1948,10 +1995,9 @@ rebuild_quotas(void)
 				continue;
 			if (!found || e->day != today)
 			{
+				memset(e, 0, sizeof(*e));
+				e->licence_id = x->licence_id;
 				e->day = today;
-				e->queries = 0;
-				e->rows = 0;
-				e->lookups = 0;
 			}
 			e->queries += x->queries;
 			e->rows += x->rows;

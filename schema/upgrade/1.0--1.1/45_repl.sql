@@ -1,7 +1,8 @@
 /*
  * 45_repl.sql -- read replicas (1.0 -> 1.1): usage.node and audit_log.node,
  * the licdata_replica role, licdata.replica_inbox, licdata.replica_nodes,
- * licdata.nodes, licdata_internal._receive_records.  The same objects as
+ * licdata.nodes, licdata_internal._receive_records, licdata.quota_leases,
+ * licdata_internal._lease_quota and _return_quota.  The same objects as
  * schema/45_replicas.sql (whose statements follow the column additions).
  */
 -- (usage.node and audit_log.node: added by 05_columns.sql)
@@ -60,3 +61,46 @@ REVOKE ALL ON FUNCTION licdata_internal._receive_records(text, bytea, bigint) FR
 GRANT EXECUTE ON FUNCTION licdata_internal._receive_records(text, bytea, bigint) TO licdata_replica;
 -- the one internal a standby's role calls: it needs the schema to name it
 GRANT USAGE ON SCHEMA licdata_internal TO licdata_replica;
+
+-- Day-quota leases (src/lease.c): a standby serves licences with day quotas
+-- from chunks of quota it leases from the primary.  The primary counts a
+-- chunk as used when it grants it; this table keeps what each standby was
+-- granted and gave back, per UTC day and licence, so that a restarted
+-- primary rebuilds its counters without granting the same quota twice.
+CREATE TABLE licdata.quota_leases (
+	day					date NOT NULL,
+	node				text NOT NULL,
+	licence_id			bigint NOT NULL,
+	queries_granted		bigint NOT NULL DEFAULT 0,
+	rows_granted		bigint NOT NULL DEFAULT 0,
+	lookups_granted		bigint NOT NULL DEFAULT 0,
+	queries_returned	bigint NOT NULL DEFAULT 0,
+	rows_returned		bigint NOT NULL DEFAULT 0,
+	lookups_returned	bigint NOT NULL DEFAULT 0,
+	grants				integer NOT NULL DEFAULT 0,
+	first_grant_at		timestamptz NOT NULL,
+	last_grant_at		timestamptz NOT NULL,
+	last_return_at		timestamptz,
+	PRIMARY KEY (day, node, licence_id)
+);
+COMMENT ON TABLE licdata.quota_leases IS 'Day quota leased to each standby (queries are a product licence''s calls), and given back, per UTC day and licence; kept 31 days';
+GRANT SELECT ON licdata.quota_leases TO licdata_operator, licdata_auditor;
+
+CREATE FUNCTION licdata_internal._lease_quota(node text, licence_id bigint, want_queries bigint,
+		want_rows bigint, want_lookups bigint,
+		OUT day date, OUT queries bigint, OUT rows bigint, OUT lookups bigint, OUT exhausted text)
+	RETURNS record
+	LANGUAGE C SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'licdata_lease_quota';
+REVOKE ALL ON FUNCTION licdata_internal._lease_quota(text, bigint, bigint, bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata_internal._lease_quota(text, bigint, bigint, bigint, bigint) TO licdata_replica;
+
+CREATE FUNCTION licdata_internal._return_quota(node text, day date, licence_id bigint,
+		queries bigint, rows bigint, lookups bigint)
+	RETURNS bigint
+	LANGUAGE C SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS 'MODULE_PATHNAME', 'licdata_return_quota';
+REVOKE ALL ON FUNCTION licdata_internal._return_quota(text, date, bigint, bigint, bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata_internal._return_quota(text, date, bigint, bigint, bigint, bigint) TO licdata_replica;
