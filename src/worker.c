@@ -65,6 +65,7 @@
 #include <unistd.h>
 
 #include "access/heapam.h"
+#include "access/hio.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -89,6 +90,7 @@
 #include "postmaster/interrupt.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/condition_variable.h"
+#include "storage/bufmgr.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -848,6 +850,10 @@ static const char *const audit_cols[] = {"seq", "at", "role_name", "session_user
 	"licensee_name", "kind", "purpose", "consent_ref", "datasets", "dataset_names", "licence_ids",
 "decision", "sqlstate", "statement", "rows", "journal_ref", "prev_hash", "hash", "node"};
 
+/* The rings of buffers the sinks of usage and audit_log write through. */
+static BufferAccessStrategy usage_ring = NULL;
+static BufferAccessStrategy audit_ring = NULL;
+
 /*
  * Whether the table's row triggers on INSERT are only the records guard
  * (which the flusher may pass by, see above).
@@ -906,7 +912,26 @@ sink_open(Sink *k, const char *relname, const char *const *cols, int ncols)
 	AfterTriggerBeginQuery();
 	k->bulk = sink_guard_only(k->rel);
 	if (k->bulk)
-		k->bis = GetBulkInsertState();
+	{
+		/*
+		 * A BulkInsertState whose ring of buffers (BAS_BULKWRITE) is kept
+		 * from batch to batch, one per table: the flusher keeps writing
+		 * into the same buffers instead of taking new ones from the pool
+		 * for every batch.
+		 */
+		BufferAccessStrategy *ring = strcmp(relname, "usage") == 0 ? &usage_ring : &audit_ring;
+
+		if (*ring == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			*ring = GetAccessStrategy(BAS_BULKWRITE);
+			MemoryContextSwitchTo(old);
+		}
+		k->bis = palloc0(sizeof(BulkInsertStateData));
+		k->bis->strategy = *ring;
+		k->bis->current_buf = InvalidBuffer;
+	}
 	k->slot = ExecInitExtraTupleSlot(k->estate, td, &TTSOpsVirtual);
 	k->ncols = ncols;
 	k->ours = palloc0(sizeof(bool) * td->natts);
@@ -1060,7 +1085,10 @@ sink_close(Sink *k)
 	if (k->bulk)
 	{
 		sink_flush(k);
-		FreeBulkInsertState(k->bis);
+		/* FreeBulkInsertState, but the ring stays */
+		if (BufferIsValid(k->bis->current_buf))
+			ReleaseBuffer(k->bis->current_buf);
+		pfree(k->bis);
 		table_finish_bulk_insert(k->rel, 0);
 	}
 	ExecCloseIndices(k->rri);

@@ -12,7 +12,8 @@
 # LICDATA_BENCH_PAUSE=1 (before each drain, print the flusher's pid and wait
 # for a file "go" in the scratch directory: time to attach perf to it),
 # LICDATA_BENCH_SQL (SQL run as the superuser before the rounds, e.g. to try
-# another set of indexes).
+# another set of indexes), LICDATA_BENCH_COLD=1 (do not touch every shared
+# buffer first: see below).
 #
 # Each round:
 #   1. with the flusher idle (licdata.flush_interval = 3600s), licensee bank_a
@@ -53,6 +54,20 @@ echo "== loading pd.people and licences"
 bench_load_people
 bench_setup_licdata
 bench_prewarm
+if [ "${LICDATA_BENCH_COLD:-0}" != 1 ]; then
+	# A server that has run a while has touched all of its shared buffers; a
+	# new one takes a page fault the first time each buffer is used, and the
+	# flusher's new pages would pay for them.  Touch them all first.
+	echo "== touching the shared buffers (LICDATA_BENCH_COLD=1 skips this)"
+	psql -X -q -v ON_ERROR_STOP=1 <<-'SQL'
+		CREATE UNLOGGED TABLE bench_fill AS
+			SELECT g, repeat('x', 2000) AS pad
+			  FROM generate_series(1, (SELECT setting::bigint * 3 FROM pg_settings WHERE name = 'shared_buffers')) g;
+		SELECT pg_prewarm('bench_fill') > 0 AS prewarmed \gset
+		DROP TABLE bench_fill;
+	SQL
+	bench_prewarm
+fi
 if [ -n "${LICDATA_BENCH_SQL:-}" ]; then
 	echo "== running LICDATA_BENCH_SQL"
 	psql -X -q -v ON_ERROR_STOP=1 -c "$LICDATA_BENCH_SQL" || ld_die "LICDATA_BENCH_SQL failed"
