@@ -1113,6 +1113,34 @@ usage_rows(Sink *k, const RecView *v)
 {
 	if (v->kind != KIND_LICENSEE)
 		return;
+
+	/*
+	 * A licence and dataset billed twice for one statement (a uses array
+	 * damaged outside the record's CRC): refused as the unique key
+	 * (journal_ref, licence_id, dataset) usage had until 1.1 refused it --
+	 * the record is quarantined.  The key itself is gone: the audit row's
+	 * unique journal_ref, in the same transaction, keeps records from being
+	 * moved twice, and this keeps a record's rows distinct.
+	 */
+	for (int i = 0; i < v->nuses; i++)
+	{
+		const JournalUse *a = &v->uses[i];
+
+		if ((a->flags & (USE_PRODUCT | USE_PRODUCT_READ)) != 0)
+			continue;
+		for (int j = i + 1; j < v->nuses; j++)
+		{
+			const JournalUse *b = &v->uses[j];
+
+			if ((b->flags & (USE_PRODUCT | USE_PRODUCT_READ)) == 0 &&
+				a->licence_id == b->licence_id && a->dataset == b->dataset)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNIQUE_VIOLATION),
+						 errmsg("duplicate key: journal record \"%s\" uses licence " INT64_FORMAT " on dataset %u twice",
+								v->ref, a->licence_id, a->dataset),
+						 errdetail("A statement is billed once per licence and dataset.")));
+		}
+	}
 	for (int i = 0; i < v->nuses; i++)
 	{
 		const JournalUse *u = &v->uses[i];
@@ -1304,12 +1332,14 @@ quarantine(const BatchRec *b, const RecView *v, const char *reason, const char *
 }
 
 /*
- * Move batch records [from, to): one probe for the already-moved ones,
- * then one insert into each table.  Runs in the caller's (sub)transaction;
- * advances the in-memory chain head.
+ * Move batch records [from, to): with 'probe', first one probe for the
+ * already-moved ones (skipped); then the rows into each table.  Without
+ * it, a record already moved makes the audit insert fail (unique_violation
+ * on audit_log.journal_ref) and with it the whole call.  Runs in the
+ * caller's (sub)transaction; advances the in-memory chain head.
  */
 static void
-move_records(int from, int to)
+move_records(int from, int to, bool probe)
 {
 	Sink		uk;
 	Sink		ak;
@@ -1318,30 +1348,34 @@ move_records(int from, int to)
 	MemoryContext rec_cxt;
 	bool	   *skip = palloc0(sizeof(bool) * (to - from));
 	RecView    *views = palloc(sizeof(RecView) * (to - from));
-	ArrayBuildState *refs = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+	ArrayBuildState *refs = probe ? initArrayResult(TEXTOID, CurrentMemoryContext, false) : NULL;
 	Datum		arg;
 	int			rc;
 
 	for (int i = from; i < to; i++)
 	{
 		rec_view(&batch[i], &views[i - from]);
-		accumArrayResult(refs, CStringGetTextDatum(views[i - from].ref), false, TEXTOID,
-						 CurrentMemoryContext);
+		if (probe)
+			accumArrayResult(refs, CStringGetTextDatum(views[i - from].ref), false, TEXTOID,
+							 CurrentMemoryContext);
 	}
-	/* the duplicate probe: one statement for the batch */
-	arg = makeArrayResult(refs, CurrentMemoryContext);
-	rc = SPI_execute_plan(plan_probe, &arg, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not probe for moved records: %s", SPI_result_code_string(rc));
-	for (uint64 k = 0; k < SPI_processed; k++)
+	if (probe)
 	{
-		char	   *ref = SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1);
+		/* the duplicate probe: one statement for the batch */
+		arg = makeArrayResult(refs, CurrentMemoryContext);
+		rc = SPI_execute_plan(plan_probe, &arg, NULL, true, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not probe for moved records: %s", SPI_result_code_string(rc));
+		for (uint64 k = 0; k < SPI_processed; k++)
+		{
+			char	   *ref = SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1);
 
-		for (int i = from; i < to; i++)
-			if (!skip[i - from] && strcmp(views[i - from].ref, ref) == 0)
-				skip[i - from] = true;
+			for (int i = from; i < to; i++)
+				if (!skip[i - from] && strcmp(views[i - from].ref, ref) == 0)
+					skip[i - from] = true;
+		}
+		SPI_freetuptable(SPI_tuptable);
 	}
-	SPI_freetuptable(SPI_tuptable);
 
 	/* each record's own allocations go when it is inserted */
 	outer = CurrentMemoryContext;
@@ -1416,12 +1450,12 @@ data_error(int sqlerrcode)
 }
 
 /*
- * Run move_records(from, to) in a subtransaction.  Returns NULL on
+ * Run move_records(from, to, probe) in a subtransaction.  Returns NULL on
  * success, else the error (the subtransaction rolled back, the chain head
  * restored).  Errors that are not about the data are raised.
  */
 static ErrorData *
-try_move(int from, int to)
+try_move(int from, int to, bool probe)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -1434,7 +1468,7 @@ try_move(int from, int to)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		move_records(from, to);
+		move_records(from, to, probe);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -1578,13 +1612,23 @@ send_batch(void)
 		load_chain();
 	prepare_plans();
 
-	err = try_move(0, batch_n);
+	/*
+	 * Optimistic: no duplicate probe.  A record moved before (a replay
+	 * after a crash between a commit and the tail store, or after an error
+	 * ended a pass) fails the batch on audit_log's unique journal_ref, which
+	 * costs one batch's work once; then the batch runs again with the probe.
+	 * Nothing else checks for duplicates: every record's usage rows go in
+	 * the same subtransaction as its audit row.
+	 */
+	err = try_move(0, batch_n, false);
+	if (err && err->sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
+		err = try_move(0, batch_n, true);
 	if (err)
 	{
 		/* one record the tables refuse: find it, the rest go on */
 		for (int i = 0; i < batch_n; i++)
 		{
-			ErrorData  *e1 = try_move(i, i + 1);
+			ErrorData  *e1 = try_move(i, i + 1, true);
 
 			if (e1)
 			{
