@@ -122,7 +122,7 @@ bool		licdata_in_flusher = false;
 extern bool licdata_records_writable;
 
 /* Bounds of one batch (one transaction). */
-#define BATCH_RECORDS 2000
+#define BATCH_RECORDS 8000
 #define BATCH_BYTES (8 * 1024 * 1024)
 
 typedef struct PendingRecord
@@ -574,25 +574,78 @@ audit_hash(AuditRow *a)
 	pfree(s.data);
 }
 
+/*
+ * The names audit rows keep, looked up once per batch (a batch's records
+ * name few roles and datasets): label_cxt is reset when a batch starts.
+ */
+#define LABEL_CACHE 64
+typedef struct Label
+{
+	char		kind;			/* 'r' role, 'd' dataset */
+	Oid			oid;
+	char	   *label;
+} Label;
+static Label labels[LABEL_CACHE];
+static int	nlabels = 0;
+static MemoryContext label_cxt = NULL;
+
+static void
+labels_reset(void)
+{
+	if (label_cxt == NULL)
+		label_cxt = AllocSetContextCreate(TopMemoryContext, "licdata flush labels",
+										  ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(label_cxt);
+	nlabels = 0;
+}
+
+static char *
+label_find(char kind, Oid oid)
+{
+	for (int i = 0; i < nlabels; i++)
+		if (labels[i].oid == oid && labels[i].kind == kind)
+			return labels[i].label;
+	return NULL;
+}
+
+static char *
+label_keep(char kind, Oid oid, char *label)
+{
+	if (nlabels < LABEL_CACHE && label_cxt != NULL)
+	{
+		labels[nlabels].kind = kind;
+		labels[nlabels].oid = oid;
+		labels[nlabels].label = MemoryContextStrdup(label_cxt, label);
+		return labels[nlabels++].label;
+	}
+	return label;
+}
+
 /* The name of a role or dataset as the audit row keeps it. */
 static char *
 role_label(Oid role)
 {
-	char	   *n = GetUserNameFromId(role, true);
+	char	   *n = label_find('r', role);
 
-	return n ? n : psprintf("%u", role);
+	if (n)
+		return n;
+	n = GetUserNameFromId(role, true);
+	return label_keep('r', role, n ? n : psprintf("%u", role));
 }
 
 static char *
 dataset_label(Oid relid)
 {
-	char	   *rel = get_rel_name(relid);
+	char	   *rel = label_find('d', relid);
 	Oid			nsp;
 
+	if (rel)
+		return rel;
+	rel = get_rel_name(relid);
 	if (rel == NULL)
-		return psprintf("%u", relid);
+		return label_keep('d', relid, psprintf("%u", relid));
 	nsp = get_rel_namespace(relid);
-	return psprintf("%s.%s", get_namespace_name(nsp), rel);
+	return label_keep('d', relid, psprintf("%s.%s", get_namespace_name(nsp), rel));
 }
 
 /*
@@ -1611,6 +1664,7 @@ send_batch(void)
 	if (!chain_known)
 		load_chain();
 	prepare_plans();
+	labels_reset();
 
 	/*
 	 * Optimistic: no duplicate probe.  A record moved before (a replay
