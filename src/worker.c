@@ -8,31 +8,32 @@
  * from where it stopped and moves the final records in batches of at most
  * BATCH_RECORDS records (BATCH_BYTES bytes), each batch one transaction:
  *
- *	1. one duplicate probe for the whole batch: the audit rows whose
- *	   journal reference is one of the batch's (a replay after a crash
- *	   between a commit and the file's tail store); those records are
- *	   skipped *before* any hash is computed, so a record already moved
- *	   takes no sequence number and the chain head stays where the table
- *	   has it;
- *	2. the audit hash chain computed here, in C, over the batch, from the
+ *	1. the audit hash chain computed here, in C, over the batch, from the
  *	   chain head kept in memory (read from the table at the start of each
  *	   pass and after any error): the same bytes licdata._audit_bytes()
  *	   builds, so verify_audit() checks old and new rows alike;
- *	3. the usage rows and the audit rows inserted row by row through
- *	   ExecSimpleRelationInsert (the path logical replication's apply
- *	   worker takes: triggers, constraints, unique checks and indexes as
- *	   for an INSERT, without planning or projecting a query), the two
- *	   tables opened once per batch; the probe and the checkpoint insert
- *	   are prepared statements (SPI_prepare + SPI_keepplan), every name
- *	   schema-qualified, search_path pinned;
- *	4. the audit checkpoints that fell due (each multiple of
+ *	2. the audit rows and the usage rows inserted as COPY FROM inserts
+ *	   them (see Sink): buffered table_multi_insert with a bulk-insert
+ *	   ring, then each row's index entries; constraints and unique checks
+ *	   as for an INSERT; the records guard trigger not called (the flusher
+ *	   is the writer it lets through); the two tables opened once per
+ *	   batch; the checkpoint insert is a prepared statement (SPI_prepare +
+ *	   SPI_keepplan), every name schema-qualified, search_path pinned;
+ *	3. the audit checkpoints that fell due (each multiple of
  *	   licdata.checkpoint_interval past the last one) signed
  *	   (licdata._audit_sign, authority.c) and inserted;
- *	5. commit; then each file's header gets its new tail (the backend may
+ *	4. commit; then each file's header gets its new tail (the backend may
  *	   reuse that part of its ring), and finished files are removed.
  *
- * A crash loses at most the batch in flight: it is replayed from the
- * file's tail, and the probe skips what had committed.
+ * Exactly once: every record gets one audit row, in the same
+ * subtransaction as its usage rows, and audit_log.journal_ref is UNIQUE --
+ * the one duplicate check (usage has no unique index).  A crash loses at
+ * most the batch in flight: it is replayed from the file's tail.  A
+ * replayed batch that holds a record already moved fails on that unique
+ * key and runs again, once, after a duplicate probe (the audit rows whose
+ * journal reference is one of the batch's): those records are skipped
+ * *before* any hash is computed, so a record already moved takes no
+ * sequence number and the chain head stays where the table has it.
  *
  * Errors: a batch runs in a subtransaction.  When it fails with an error
  * about the data (SQLSTATE classes 22 and 23), its records are retried one
@@ -124,6 +125,11 @@ extern bool licdata_records_writable;
 /* Bounds of one batch (one transaction). */
 #define BATCH_RECORDS 8000
 #define BATCH_BYTES (8 * 1024 * 1024)
+/* a standby hands over (replica.c) at most this many records per call */
+#define HAND_OVER_RECORDS 2000
+#define BATCH_FULL(len) \
+	(batch_n >= (RecoveryInProgress() ? HAND_OVER_RECORDS : BATCH_RECORDS) || \
+	 batch_bytes + (len) > BATCH_BYTES)
 
 typedef struct PendingRecord
 {
@@ -1728,7 +1734,7 @@ batch_add(FileProgress *p, uint64 off, const JournalRecord *r, bool dead, uint32
 {
 	BatchRec   *b;
 
-	if (batch_n >= BATCH_RECORDS || batch_bytes + r->length > BATCH_BYTES)
+	if (BATCH_FULL(r->length))
 		send_batch();
 	b = &batch[batch_n++];
 	b->p = p;
@@ -1753,7 +1759,7 @@ queue_inbox(const char *ref, const char *node, const JournalRecord *r, bool dead
 {
 	BatchRec   *b;
 
-	if (batch_n >= BATCH_RECORDS || batch_bytes + r->length > BATCH_BYTES)
+	if (BATCH_FULL(r->length))
 		send_batch();
 	b = &batch[batch_n++];
 	memset(b, 0, sizeof(*b));
