@@ -7,11 +7,11 @@
  * replay after a crash inserts nothing twice: every record gets exactly one
  * audit row, in the same transaction as its usage rows, and
  * audit_log.journal_ref is UNIQUE -- that one check guards both tables
- * (usage has no unique index of its own on the reference).  audit_log is a SHA-256 hash
- * chain: each row's hash covers its content and the previous row's hash
- * (licdata_internal._audit_bytes; the worker computes the same bytes in C).  A
- * record the tables refuse goes to licdata.quarantine, with an audit row
- * (decision 'quarantined') in its place in the chain.
+ * (usage has no unique index of its own on the reference).  audit_log is a
+ * SHA-256 hash chain: each row's hash covers its content and the previous
+ * row's hash (licdata_internal._audit_bytes; the worker computes the same
+ * bytes in C).  A record the tables refuse goes to licdata.quarantine, with
+ * an audit row (decision 'quarantined') in its place in the chain.
  */
 
 CREATE TABLE licdata.usage (

@@ -11,6 +11,8 @@
 # LICDATA_BENCH_KEEP=1, LICDATA_BENCH_BUILD (see lib-bench.sh),
 # LICDATA_BENCH_PAUSE=1 (before each drain, print the flusher's pid and wait
 # for a file "go" in the scratch directory: time to attach perf to it),
+# LICDATA_BENCH_WARMUP (records drained before the measured rounds, 0),
+# LICDATA_BENCH_SHARED_BUFFERS (e.g. 128MB; default lib-bench.sh's 512MB),
 # LICDATA_BENCH_SQL (SQL run as the superuser before the rounds, e.g. to try
 # another set of indexes), LICDATA_BENCH_COLD=1 (do not touch every shared
 # buffer first: see below).
@@ -49,7 +51,8 @@ TCK=$(getconf CLK_TCK)
 
 echo "== flusher: $RECORDS records per round, $BENCH_ROUNDS rounds, pd.people $BENCH_ROWS rows"
 echo "== machine: $(bench_machine)"
-bench_cluster_start "licdata.flush_interval = '3600s'"
+bench_cluster_start "licdata.flush_interval = '3600s'${LICDATA_BENCH_SHARED_BUFFERS:+
+shared_buffers = '$LICDATA_BENCH_SHARED_BUFFERS'}"
 echo "== loading pd.people and licences"
 bench_load_people
 bench_setup_licdata
@@ -96,6 +99,16 @@ flusher_pid()
 	done
 	echo "$p"
 }
+
+if [ "${LICDATA_BENCH_WARMUP:-0}" -gt 0 ]; then
+	# records drained before the measured rounds: the flusher process maps
+	# shared buffers (a page fault the first time it touches each), as a
+	# long-running one has
+	echo "== warm-up: ${LICDATA_BENCH_WARMUP} records drained, not counted"
+	PGOPTIONS="-c licdata.purpose=bench_mask" pgbench -n -M prepared -c 2 -j 2 -t $((LICDATA_BENCH_WARMUP / 2)) \
+		-U bank_a -f "$BENCH_DIR/point.sql" "$BENCH_DB" >"$BENCH_DIR/pgbench.out" 2>&1 || ld_die "pgbench failed"
+	psql -X -q -At -c "SELECT licdata.flush(600)" >/dev/null
+fi
 
 cpu=()
 wall=()
