@@ -4,11 +4,14 @@
  * Rows are inserted only by the background worker (src/worker.c), which
  * moves journal records in batches; a trigger refuses every other write,
  * even an operator's.  Each journal record has a unique reference, so a
- * replay after a crash inserts nothing twice.  audit_log is a SHA-256 hash
- * chain: each row's hash covers its content and the previous row's hash
- * (licdata_internal._audit_bytes; the worker computes the same bytes in C).  A
- * record the tables refuse goes to licdata.quarantine, with an audit row
- * (decision 'quarantined') in its place in the chain.
+ * replay after a crash inserts nothing twice: every record gets exactly one
+ * audit row, in the same transaction as its usage rows, and
+ * audit_log.journal_ref is UNIQUE -- that one check guards both tables
+ * (usage has no unique index of its own on the reference).  audit_log is a
+ * SHA-256 hash chain: each row's hash covers its content and the previous
+ * row's hash (licdata_internal._audit_bytes; the worker computes the same
+ * bytes in C).  A record the tables refuse goes to licdata.quarantine, with
+ * an audit row (decision 'quarantined') in its place in the chain.
  */
 
 CREATE TABLE licdata.usage (
@@ -35,14 +38,16 @@ CREATE TABLE licdata.usage (
 	mode				text NOT NULL DEFAULT 'rows',
 	amount				numeric NOT NULL,
 	journal_ref			text NOT NULL,
-	UNIQUE (journal_ref, licence_id, dataset),
 	-- data products (70_products.sql): calls of the product in the statement
 	calls				bigint NOT NULL DEFAULT 0,
 	-- read replicas (45_replicas.sql): the node the statement ran on
 	node				text
 );
+-- A licensee's records of a period (invoices, statements, my_usage); every
+-- record of a period (quota rebuild: today; closing a month): rows come in
+-- roughly in time order, so a BRIN index on at is small and cheap to keep.
 CREATE INDEX usage_licensee_at ON licdata.usage (licensee, at);
-CREATE INDEX usage_licence_at ON licdata.usage (licence_id, at);
+CREATE INDEX usage_at ON licdata.usage USING brin (at);
 COMMENT ON TABLE licdata.usage IS 'Billing: one row per licence used by each licensee statement';
 COMMENT ON COLUMN licdata.usage.rows IS 'Rows billed: the larger of rows_delivered and rows_in_functions';
 
@@ -68,7 +73,7 @@ CREATE TABLE licdata.audit_log (
 	hash				bytea NOT NULL,
 	node				text
 );
-CREATE INDEX audit_log_at ON licdata.audit_log (at);
+CREATE INDEX audit_log_at ON licdata.audit_log USING brin (at);
 COMMENT ON TABLE licdata.audit_log IS 'Audit trail: one row per statement that reached a dataset, allowed or denied; SHA-256 hash chain';
 
 SELECT pg_catalog.pg_extension_config_dump('licdata.usage', '');

@@ -763,7 +763,8 @@ WITH mon AS (
 				ELSE 'billed' END AS cls
 	  FROM licdata.usage u
 	  JOIN segs sg ON sg.lid = u.licence_id AND u.at >= sg.s AND u.at < sg.e, mon
-	 WHERE u.at >= mon.ms AND u.at < mon.me
+	 -- (a licence's usage rows are its licensee's: usage_licensee_at finds them)
+	 WHERE u.licensee = lic_role AND u.at >= mon.ms AND u.at < mon.me
 ), billed AS (
 	SELECT r.*,
 		   count(*) OVER w - 1 AS q0,

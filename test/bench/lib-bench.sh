@@ -119,7 +119,7 @@ bench_overlay()
 	cp -rp "$LD_PG_SHAREDIR" "$share"
 	rm -f "$lib/licdata.so" "$share"/extension/licdata*
 	cp "$tree/licdata.so" "$lib/"
-	cp "$tree/licdata.control" "$tree/licdata--1.0.sql" "$share/extension/"
+	cp "$tree/licdata.control" "$tree"/licdata--*.sql "$share/extension/"
 	[ "$("$bin/pg_config" --pkglibdir)" = "$lib" ] ||
 		ld_die "bench_overlay: the copied PostgreSQL does not find its library directory in $lib"
 }

@@ -7,9 +7,10 @@
 # closed record in its journal file before it is moved.
 #  - "dup": the uses array (mutable while a statement runs, so outside the
 #    CRC) gets its one use twice, nuses = 2: the record passes every check
-#    the worker makes, but its two usage rows collide on usage's unique key
-#    (journal_ref, licence_id, dataset) -- the batch fails with 23505, the
-#    records are retried one by one, that one is quarantined.
+#    the worker makes, but it would bill the same licence and dataset twice,
+#    which the worker refuses as usage's unique key (journal_ref, licence_id,
+#    dataset) did until 1.1 -- the batch fails with 23505, the records are
+#    retried one by one, that one is quarantined.
 #  - "crc": one byte of the statement text (inside the CRC) is changed: the
 #    record fails its checksum and is quarantined, not silently dropped.
 # The offsets used are the ones journal.h pins with static assertions.

@@ -5,11 +5,20 @@
  * inserts, the audit hash chain computed in C): the plpgsql movers and the
  * checkpoint helper they called are gone.  New: licdata.usage.calls,
  * the 'quarantined' audit decision, licdata.quarantine,
- * licdata.journal_status.
+ * licdata.journal_status.  Cheaper records: usage loses its unique index
+ * on (journal_ref, licence_id, dataset) (audit_log's UNIQUE journal_ref,
+ * written in the same transaction, is the one idempotency check) and
+ * usage_licence_at; the time indexes of both tables become BRIN.
  */
 DROP FUNCTION licdata_internal._flush_records(jsonb);
 DROP FUNCTION licdata_internal._flush_record(jsonb);
 DROP FUNCTION licdata_internal._checkpoint_if_due(integer);
+
+ALTER TABLE licdata.usage DROP CONSTRAINT usage_journal_ref_licence_id_dataset_key;
+DROP INDEX licdata.usage_licence_at;
+CREATE INDEX usage_at ON licdata.usage USING brin (at);
+DROP INDEX licdata.audit_log_at;
+CREATE INDEX audit_log_at ON licdata.audit_log USING brin (at);
 
 -- product calls (data products, 70_products.sql)
 
