@@ -63,6 +63,7 @@
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -71,6 +72,26 @@
 #include "journal.h"
 #include "shmem.h"
 
+/*
+ * PostgreSQL's send path (libpq/libpq.h, which cannot be included here: it
+ * includes libpq-be.h, which needs the GSSAPI headers of Debian's build).
+ * Declared as PostgreSQL 15 declares it.
+ */
+#if PG_VERSION_NUM / 100 != 1500
+#error "journal.c declares PostgreSQL 15's PQcommMethods: check libpq/libpq.h"
+#endif
+typedef struct
+{
+	void		(*comm_reset) (void);
+	int			(*flush) (void);
+	int			(*flush_if_writable) (void);
+	bool		(*is_send_pending) (void);
+	int			(*putmessage) (char msgtype, const char *s, size_t len);
+	void		(*putmessage_noblock) (char msgtype, const char *s, size_t len);
+} PQcommMethods;
+
+extern PGDLLIMPORT const PQcommMethods *PqCommMethods;
+
 typedef struct JournalFile
 {
 	char		path[MAXPGPATH];
@@ -78,6 +99,7 @@ typedef struct JournalFile
 	char	   *base;
 	size_t		size;
 	bool		full;			/* no more records will be added */
+	bool		dirty;			/* journal_sync: written since its last fdatasync */
 	int			open_records;
 } JournalFile;
 
@@ -85,6 +107,32 @@ static JournalFile *cur = NULL;
 static List *retired = NIL;		/* full files with records still open; in
 								 * TopMemoryContext, as it outlives statements */
 static bool exit_registered = false;
+
+/*
+ * journal_sync = on (see "Durability" above).  'fresh' are the records this
+ * backend appended that no fdatasync has covered yet: no byte of their
+ * statements' output has left the server.  'sync_pending' says some file
+ * is dirty (a record appended, closed or voided since its last fdatasync);
+ * 'sync_records' counts those events, for the DEBUG1 line of a sync that
+ * covered several.  'comm_buffered' is an upper bound of the bytes in
+ * PostgreSQL's send buffer (see journal_putmessage).
+ */
+#define MAX_FRESH			16
+#define PQ_SEND_BUFFER		8192	/* pqcomm.c's PQ_SEND_BUFFER_SIZE (not exported) */
+
+typedef struct FreshRecord
+{
+	JournalRecord *rec;
+	uint64		lpos;			/* identifies it: its bytes may be reused */
+} FreshRecord;
+
+static FreshRecord fresh[MAX_FRESH];
+static int	nfresh = 0;
+static bool sync_pending = false;
+static int	sync_records = 0;
+static bool comm_poisoned = false;
+static const PQcommMethods *real_comm = NULL;
+static size_t comm_buffered = PQ_SEND_BUFFER;
 
 const char *
 licdata_journal_dir(void)
@@ -119,15 +167,20 @@ journal_error(const char *what, const char *path)
 					 licdata_journal_dir())));
 }
 
+static bool journal_sync_now(void);
+
 static void
 file_mark_closed(JournalFile *f)
 {
 	JournalFileHeader *h = (JournalFileHeader *) f->base;
 
+	/* what it holds must be durable before its mapping goes */
+	if (f->dirty)
+		(void) journal_sync_now();
 	pg_write_barrier();
 	h->closed = 1;
 	if (licdata_journal_sync)
-		(void) msync(f->base, BLCKSZ, MS_SYNC);
+		(void) fdatasync(f->fd);
 	(void) munmap(f->base, f->size);
 	close(f->fd);
 	f->base = NULL;
@@ -237,6 +290,31 @@ journal_new_file(size_t need)
 	rc = posix_fallocate(f->fd, 0, f->size);
 	if (rc != 0)
 		new_file_failed(f, "allocate space for", rc);
+
+	/*
+	 * With journal_sync = on, write the file's blocks once (zeros), as
+	 * PostgreSQL does for WAL segments (wal_init_zero): a block that
+	 * posix_fallocate left "unwritten" is converted on its first write, a
+	 * metadata change that makes that record's fdatasync commit the file
+	 * system's journal too (two more device flushes).
+	 */
+	if (licdata_journal_sync)
+	{
+		char	   *zeros = palloc0(BLCKSZ * 8);
+
+		for (off_t off = 0; off < (off_t) f->size; off += BLCKSZ * 8)
+		{
+			size_t		n = Min((size_t) BLCKSZ * 8, f->size - (size_t) off);
+
+			errno = 0;
+			if (pg_pwrite(f->fd, zeros, n, off) != (ssize_t) n)
+			{
+				pfree(zeros);
+				new_file_failed(f, "write", errno ? errno : ENOSPC);
+			}
+		}
+		pfree(zeros);
+	}
 	f->base = mmap(NULL, f->size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
 	if (f->base == MAP_FAILED)
 	{
@@ -266,6 +344,224 @@ journal_new_file(size_t need)
 		exit_registered = true;
 	}
 	return f;
+}
+
+/* ---- journal_sync = on: durability before output ---- */
+
+static JournalFile *file_of(JournalRecord *rec);
+
+static void
+mark_dirty(JournalFile *f)
+{
+	f->dirty = true;
+	sync_pending = true;
+	sync_records++;
+}
+
+/*
+ * A sync failed: no record in 'fresh' has had a byte of output leave the
+ * server, so each one that the flusher has not yet moved (the file's tail
+ * is not past it) becomes void -- never billed -- and the connection is
+ * closed without sending what is buffered: the statements' results never
+ * reach the client.  A record that an earlier sync covered stays as it is:
+ * its statement's output may have left, so it is billed (as cancelled if
+ * it is still open when the backend exits).  Called inside pq_flush, maybe
+ * while an error is being reported: it does not raise.
+ */
+static void
+sync_failed(const char *path, int err)
+{
+	for (int i = 0; i < nfresh; i++)
+	{
+		JournalRecord *rec = fresh[i].rec;
+		JournalFile *f = file_of(rec);
+
+		if (f == NULL || rec->magic != JR_MAGIC || rec->lpos != fresh[i].lpos)
+			continue;
+		if (((JournalFileHeader *) f->base)->tail > fresh[i].lpos)
+			continue;			/* moved and committed already */
+		pg_write_barrier();
+		rec->state = JR_VOID;
+	}
+	nfresh = 0;
+	comm_poisoned = true;
+	ClientConnectionLost = 1;
+	InterruptPending = 1;
+	errno = err;
+	ereport(WARNING,
+			(errcode(ERRCODE_LD_METERING_FAILED),
+			 errmsg("could not sync the metering journal file \"%s\": %m", path),
+			 errdetail("The records not yet durable are void and their results are not sent; the connection is closed.")));
+}
+
+/*
+ * fdatasync every file this backend dirtied since the last sync: one call
+ * per file (usually one), covering the header page (head) and every record
+ * appended, closed or voided since.  On Linux fdatasync writes the pages
+ * dirtied through the MAP_SHARED mapping like any other dirty page cache
+ * page of the file.  False (after sync_failed) when one failed.
+ */
+static bool
+journal_sync_now(void)
+{
+	ListCell   *lc;
+	int			n = sync_records;
+
+	if (!sync_pending)
+	{
+		nfresh = 0;
+		return true;
+	}
+	if (cur && cur->dirty)
+	{
+		if (fdatasync(cur->fd) != 0)
+		{
+			int			save = errno;
+
+			sync_failed(cur->path, save);
+			errno = save;
+			return false;
+		}
+		cur->dirty = false;
+	}
+	foreach(lc, retired)
+	{
+		JournalFile *f = lfirst(lc);
+
+		if (f->base && f->dirty)
+		{
+			if (fdatasync(f->fd) != 0)
+			{
+				int			save = errno;
+
+				sync_failed(f->path, save);
+				errno = save;
+				return false;
+			}
+			f->dirty = false;
+		}
+	}
+	sync_pending = false;
+	nfresh = 0;
+	sync_records = 0;
+	if (n > 1)
+		ereport(DEBUG1,
+				(errmsg_internal("licdata: one journal sync made %d record changes durable", n),
+				 errhidestmt(true)));
+	return true;
+}
+
+/*
+ * Before output may leave the server: sync what is dirty.  EOF when the
+ * connection is poisoned (a sync failed): nothing more is sent.
+ */
+static int
+journal_before_send(void)
+{
+	if (comm_poisoned)
+		return EOF;
+	if (sync_pending && !journal_sync_now())
+		return EOF;
+	return 0;
+}
+
+/*
+ * PostgreSQL's own send path, wrapped (PqCommMethods).  pq_flush sends the
+ * buffer: sync first.  pq_putmessage copies into an 8 kB buffer and sends
+ * it whenever it fills, in the middle of a statement (a large result):
+ * sync first when the message could fill it, counting conservatively --
+ * every byte put since the last flush we saw is assumed still buffered.
+ */
+static void
+journal_comm_reset(void)
+{
+	real_comm->comm_reset();
+}
+
+static int
+journal_flush(void)
+{
+	int			rc;
+
+	if (journal_before_send() != 0)
+		return EOF;
+	rc = real_comm->flush();
+	if (rc == 0)
+		comm_buffered = 0;
+	return rc;
+}
+
+static int
+journal_flush_if_writable(void)
+{
+	int			rc;
+
+	if (journal_before_send() != 0)
+		return EOF;
+	rc = real_comm->flush_if_writable();
+	if (rc == 0 && !real_comm->is_send_pending())
+		comm_buffered = 0;
+	return rc;
+}
+
+static bool
+journal_is_send_pending(void)
+{
+	return real_comm->is_send_pending();
+}
+
+static int
+journal_putmessage(char msgtype, const char *s, size_t len)
+{
+	if (comm_poisoned)
+		return EOF;
+	comm_buffered += len + 5;
+	if (comm_buffered >= PQ_SEND_BUFFER && journal_before_send() != 0)
+		return EOF;
+	return real_comm->putmessage(msgtype, s, len);
+}
+
+static void
+journal_putmessage_noblock(char msgtype, const char *s, size_t len)
+{
+	if (comm_poisoned)
+		return;
+	comm_buffered += len + 5;
+	if (comm_buffered >= PQ_SEND_BUFFER && journal_before_send() != 0)
+		return;
+	real_comm->putmessage_noblock(msgtype, s, len);
+}
+
+static const PQcommMethods journal_comm = {
+	journal_comm_reset,
+	journal_flush,
+	journal_flush_if_writable,
+	journal_is_send_pending,
+	journal_putmessage,
+	journal_putmessage_noblock
+};
+
+/* Output goes to a client through our wrapper. */
+static bool
+comm_installed(void)
+{
+	return PqCommMethods == &journal_comm;
+}
+
+/*
+ * Wrap the send path of a backend that talks to a client (pq_init set
+ * PqCommMethods after our _PG_init ran in the postmaster, so this is done
+ * on first use).  What the buffer holds then is unknown: comm_buffered
+ * starts full, so the first message syncs.
+ */
+static void
+install_comm(void)
+{
+	if (whereToSendOutput != DestRemote || PqCommMethods == NULL)
+		return;
+	real_comm = PqCommMethods;
+	comm_buffered = PQ_SEND_BUFFER;
+	PqCommMethods = &journal_comm;
 }
 
 static JournalFile *
@@ -371,40 +667,45 @@ licdata_journal_append(const JournalRecord *hdr, const JournalUse *uses, uint32 
 	cur->open_records++;
 	if (licdata_journal_sync)
 	{
-		PG_TRY();
+		/*
+		 * Not synced here: before any byte of output leaves the server
+		 * (journal_before_send), or at the end of a statement of a session
+		 * without a client.  Too many fresh records (cursors, regrown
+		 * records): sync now rather than track more.
+		 */
+		if (!comm_installed())
+			install_comm();
+		mark_dirty(cur);
+		if (nfresh < MAX_FRESH)
 		{
-			licdata_journal_sync_record(rec);
+			fresh[nfresh].rec = rec;
+			fresh[nfresh].lpos = rec->lpos;
+			nfresh++;
 		}
-		PG_CATCH();
+		else if (!journal_sync_now())
 		{
 			/* not durable: the statement is refused, so it is no record */
 			pg_write_barrier();
 			rec->state = JR_VOID;
 			cur->open_records--;
-			PG_RE_THROW();
+			journal_error("sync", cur->path);
 		}
-		PG_END_TRY();
 	}
 	return rec;
 }
 
+/*
+ * Make this backend's open records durable now (the caller is about to let
+ * something out that depends on them).  Raises LD009 when it cannot: the
+ * fresh records are void then and the connection will close (see
+ * sync_failed).
+ */
 void
 licdata_journal_sync_record(JournalRecord *rec)
 {
 	JournalFile *f = file_of(rec);
-	uintptr_t	start;
-	uintptr_t	end;
-	long		page = sysconf(_SC_PAGESIZE);
 
-	if (f == NULL)
-		return;
-	/* the record's own pages, then the header page (its 'used' finds it) */
-	start = TYPEALIGN_DOWN(page, (uintptr_t) rec);
-	end = (uintptr_t) rec + rec->length;
-	if (msync((void *) start, end - start, MS_SYNC) != 0)
-		journal_error("sync", f->path);
-	if (start != (uintptr_t) f->base &&
-		msync((void *) f->base, page, MS_SYNC) != 0)
+	if (f != NULL && f->dirty && !journal_sync_now())
 		journal_error("sync", f->path);
 }
 
@@ -416,23 +717,25 @@ record_done(JournalRecord *rec, uint32 state)
 	JournalFile *f = file_of(rec);
 
 	pg_write_barrier();
-	rec->state = state;
+	/* a record a failed sync made void stays void: its output never left */
+	if (rec->state != JR_VOID)
+		rec->state = state;
 	if (f == NULL)
 		return;
-	if (licdata_journal_sync && state == JR_CLOSED)
+	if (licdata_journal_sync)
 	{
-		uintptr_t	page = (uintptr_t) sysconf(_SC_PAGESIZE);
-		uintptr_t	start = TYPEALIGN_DOWN(page, (uintptr_t) rec);
+		mark_dirty(f);
 
 		/*
-		 * The statement has run and its rows are sent: too late to refuse
-		 * it, and raising here would make the caller close it twice.
+		 * A closed record is made durable before the statement's result
+		 * leaves: by journal_before_send at the flush that sends it, with
+		 * the records of every statement whose output goes in that flush.
+		 * Without a client (a background worker, single-user mode) nothing
+		 * flushes: sync now.  Raising here would make the caller close the
+		 * record twice; a failure voids it instead (sync_failed).
 		 */
-		if (msync((void *) start, (uintptr_t) rec + rec->length - start, MS_SYNC) != 0)
-			ereport(WARNING,
-					(errcode(ERRCODE_LD_METERING_FAILED),
-					 errmsg("could not sync the metering journal file \"%s\": %m", f->path),
-					 errdetail("The record is written but may not survive a power loss.")));
+		if (state == JR_CLOSED && !comm_installed())
+			(void) journal_sync_now();
 	}
 	f->open_records--;
 	if (f->full && f->open_records == 0)
