@@ -113,8 +113,8 @@ static bool exit_registered = false;
  * backend appended that no fdatasync has covered yet: no byte of their
  * statements' output has left the server.  'sync_pending' says some file
  * is dirty (a record appended, closed or voided since its last fdatasync);
- * 'sync_records' counts those events, for the DEBUG1 line of a sync that
- * covered several.  'comm_buffered' is an upper bound of the bytes in
+ * 'sync_records' counts the records appended since, for the DEBUG1 line of
+ * a sync that covered several statements.  'comm_buffered' is an upper bound of the bytes in
  * PostgreSQL's send buffer (see journal_putmessage).
  */
 #define MAX_FRESH			16
@@ -355,7 +355,6 @@ mark_dirty(JournalFile *f)
 {
 	f->dirty = true;
 	sync_pending = true;
-	sync_records++;
 }
 
 /*
@@ -446,7 +445,7 @@ journal_sync_now(void)
 	sync_records = 0;
 	if (n > 1)
 		ereport(DEBUG1,
-				(errmsg_internal("licdata: one journal sync made %d record changes durable", n),
+				(errmsg_internal("licdata: one journal sync made %d new records durable", n),
 				 errhidestmt(true)));
 	return true;
 }
@@ -676,6 +675,7 @@ licdata_journal_append(const JournalRecord *hdr, const JournalUse *uses, uint32 
 		if (!comm_installed())
 			install_comm();
 		mark_dirty(cur);
+		sync_records++;
 		if (nfresh < MAX_FRESH)
 		{
 			fresh[nfresh].rec = rec;
