@@ -9,8 +9,9 @@
  * and the server crashing, without a system call per record; the row
  * counter of a running statement is updated in place, so even a statement
  * killed mid-stream leaves the count of rows it had sent.  With
- * licdata.journal_sync = on, each record is msync'ed before the statement
- * returns, so it also survives power loss.
+ * licdata.journal_sync = on, a record is also made durable (fdatasync)
+ * before its statement's result leaves the server, so it survives power
+ * loss (see "Durability" below).
  *
  * Files are fully allocated (posix_fallocate) when created, so a full disk
  * is reported when a file cannot be made -- and the statement is refused --
@@ -46,9 +47,54 @@
  * unmetered.  Statements of sessions whose ring has room go on; once the
  * worker has moved records, rings have room again and files are removed.
  *
- * A record whose durability cannot be ensured (msync failed with
- * journal_sync = on) is marked JR_VOID and its statement refused: the
- * worker skips it, so a refused statement is never billed.
+ * Durability (journal_sync = on).  The rule is the write-ahead rule of
+ * PostgreSQL's WAL applied to the client socket: no byte of output leaves
+ * the server before every record this backend has appended or closed is on
+ * disk.  So a record is not synced when it is appended nor when it is
+ * closed, but once, by the backend, just before its output is sent:
+ *	- PostgreSQL's send path (PqCommMethods) is wrapped on first use.
+ *	  pq_flush, which sends the buffer (ReadyForQuery at the end of every
+ *	  statement or pipeline, an error, a notice), first fdatasyncs each
+ *	  journal file this backend dirtied since its last sync.  pq_putmessage
+ *	  sends the 8 kB buffer by itself when it fills: a large result leaves
+ *	  mid-statement, so a message that could fill it (counting every byte
+ *	  put since the last flush, an upper bound) syncs first too.
+ *	- One fdatasync covers the header page (head) and every record of the
+ *	  file since the last one: a small statement costs one sync (before,
+ *	  two or three msyncs: the record and the header page when it was
+ *	  appended, the record when it closed); a large result two (before its
+ *	  first bytes, and when it closes); statements whose results leave in
+ *	  one flush (several in one simple-query message, an extended-protocol
+ *	  pipeline up to its Sync) share one: the DEBUG1 line "one journal sync
+ *	  made N new records durable" counts them.
+ *	- A backend without a client (background worker, single-user mode)
+ *	  syncs when a record closes.
+ *	- New files are written with zeros once (as PostgreSQL's wal_init_zero
+ *	  does), so a sync never converts an unwritten extent: one data write
+ *	  and one device flush, no file-system journal commit.
+ * Syncs of different backends share nothing in licdata: each backend's
+ * file is its own, and one fdatasync makes one file durable.  (Linux does
+ * write pages another process dirtied through its MAP_SHARED mapping when
+ * a leader fdatasyncs that file through a descriptor of its own -- checked
+ * with /proc/kpageflags -- but a leader syncing N followers' files still
+ * issues N device flushes, one after the other, which is no better than N
+ * backends issuing them at once (the block layer can merge flushes that
+ * are in flight together).  Sharing one flush across backends needs one
+ * shared file that is synced, i.e. a durable log of record images replayed
+ * into the journal files before the flusher reads them after a crash: not
+ * built; see README, Known limits.)
+ *
+ * A record whose durability cannot be ensured fails closed.  When a sync
+ * fails, every record no sync has covered yet ('fresh': none of its
+ * statement's output has left) and that the flusher has not moved is
+ * marked JR_VOID -- the worker skips it, never billed -- and the connection
+ * is closed without sending what is buffered (the send path refuses all
+ * further output and the backend ends with "connection to client lost"):
+ * the statements' results never reach the client.  A record an earlier
+ * sync covered stays as it is (its statement's first rows may have left).
+ * The flusher reads closed records before they are durable; if it moved
+ * one before the sync failed, that statement is billed though its result
+ * was not sent (never the other way round).
  *
  *-------------------------------------------------------------------------
  */
