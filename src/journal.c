@@ -69,9 +69,12 @@
  *	  made N new records durable" counts them.
  *	- A backend without a client (background worker, single-user mode)
  *	  syncs when a record closes.
- *	- New files are written with zeros once (as PostgreSQL's wal_init_zero
- *	  does), so a sync never converts an unwritten extent: one data write
- *	  and one device flush, no file-system journal commit.
+ *	- Files stay allocated with posix_fallocate, not written with zeros as
+ *	  PostgreSQL does for WAL segments: on ext4 here, a store through the
+ *	  mapping into a page first written with write() made each fdatasync
+ *	  3-4 times slower (1.1-2.2 ms against 0.3-0.6 ms, 1 kB records, a
+ *	  small C program run back to back), while an fallocate'd file synced
+ *	  as fast as a pwrite'd one.
  * Syncs of different backends share nothing in licdata: each backend's
  * file is its own, and one fdatasync makes one file durable.  (Linux does
  * write pages another process dirtied through its MAP_SHARED mapping when
@@ -336,31 +339,6 @@ journal_new_file(size_t need)
 	rc = posix_fallocate(f->fd, 0, f->size);
 	if (rc != 0)
 		new_file_failed(f, "allocate space for", rc);
-
-	/*
-	 * With journal_sync = on, write the file's blocks once (zeros), as
-	 * PostgreSQL does for WAL segments (wal_init_zero): a block that
-	 * posix_fallocate left "unwritten" is converted on its first write, a
-	 * metadata change that makes that record's fdatasync commit the file
-	 * system's journal too (two more device flushes).
-	 */
-	if (licdata_journal_sync)
-	{
-		char	   *zeros = palloc0(BLCKSZ * 8);
-
-		for (off_t off = 0; off < (off_t) f->size; off += BLCKSZ * 8)
-		{
-			size_t		n = Min((size_t) BLCKSZ * 8, f->size - (size_t) off);
-
-			errno = 0;
-			if (pg_pwrite(f->fd, zeros, n, off) != (ssize_t) n)
-			{
-				pfree(zeros);
-				new_file_failed(f, "write", errno ? errno : ENOSPC);
-			}
-		}
-		pfree(zeros);
-	}
 	f->base = mmap(NULL, f->size, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
 	if (f->base == MAP_FAILED)
 	{
