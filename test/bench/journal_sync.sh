@@ -111,37 +111,40 @@ pgb()
 }
 
 declare -A R F
-mode_run()
+# one_run MODE CLIENTS ROUND: restart in MODE, warm up, measure.
+one_run()
 {
-	local mode=$1 r=$2 c
+	local mode=$1 c=$2 r=$3
 	if [ "$mode" = licdata ]; then
 		bench_restart licdata
 		bench_prewarm
 		pgb 1 bank_a bench_sync "$BENCH_DIR/point.sql" >/dev/null # warm-up
-		for c in $CLIENTS; do
-			read -r R["licdata,$c,$r"] F["licdata,$c,$r"] <<<"$(pgb "$c" bank_a bench_sync "$BENCH_DIR/point.sql")"
-			echo "   round $r -c $c licdata (journal_sync = on): ${R[licdata,$c,$r]} statements/s, ${F[licdata,$c,$r]} device flushes per statement"
-		done
+		read -r R["licdata,$c,$r"] F["licdata,$c,$r"] <<<"$(pgb "$c" bank_a bench_sync "$BENCH_DIR/point.sql")"
+		echo "   round $r -c $c licdata (journal_sync = on): ${R[licdata,$c,$r]} statements/s, ${F[licdata,$c,$r]} device flushes per statement"
 	else
 		bench_restart plain
 		psql -X -q -c "TRUNCATE bench_t" >/dev/null
 		pgb 1 "$SU" "" "$BENCH_DIR/insert.sql" >/dev/null
-		for c in $CLIENTS; do
-			read -r R["insert,$c,$r"] F["insert,$c,$r"] <<<"$(pgb "$c" "$SU" "" "$BENCH_DIR/insert.sql")"
-			echo "   round $r -c $c insert (synchronous_commit = on): ${R[insert,$c,$r]} statements/s, ${F[insert,$c,$r]} device flushes per statement"
-		done
+		read -r R["insert,$c,$r"] F["insert,$c,$r"] <<<"$(pgb "$c" "$SU" "" "$BENCH_DIR/insert.sql")"
+		echo "   round $r -c $c insert (synchronous_commit = on): ${R[insert,$c,$r]} statements/s, ${F[insert,$c,$r]} device flushes per statement"
 	fi
 }
 
+# The disk's latency drifts within seconds on a shared machine: the two
+# modes run back to back for each concurrency, the order alternating.
+k=0
 for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 	echo "== round $r"
-	if [ $((r % 2)) -eq 1 ]; then
-		mode_run licdata "$r"
-		mode_run insert "$r"
-	else
-		mode_run insert "$r"
-		mode_run licdata "$r"
-	fi
+	for c in $CLIENTS; do
+		k=$((k + 1))
+		if [ $((k % 2)) -eq 1 ]; then
+			one_run licdata "$c" "$r"
+			one_run insert "$c" "$r"
+		else
+			one_run insert "$c" "$r"
+			one_run licdata "$c" "$r"
+		fi
+	done
 done
 bench_restart licdata
 
