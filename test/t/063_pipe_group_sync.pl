@@ -93,7 +93,77 @@ is( $node->safe_psql('postgres',
 		"SELECT count(*), sum(rows), min(outcome) FROM licdata.usage WHERE consent_ref = 'large'"),
 	'1|5000|ok', 'the large result is billed once with all its rows');
 
-# 3. Concurrent clients, killed.  Each client runs $n statements under its
+# 3. A sync that fails: an LD_PRELOAD shim makes fdatasync of journal files
+#    fail (EIO) while a flag file exists.  The statement's result must not
+#    reach the client, the connection closes, and its record is void:
+#    never billed.
+my $tmp = PostgreSQL::Test::Utils::tempdir();
+my $flag = "$tmp/fail-sync";
+my $cc = $ENV{CC} // 'cc';
+PostgreSQL::Test::Utils::append_to_file(
+	"$tmp/failsync.c", q{
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int
+fdatasync(int fd)
+{
+	static int	(*real) (int);
+	const char *flag = getenv("LICDATA_TEST_FAIL_SYNC");
+	char		link[64], target[4096];
+	ssize_t		n;
+
+	if (!real)
+		real = (int (*) (int)) dlsym(RTLD_NEXT, "fdatasync");
+	if (flag && access(flag, F_OK) == 0)
+	{
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n > 0)
+		{
+			target[n] = '\0';
+			if (strstr(target, "pg_licdata/journal/") && strstr(target, ".jnl"))
+			{
+				errno = EIO;
+				return -1;
+			}
+		}
+	}
+	return real(fd);
+}
+});
+my $built = system($cc, '-shared', '-fPIC', '-o', "$tmp/failsync.so", "$tmp/failsync.c", '-ldl') == 0;
+SKIP:
+{
+	skip "no C compiler ($cc) for the fdatasync shim", 5 unless $built;
+	$node->stop;
+	{
+		local $ENV{LD_PRELOAD} = "$tmp/failsync.so";
+		local $ENV{LICDATA_TEST_FAIL_SYNC} = $flag;
+		$node->start;
+	}
+	my $log_at = -s $node->logfile;
+	PostgreSQL::Test::Utils::append_to_file($flag, 'on');
+	($ret, $out, $err) = $node->psql(
+		'postgres',
+		"SET licdata.purpose = 'gs_test'; SET licdata.consent_ref = 'sync failed';
+"
+		  . "SELECT 'result-' || count(*) FROM gs.items WHERE id <= 7;",
+		extra_params => [ '-U', 'gs_lic' ]);
+	unlink $flag;
+	isnt($ret, 0, 'a statement whose record cannot be synced fails');
+	unlike($out, qr/result-7/, 'its result never reaches the client');
+	like(slurp_file($node->logfile, $log_at),
+		qr/could not sync the metering journal file/, 'the failed sync is logged');
+	flush_all();
+	is(usage_of('sync failed'), '0', 'the statement is not billed (its record is void)');
+}
+
+# 4. Concurrent clients, killed.  Each client runs $n statements under its
 #    own consent reference and prints one line per completed statement.
 my $n = 4000;
 
