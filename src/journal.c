@@ -217,15 +217,25 @@ journal_error(const char *what, const char *path)
 }
 
 static bool journal_sync_now(void);
+static void sync_failed(const char *path, int err);
 
 static void
 file_mark_closed(JournalFile *f)
 {
 	JournalFileHeader *h = (JournalFileHeader *) f->base;
 
-	/* what it holds must be durable before its mapping goes */
+	/*
+	 * What it holds must be durable before its mapping goes (it may no
+	 * longer be 'cur' or in 'retired', where journal_sync_now looks): this
+	 * file first, while its fresh records are mapped, then the others.
+	 */
 	if (f->dirty)
+	{
+		if (fdatasync(f->fd) != 0)
+			sync_failed(f->path, errno);
+		f->dirty = false;
 		(void) journal_sync_now();
+	}
 	pg_write_barrier();
 	h->closed = 1;
 	if (licdata_journal_sync)
@@ -564,11 +574,16 @@ static const PQcommMethods journal_comm = {
 	journal_putmessage_noblock
 };
 
-/* Output goes to a client through our wrapper. */
+/*
+ * Output goes to a client through our wrapper (installed once per backend:
+ * another module may wrap it in turn, and then calls it).
+ */
+static bool comm_wrapped = false;
+
 static bool
 comm_installed(void)
 {
-	return PqCommMethods == &journal_comm;
+	return comm_wrapped;
 }
 
 /*
@@ -580,11 +595,12 @@ comm_installed(void)
 static void
 install_comm(void)
 {
-	if (whereToSendOutput != DestRemote || PqCommMethods == NULL)
+	if (comm_wrapped || whereToSendOutput != DestRemote || PqCommMethods == NULL)
 		return;
 	real_comm = PqCommMethods;
 	comm_buffered = PQ_SEND_BUFFER;
 	PqCommMethods = &journal_comm;
+	comm_wrapped = true;
 }
 
 static JournalFile *
@@ -764,8 +780,8 @@ record_done(JournalRecord *rec, uint32 state)
 	f->open_records--;
 	if (f->full && f->open_records == 0)
 	{
+		file_mark_closed(f);	/* while file_of() still finds it */
 		retired = list_delete_ptr(retired, f);
-		file_mark_closed(f);
 	}
 }
 
