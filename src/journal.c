@@ -9,8 +9,9 @@
  * and the server crashing, without a system call per record; the row
  * counter of a running statement is updated in place, so even a statement
  * killed mid-stream leaves the count of rows it had sent.  With
- * licdata.journal_sync = on, each record is msync'ed before the statement
- * returns, so it also survives power loss.
+ * licdata.journal_sync = on, a record is also made durable (fdatasync)
+ * before its statement's result leaves the server, so it survives power
+ * loss (see "Durability" below).
  *
  * Files are fully allocated (posix_fallocate) when created, so a full disk
  * is reported when a file cannot be made -- and the statement is refused --
@@ -46,9 +47,57 @@
  * unmetered.  Statements of sessions whose ring has room go on; once the
  * worker has moved records, rings have room again and files are removed.
  *
- * A record whose durability cannot be ensured (msync failed with
- * journal_sync = on) is marked JR_VOID and its statement refused: the
- * worker skips it, so a refused statement is never billed.
+ * Durability (journal_sync = on).  The rule is the write-ahead rule of
+ * PostgreSQL's WAL applied to the client socket: no byte of output leaves
+ * the server before every record this backend has appended or closed is on
+ * disk.  So a record is not synced when it is appended nor when it is
+ * closed, but once, by the backend, just before its output is sent:
+ *	- PostgreSQL's send path (PqCommMethods) is wrapped on first use.
+ *	  pq_flush, which sends the buffer (ReadyForQuery at the end of every
+ *	  statement or pipeline, an error, a notice), first fdatasyncs each
+ *	  journal file this backend dirtied since its last sync.  pq_putmessage
+ *	  sends the 8 kB buffer by itself when it fills: a large result leaves
+ *	  mid-statement, so a message that could fill it (counting every byte
+ *	  put since the last flush, an upper bound) syncs first too.
+ *	- One fdatasync covers the header page (head) and every record of the
+ *	  file since the last one: a small statement costs one sync (before,
+ *	  two or three msyncs: the record and the header page when it was
+ *	  appended, the record when it closed); a large result two (before its
+ *	  first bytes, and when it closes); statements whose results leave in
+ *	  one flush (several in one simple-query message, an extended-protocol
+ *	  pipeline up to its Sync) share one: the DEBUG1 line "one journal sync
+ *	  made N new records durable" counts them.
+ *	- A backend without a client (background worker, single-user mode)
+ *	  syncs when a record closes.
+ *	- Files stay allocated with posix_fallocate, not written with zeros as
+ *	  PostgreSQL does for WAL segments: on ext4 here, a store through the
+ *	  mapping into a page first written with write() made each fdatasync
+ *	  3-4 times slower (1.1-2.2 ms against 0.3-0.6 ms, 1 kB records, a
+ *	  small C program run back to back), while an fallocate'd file synced
+ *	  as fast as a pwrite'd one.
+ * Syncs of different backends share nothing in licdata: each backend's
+ * file is its own, and one fdatasync makes one file durable.  (Linux does
+ * write pages another process dirtied through its MAP_SHARED mapping when
+ * a leader fdatasyncs that file through a descriptor of its own -- checked
+ * with /proc/kpageflags -- but a leader syncing N followers' files still
+ * issues N device flushes, one after the other, which is no better than N
+ * backends issuing them at once (the block layer can merge flushes that
+ * are in flight together).  Sharing one flush across backends needs one
+ * shared file that is synced, i.e. a durable log of record images replayed
+ * into the journal files before the flusher reads them after a crash: not
+ * built; see README, Known limits.)
+ *
+ * A record whose durability cannot be ensured fails closed.  When a sync
+ * fails, every record no sync has covered yet ('fresh': none of its
+ * statement's output has left) and that the flusher has not moved is
+ * marked JR_VOID -- the worker skips it, never billed -- and the connection
+ * is closed without sending what is buffered (the send path refuses all
+ * further output and the backend ends with "connection to client lost"):
+ * the statements' results never reach the client.  A record an earlier
+ * sync covered stays as it is (its statement's first rows may have left).
+ * The flusher reads closed records before they are durable; if it moved
+ * one before the sync failed, that statement is billed though its result
+ * was not sent (never the other way round).
  *
  *-------------------------------------------------------------------------
  */
@@ -63,6 +112,7 @@
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -71,6 +121,26 @@
 #include "journal.h"
 #include "shmem.h"
 
+/*
+ * PostgreSQL's send path (libpq/libpq.h, which cannot be included here: it
+ * includes libpq-be.h, which needs the GSSAPI headers of Debian's build).
+ * Declared as PostgreSQL 15 declares it.
+ */
+#if PG_VERSION_NUM / 100 != 1500
+#error "journal.c declares PostgreSQL 15's PQcommMethods: check libpq/libpq.h"
+#endif
+typedef struct
+{
+	void		(*comm_reset) (void);
+	int			(*flush) (void);
+	int			(*flush_if_writable) (void);
+	bool		(*is_send_pending) (void);
+	int			(*putmessage) (char msgtype, const char *s, size_t len);
+	void		(*putmessage_noblock) (char msgtype, const char *s, size_t len);
+} PQcommMethods;
+
+extern PGDLLIMPORT const PQcommMethods *PqCommMethods;
+
 typedef struct JournalFile
 {
 	char		path[MAXPGPATH];
@@ -78,6 +148,7 @@ typedef struct JournalFile
 	char	   *base;
 	size_t		size;
 	bool		full;			/* no more records will be added */
+	bool		dirty;			/* journal_sync: written since its last fdatasync */
 	int			open_records;
 } JournalFile;
 
@@ -85,6 +156,32 @@ static JournalFile *cur = NULL;
 static List *retired = NIL;		/* full files with records still open; in
 								 * TopMemoryContext, as it outlives statements */
 static bool exit_registered = false;
+
+/*
+ * journal_sync = on (see "Durability" above).  'fresh' are the records this
+ * backend appended that no fdatasync has covered yet: no byte of their
+ * statements' output has left the server.  'sync_pending' says some file
+ * is dirty (a record appended, closed or voided since its last fdatasync);
+ * 'sync_records' counts the records appended since, for the DEBUG1 line of
+ * a sync that covered several statements.  'comm_buffered' is an upper bound of the bytes in
+ * PostgreSQL's send buffer (see journal_putmessage).
+ */
+#define MAX_FRESH			16
+#define PQ_SEND_BUFFER		8192	/* pqcomm.c's PQ_SEND_BUFFER_SIZE (not exported) */
+
+typedef struct FreshRecord
+{
+	JournalRecord *rec;
+	uint64		lpos;			/* identifies it: its bytes may be reused */
+} FreshRecord;
+
+static FreshRecord fresh[MAX_FRESH];
+static int	nfresh = 0;
+static bool sync_pending = false;
+static int	sync_records = 0;
+static bool comm_poisoned = false;
+static const PQcommMethods *real_comm = NULL;
+static size_t comm_buffered = PQ_SEND_BUFFER;
 
 const char *
 licdata_journal_dir(void)
@@ -119,15 +216,30 @@ journal_error(const char *what, const char *path)
 					 licdata_journal_dir())));
 }
 
+static bool journal_sync_now(void);
+static void sync_failed(const char *path, int err);
+
 static void
 file_mark_closed(JournalFile *f)
 {
 	JournalFileHeader *h = (JournalFileHeader *) f->base;
 
+	/*
+	 * What it holds must be durable before its mapping goes (it may no
+	 * longer be 'cur' or in 'retired', where journal_sync_now looks): this
+	 * file first, while its fresh records are mapped, then the others.
+	 */
+	if (f->dirty)
+	{
+		if (fdatasync(f->fd) != 0)
+			sync_failed(f->path, errno);
+		f->dirty = false;
+		(void) journal_sync_now();
+	}
 	pg_write_barrier();
 	h->closed = 1;
 	if (licdata_journal_sync)
-		(void) msync(f->base, BLCKSZ, MS_SYNC);
+		(void) fdatasync(f->fd);
 	(void) munmap(f->base, f->size);
 	close(f->fd);
 	f->base = NULL;
@@ -268,6 +380,229 @@ journal_new_file(size_t need)
 	return f;
 }
 
+/* ---- journal_sync = on: durability before output ---- */
+
+static JournalFile *file_of(JournalRecord *rec);
+
+static void
+mark_dirty(JournalFile *f)
+{
+	f->dirty = true;
+	sync_pending = true;
+}
+
+/*
+ * A sync failed: no record in 'fresh' has had a byte of output leave the
+ * server, so each one that the flusher has not yet moved (the file's tail
+ * is not past it) becomes void -- never billed -- and the connection is
+ * closed without sending what is buffered: the statements' results never
+ * reach the client.  A record that an earlier sync covered stays as it is:
+ * its statement's output may have left, so it is billed (as cancelled if
+ * it is still open when the backend exits).  Called inside pq_flush, maybe
+ * while an error is being reported: it does not raise.
+ */
+static void
+sync_failed(const char *path, int err)
+{
+	for (int i = 0; i < nfresh; i++)
+	{
+		JournalRecord *rec = fresh[i].rec;
+		JournalFile *f = file_of(rec);
+
+		if (f == NULL || rec->magic != JR_MAGIC || rec->lpos != fresh[i].lpos)
+			continue;
+		if (((JournalFileHeader *) f->base)->tail > fresh[i].lpos)
+			continue;			/* moved and committed already */
+		pg_write_barrier();
+		rec->state = JR_VOID;
+	}
+	nfresh = 0;
+	comm_poisoned = true;
+	ClientConnectionLost = 1;
+	InterruptPending = 1;
+	errno = err;
+	ereport(WARNING,
+			(errcode(ERRCODE_LD_METERING_FAILED),
+			 errmsg("could not sync the metering journal file \"%s\": %m", path),
+			 errdetail("The records not yet durable are void and their results are not sent; the connection is closed.")));
+}
+
+/*
+ * fdatasync every file this backend dirtied since the last sync: one call
+ * per file (usually one), covering the header page (head) and every record
+ * appended, closed or voided since.  On Linux fdatasync writes the pages
+ * dirtied through the MAP_SHARED mapping like any other dirty page cache
+ * page of the file.  False (after sync_failed) when one failed.
+ */
+static bool
+journal_sync_now(void)
+{
+	ListCell   *lc;
+	int			n = sync_records;
+
+	if (!sync_pending)
+	{
+		nfresh = 0;
+		return true;
+	}
+	if (cur && cur->dirty)
+	{
+		if (fdatasync(cur->fd) != 0)
+		{
+			int			save = errno;
+
+			sync_failed(cur->path, save);
+			errno = save;
+			return false;
+		}
+		cur->dirty = false;
+	}
+	foreach(lc, retired)
+	{
+		JournalFile *f = lfirst(lc);
+
+		if (f->base && f->dirty)
+		{
+			if (fdatasync(f->fd) != 0)
+			{
+				int			save = errno;
+
+				sync_failed(f->path, save);
+				errno = save;
+				return false;
+			}
+			f->dirty = false;
+		}
+	}
+	sync_pending = false;
+	nfresh = 0;
+	sync_records = 0;
+	if (n > 1)
+		ereport(DEBUG1,
+				(errmsg_internal("licdata: one journal sync made %d new records durable", n),
+				 errhidestmt(true)));
+	return true;
+}
+
+/*
+ * Before output may leave the server: sync what is dirty.  EOF when the
+ * connection is poisoned (a sync failed): nothing more is sent.
+ */
+static int
+journal_before_send(void)
+{
+	if (comm_poisoned)
+		return EOF;
+	if (sync_pending && !journal_sync_now())
+		return EOF;
+	return 0;
+}
+
+/*
+ * PostgreSQL's own send path, wrapped (PqCommMethods).  pq_flush sends the
+ * buffer: sync first.  pq_putmessage copies into an 8 kB buffer and sends
+ * it whenever it fills, in the middle of a statement (a large result):
+ * sync first when the message could fill it, counting conservatively --
+ * every byte put since the last flush we saw is assumed still buffered.
+ */
+static void
+journal_comm_reset(void)
+{
+	real_comm->comm_reset();
+}
+
+static int
+journal_flush(void)
+{
+	int			rc;
+
+	if (journal_before_send() != 0)
+		return EOF;
+	rc = real_comm->flush();
+	if (rc == 0)
+		comm_buffered = 0;
+	return rc;
+}
+
+static int
+journal_flush_if_writable(void)
+{
+	int			rc;
+
+	if (journal_before_send() != 0)
+		return EOF;
+	rc = real_comm->flush_if_writable();
+	if (rc == 0 && !real_comm->is_send_pending())
+		comm_buffered = 0;
+	return rc;
+}
+
+static bool
+journal_is_send_pending(void)
+{
+	return real_comm->is_send_pending();
+}
+
+static int
+journal_putmessage(char msgtype, const char *s, size_t len)
+{
+	if (comm_poisoned)
+		return EOF;
+	comm_buffered += len + 5;
+	if (comm_buffered >= PQ_SEND_BUFFER && journal_before_send() != 0)
+		return EOF;
+	return real_comm->putmessage(msgtype, s, len);
+}
+
+static void
+journal_putmessage_noblock(char msgtype, const char *s, size_t len)
+{
+	if (comm_poisoned)
+		return;
+	comm_buffered += len + 5;
+	if (comm_buffered >= PQ_SEND_BUFFER && journal_before_send() != 0)
+		return;
+	real_comm->putmessage_noblock(msgtype, s, len);
+}
+
+static const PQcommMethods journal_comm = {
+	journal_comm_reset,
+	journal_flush,
+	journal_flush_if_writable,
+	journal_is_send_pending,
+	journal_putmessage,
+	journal_putmessage_noblock
+};
+
+/*
+ * Output goes to a client through our wrapper (installed once per backend:
+ * another module may wrap it in turn, and then calls it).
+ */
+static bool comm_wrapped = false;
+
+static bool
+comm_installed(void)
+{
+	return comm_wrapped;
+}
+
+/*
+ * Wrap the send path of a backend that talks to a client (pq_init set
+ * PqCommMethods after our _PG_init ran in the postmaster, so this is done
+ * on first use).  What the buffer holds then is unknown: comm_buffered
+ * starts full, so the first message syncs.
+ */
+static void
+install_comm(void)
+{
+	if (comm_wrapped || whereToSendOutput != DestRemote || PqCommMethods == NULL)
+		return;
+	real_comm = PqCommMethods;
+	comm_buffered = PQ_SEND_BUFFER;
+	PqCommMethods = &journal_comm;
+	comm_wrapped = true;
+}
+
 static JournalFile *
 file_of(JournalRecord *rec)
 {
@@ -371,40 +706,46 @@ licdata_journal_append(const JournalRecord *hdr, const JournalUse *uses, uint32 
 	cur->open_records++;
 	if (licdata_journal_sync)
 	{
-		PG_TRY();
+		/*
+		 * Not synced here: before any byte of output leaves the server
+		 * (journal_before_send), or at the end of a statement of a session
+		 * without a client.  Too many fresh records (cursors, regrown
+		 * records): sync now rather than track more.
+		 */
+		if (!comm_installed())
+			install_comm();
+		mark_dirty(cur);
+		sync_records++;
+		if (nfresh < MAX_FRESH)
 		{
-			licdata_journal_sync_record(rec);
+			fresh[nfresh].rec = rec;
+			fresh[nfresh].lpos = rec->lpos;
+			nfresh++;
 		}
-		PG_CATCH();
+		else if (!journal_sync_now())
 		{
 			/* not durable: the statement is refused, so it is no record */
 			pg_write_barrier();
 			rec->state = JR_VOID;
 			cur->open_records--;
-			PG_RE_THROW();
+			journal_error("sync", cur->path);
 		}
-		PG_END_TRY();
 	}
 	return rec;
 }
 
+/*
+ * Make this backend's open records durable now (the caller is about to let
+ * something out that depends on them).  Raises LD009 when it cannot: the
+ * fresh records are void then and the connection will close (see
+ * sync_failed).
+ */
 void
 licdata_journal_sync_record(JournalRecord *rec)
 {
 	JournalFile *f = file_of(rec);
-	uintptr_t	start;
-	uintptr_t	end;
-	long		page = sysconf(_SC_PAGESIZE);
 
-	if (f == NULL)
-		return;
-	/* the record's own pages, then the header page (its 'used' finds it) */
-	start = TYPEALIGN_DOWN(page, (uintptr_t) rec);
-	end = (uintptr_t) rec + rec->length;
-	if (msync((void *) start, end - start, MS_SYNC) != 0)
-		journal_error("sync", f->path);
-	if (start != (uintptr_t) f->base &&
-		msync((void *) f->base, page, MS_SYNC) != 0)
+	if (f != NULL && f->dirty && !journal_sync_now())
 		journal_error("sync", f->path);
 }
 
@@ -416,29 +757,31 @@ record_done(JournalRecord *rec, uint32 state)
 	JournalFile *f = file_of(rec);
 
 	pg_write_barrier();
-	rec->state = state;
+	/* a record a failed sync made void stays void: its output never left */
+	if (rec->state != JR_VOID)
+		rec->state = state;
 	if (f == NULL)
 		return;
-	if (licdata_journal_sync && state == JR_CLOSED)
+	if (licdata_journal_sync)
 	{
-		uintptr_t	page = (uintptr_t) sysconf(_SC_PAGESIZE);
-		uintptr_t	start = TYPEALIGN_DOWN(page, (uintptr_t) rec);
+		mark_dirty(f);
 
 		/*
-		 * The statement has run and its rows are sent: too late to refuse
-		 * it, and raising here would make the caller close it twice.
+		 * A closed record is made durable before the statement's result
+		 * leaves: by journal_before_send at the flush that sends it, with
+		 * the records of every statement whose output goes in that flush.
+		 * Without a client (a background worker, single-user mode) nothing
+		 * flushes: sync now.  Raising here would make the caller close the
+		 * record twice; a failure voids it instead (sync_failed).
 		 */
-		if (msync((void *) start, (uintptr_t) rec + rec->length - start, MS_SYNC) != 0)
-			ereport(WARNING,
-					(errcode(ERRCODE_LD_METERING_FAILED),
-					 errmsg("could not sync the metering journal file \"%s\": %m", f->path),
-					 errdetail("The record is written but may not survive a power loss.")));
+		if (state == JR_CLOSED && !comm_installed())
+			(void) journal_sync_now();
 	}
 	f->open_records--;
 	if (f->full && f->open_records == 0)
 	{
+		file_mark_closed(f);	/* while file_of() still finds it */
 		retired = list_delete_ptr(retired, f);
-		file_mark_closed(f);
 	}
 }
 

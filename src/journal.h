@@ -29,7 +29,9 @@
  *	pg_write_barrier() between).  It closes the record by writing
  *	ended_at, duration_ms, outcome, sqlstate, denied, the final counts,
  *	then pg_write_barrier(), then state = JR_CLOSED (or JR_VOID for a
- *	record that is not one).  After that nothing in the record changes.
+ *	record that is not one).  After that nothing in the record changes,
+ *	except that a failed journal_sync may turn a closed record no sync
+ *	has covered into JR_VOID (see Durability below).
  *	On normal exit the backend sets h->closed = 1 after a pg_write_barrier().
  *
  *	Worker reads (worker.c) with pread of the same page cache:
@@ -52,6 +54,15 @@
  *	records that are already in the tables: their journal reference
  *	(file@position) is found by the flusher's duplicate probe and they are
  *	skipped.
+ *
+ * Durability (licdata.journal_sync = on; journal.c, "Durability"): the
+ * backend fdatasyncs its file before any byte of output leaves the server,
+ * so a record is durable before its statement's first result bytes (open,
+ * with the rows counted so far) and, closed, before the rest of its result
+ * and ReadyForQuery.  The flusher may read and move a record before it is
+ * durable (as with journal_sync = off).  A record no sync has covered
+ * when a sync fails becomes JR_VOID (its statement's output never leaves:
+ * the connection is closed) unless the worker's tail is already past it.
  *
  * A record's identity is "<file name>@<logical position>": unique forever
  * (file names carry the shared-memory incarnation, the pid and a sequence).
@@ -193,9 +204,10 @@ typedef struct JournalFileHeader
 #define JR_WRITING	0			/* being written; not yet a record */
 #define JR_OPEN		1			/* statement running; rows updated in place */
 #define JR_CLOSED	2			/* final */
-#define JR_VOID		3			/* abandoned before its statement ran (it was
-								 * refused because the record could not be
-								 * made durable): not a record */
+#define JR_VOID		3			/* not a record: superseded (regrown), or its
+								 * statement was refused because the record
+								 * could not be made durable before any of
+								 * its output left the server */
 
 #define JOURNAL_FILE_SIZE	(4 * 1024 * 1024)
 
