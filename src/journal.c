@@ -124,10 +124,11 @@
 /*
  * PostgreSQL's send path (libpq/libpq.h, which cannot be included here: it
  * includes libpq-be.h, which needs the GSSAPI headers of Debian's build).
- * Declared as PostgreSQL 15 declares it.
+ * Declared as PostgreSQL 14 to 17 declare it (the six methods; 14 dropped
+ * startcopyout/endcopyout).
  */
-#if PG_VERSION_NUM / 100 != 1500
-#error "journal.c declares PostgreSQL 15's PQcommMethods: check libpq/libpq.h"
+#if PG_VERSION_NUM < 140000 || PG_VERSION_NUM >= 180000
+#error "journal.c declares PostgreSQL 14-17's PQcommMethods: check libpq/libpq.h"
 #endif
 typedef struct
 {
