@@ -112,6 +112,7 @@
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -151,6 +152,8 @@ typedef struct JournalFile
 	bool		full;			/* no more records will be added */
 	bool		dirty;			/* journal_sync: written since its last fdatasync */
 	int			open_records;
+	uint64		wake_at;		/* logical head from which the next append may
+								 * wake the worker (see licdata_journal_append) */
 } JournalFile;
 
 static JournalFile *cur = NULL;
@@ -705,6 +708,25 @@ licdata_journal_append(const JournalRecord *hdr, const JournalUse *uses, uint32 
 	pg_write_barrier();
 	h->head = rec->lpos + len;
 	cur->open_records++;
+
+	/*
+	 * More than half the ring not moved yet: wake the worker now rather than
+	 * at its next interval, so that under a sustained load the ring is
+	 * reused instead of a new file being made (fresh pages of a new file cost
+	 * a page fault each; reused ones are still mapped).  At most once per
+	 * eighth of a ring, so a busy backend sets the latch rarely.  Not with
+	 * a flush interval of a minute or more: that holds records on purpose
+	 * (benchmarks and crash tests build a backlog that way).
+	 */
+	if (rec->lpos + len >= cur->wake_at && rec->lpos + len - h->tail > h->ring_size / 2 &&
+		licdata_flush_interval_ms < 60 * 1000)
+	{
+		Latch	   *worker = licdata_shared->worker_latch;
+
+		if (worker)
+			SetLatch(worker);
+		cur->wake_at = rec->lpos + len + h->ring_size / 8;
+	}
 	if (licdata_journal_sync)
 	{
 		/*
