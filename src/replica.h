@@ -55,6 +55,7 @@ extern char *licdata_primary_conninfo;
 extern int	licdata_standby_grace_ms;
 
 extern void licdata_replica_define_gucs(void);
+extern void licdata_replica_node_init(void);	/* the postmaster, at load */
 extern const char *licdata_node_name(void);
 
 /* backends (decide.c) */
@@ -69,6 +70,7 @@ extern struct pg_result *licdata_replica_exec(struct pg_conn *c, const char *sql
 
 /* the flusher on a standby (worker.c); raise on failure */
 extern void licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending);
+extern void licdata_replica_report_error(void);
 
 /* the flusher on the primary (worker.c) */
 extern void licdata_replica_drain(ReplicaQueueFn queue, ReplicaSendFn send);
