@@ -857,6 +857,34 @@ valid_file_name(const char *s, int len)
 	return true;
 }
 
+/*
+ * The primary's flusher is woken when the transaction that stored a
+ * standby's records commits, not before: woken earlier, it would read the
+ * inbox before the rows are visible and sleep a whole flush_interval.
+ */
+static bool wake_at_commit = false;
+static bool xact_cb_registered = false;
+
+static void
+receive_xact_cb(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_at_commit)
+				licdata_worker_wake();
+			wake_at_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			wake_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
 PG_FUNCTION_INFO_V1(licdata_receive_records);
 
 /*
@@ -997,7 +1025,14 @@ licdata_receive_records(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	if (accepted > 0)
-		licdata_worker_wake();
+	{
+		if (!xact_cb_registered)
+		{
+			RegisterXactCallback(receive_xact_cb, NULL);
+			xact_cb_registered = true;
+		}
+		wake_at_commit = true;
+	}
 	PG_RETURN_INT64(accepted);
 }
 
