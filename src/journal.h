@@ -75,11 +75,11 @@
  * pg_backup_start/stop copy) -- so the copy a backup brings of another
  * node's journal is told apart from the node's own files, which the system
  * identifier (the same on a primary and all its standbys) cannot do.  A
- * node moves, hands over, counts (quota rebuild) and removes only its own
- * files: those stamped with its id, and unstamped ones (versions 4 and 5,
- * and files written while the id could not be read; as before).  Another
- * node's file is never read past its header nor written: on a standby it
- * is a copy whose writer has the original and moves its records, so the
+ * node moves, hands over and counts (quota rebuild) the records of its own
+ * files only: those stamped with its id, and unstamped ones (versions 4
+ * and 5, and files written while the id could not be read; as before).
+ * Another node's file is never written and none of its records is used:
+ * on a standby it is a copy whose writer has the original and moves its records, so the
  * worker removes it; on a primary it is left in place with a warning (it
  * may hold the only copy of records of a node that is gone; the operator
  * decides).  The node that wrote a file as a standby still moves it after

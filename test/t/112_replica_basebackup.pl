@@ -49,9 +49,14 @@ SELECT licdata.publish('bb.items', 'backup items', 1, 0.01);
 CREATE ROLE bb_lic LOGIN;
 SELECT licdata.register_licensee('bb_lic', 'Backup Reader Ltd');
 SELECT licdata.grant_licence('bb_lic', 'bb.items', ARRAY['bi']);
+CREATE ROLE bq_lic LOGIN;
+SELECT licdata.register_licensee('bq_lic', 'Quota Reader Ltd');
+SELECT licdata.grant_licence('bq_lic', 'bb.items', ARRAY['bi'], max_queries_per_day => 1000);
 CREATE ROLE bb_agent LOGIN IN ROLE licdata_replica;
 });
 is($primary->safe_psql('postgres', 'SELECT licdata.flush(60)'), 't', 'primary worker up');
+my $lic_q = $primary->safe_psql('postgres',
+	"SELECT id FROM licdata.licences WHERE licensee = 'bq_lic'::regrole");
 
 # ---- records pending on the primary: 20 statements and an open cursor ----
 my $sql = "SET licdata.purpose = 'bi';\n";
@@ -60,7 +65,8 @@ my ($rc, $out, $err) = $primary->psql('postgres', $sql,
 	extra_params => [ '-U', 'bb_lic' ], on_error_stop => 1);
 is($rc, 0, '20 licensee statements on the primary') or diag($err);
 
-my $cur = $primary->background_psql('postgres', extra_params => [ '-U', 'bb_lic' ]);
+# the cursor is of a day-quota licence (the quota rebuild below)
+my $cur = $primary->background_psql('postgres', extra_params => [ '-U', 'bq_lic' ]);
 $cur->query_safe("SET licdata.purpose = 'bi'");
 $cur->query_safe('BEGIN');
 $cur->query_safe('DECLARE c CURSOR FOR SELECT val FROM bb.items ORDER BY id');
@@ -129,12 +135,31 @@ ok( $standby->poll_query_until('postgres',
 		  . "f IN (" . join(',', map { my $b = $_; $b =~ s{.*/}{}; "'$b'" } @copied) . ")"),
 	'the standby removed its copies of the primary\'s journal files');
 
+# ---- the day quota after a primary restart, the standby holding a lease ----
+($rc, $out, $err) = $standby->psql('postgres',
+	"SET licdata.purpose = 'bi'; SELECT val FROM bb.items WHERE id = 1",
+	extra_params => [ '-U', 'bq_lic' ]);
+is($out, 'v1', 'the standby serves the day-quota licence from a lease');
+ok( $primary->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM licdata.usage WHERE licence_id = $lic_q AND node = 'standby'"),
+	'its record reaches the primary');
+$primary->restart;
+$primary->safe_psql('postgres', 'SELECT licdata.flush(60)');
+# the rebuilt counter: the primary's own rows (the cursor) plus what is
+# leased (the standby's rows are served from its lease, not counted again)
+is( $primary->safe_psql('postgres',
+		"SELECT q.queries = (SELECT count(*) FROM licdata.usage WHERE licence_id = $lic_q AND node = 'primary') "
+		  . "+ (SELECT sum(queries_granted - queries_returned) FROM licdata.quota_leases WHERE licence_id = $lic_q) "
+		  . "AND (SELECT count(*) FROM licdata.usage WHERE licence_id = $lic_q AND node = 'primary') = 1 "
+		  . "FROM licdata_internal._quota_used($lic_q) q"),
+	't', 'after a primary restart the quota counts the cursor the primary ran');
+
 # ---- the standby's own records still reach the primary ----
 ($rc, $out, $err) = $standby->psql('postgres', $sql,
 	extra_params => [ '-U', 'bb_lic' ], on_error_stop => 1);
 is($rc, 0, '20 licensee statements on the standby') or diag($err);
 ok( $primary->poll_query_until('postgres',
-		"SELECT count(*) = 20 FROM licdata.usage WHERE node = 'standby'"),
+		"SELECT count(*) = 20 FROM licdata.usage WHERE node = 'standby' AND licence_id <> $lic_q"),
 	'the standby\'s own records reach the primary, with its name');
 
 # ---- the primary down: one line when hand-over starts failing, one when it works again ----
@@ -162,7 +187,7 @@ $standby->promote;
 $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()');
 is($standby->safe_psql('postgres', 'SELECT licdata.flush(60)'), 't', 'promoted node flushed');
 ok( $standby->poll_query_until('postgres',
-		"SELECT count(*) = 40 FROM licdata.usage WHERE node = 'standby'"),
+		"SELECT count(*) = 40 FROM licdata.usage WHERE node = 'standby' AND licence_id <> $lic_q"),
 	'the promoted node moved the records it wrote as a standby');
 is( $standby->safe_psql('postgres',
 		"SELECT count(*) FROM (SELECT journal_ref FROM licdata.usage GROUP BY journal_ref HAVING count(*) > 1) d"),
