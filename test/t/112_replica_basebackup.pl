@@ -17,10 +17,17 @@
 # as a cancelled statement of node 'standby' with 10 rows, and the
 # primary's own final record (15 rows) was then skipped as a duplicate.
 #
+# The cursor is of a day-quota licence and the standby then holds a lease
+# of it: after a primary restart the rebuilt counter must count the
+# cursor (old code: its row named the standby, so the rebuild left it out).
+#
 # Also (same issue): while the primary is down the standby's worker logs
 # one line when hand-over starts failing and one when it works again, not
-# one per attempt; and after a promotion the node moves its own files,
-# those it wrote as a standby included.
+# one per attempt (old code: 17 ERROR lines in 3 s); after a promotion the
+# node moves its own files, those it wrote as a standby included; and the
+# primary's flusher is woken when the records a standby handed over are
+# committed (old code: woken before, it found the inbox empty and slept
+# for its whole flush_interval, here 1 h).
 use strict;
 use warnings;
 
