@@ -35,7 +35,10 @@
  * A file belongs to one backend of one shared-memory incarnation.  When the
  * backend exits normally it marks its file closed; a file of an older
  * incarnation belongs to a backend that died in a crash.  Either way the
- * worker may delete the file once it has moved all its records.
+ * worker may delete the file once it has moved all its records.  The
+ * header also names the node (licdata_node_id): a copy of another node's
+ * file, brought by a base backup, is not this node's to move (journal.h,
+ * "Whose files").
  *
  * The record format and the backend<->worker protocol (who stores what, in
  * which order, behind which barrier, and who may reuse which bytes when)
@@ -369,6 +372,7 @@ journal_new_file(size_t need)
 	h->head = 0;
 	h->tail = 0;
 	h->ring_size = f->size - sizeof(JournalFileHeader);
+	h->node_id = licdata_node_id;	/* whose file (journal.h, "Whose files") */
 	if (licdata_journal_sync)
 	{
 		if (fsync(f->fd) != 0)

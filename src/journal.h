@@ -67,6 +67,24 @@
  * A record's identity is "<file name>@<logical position>": unique forever
  * (file names carry the shared-memory incarnation, the pid and a sequence).
  *
+ * Whose files (version 6 on): the header's node_id is the writer's node
+ * identity (licdata_node_id, replica.c): 64 random bits kept in
+ * pg_licdata/node_id, the same across restarts, crashes and promotion, and
+ * drawn anew when the data directory is a restored base backup (a
+ * backup_label at the postmaster's start: pg_basebackup, pg_rewind, any
+ * pg_backup_start/stop copy) -- so the copy a backup brings of another
+ * node's journal is told apart from the node's own files, which the system
+ * identifier (the same on a primary and all its standbys) cannot do.  A
+ * node moves, hands over and counts (quota rebuild) the records of its own
+ * files only: those stamped with its id, and unstamped ones (versions 4
+ * and 5, and files written while the id could not be read; as before).
+ * Another node's file is never written and none of its records is used:
+ * on a standby it is a copy whose writer has the original and moves its records, so the
+ * worker removes it; on a primary it is left in place with a warning (it
+ * may hold the only copy of records of a node that is gone; the operator
+ * decides).  The node that wrote a file as a standby still moves it after
+ * its promotion: the id does not change.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef LICDATA_JOURNAL_H
@@ -190,14 +208,26 @@ typedef struct JournalFileHeader
 								 * (written by the worker): the ring before it
 								 * may be reused */
 	uint64		ring_size;		/* bytes of the ring that follows the header */
-	char		pad2[8];
+	uint64		node_id;		/* version 6 on: licdata_node_id of the node
+								 * that wrote it (0: unknown, as before) */
 } JournalFileHeader;
+
+StaticAssertDecl(sizeof(JournalFileHeader) == 64, "journal file header is 64 bytes in every version");
+
+/*
+ * Is the file (header h) another node's?  Only a version 6 file says who
+ * wrote it; an older one counts as this node's, as before (see "Whose
+ * files" above).
+ */
+#define JF_FOREIGN(h) \
+	((h)->version >= 6 && (h)->node_id != 0 && (h)->node_id != licdata_node_id)
 
 #define JF_RING(base)	((char *) (base) + sizeof(JournalFileHeader))
 #define JR_PAD_MAGIC	0x504A444C	/* "LDJP" */
 
 #define JF_MAGIC	0x464A444C	/* "LDJF" */
-#define JF_VERSION	5			/* layout of JournalRecord and the ring */
+#define JF_VERSION	6			/* layout of the header, JournalRecord and the
+								 * ring; 6 = 5 plus the header's node_id */
 #define JF_VERSION_MIN	4		/* oldest layout the worker still reads (no
 								 * JournalUse.calls) */
 #define JR_MAGIC	0x524A444C	/* "LDJR" */
@@ -210,6 +240,9 @@ typedef struct JournalFileHeader
 								 * its output left the server */
 
 #define JOURNAL_FILE_SIZE	(4 * 1024 * 1024)
+
+/* replica.c: this node's identity, stamped into each file it makes */
+extern uint64 licdata_node_id;
 
 /* journal.c */
 extern JournalRecord *licdata_journal_append(const JournalRecord *hdr, const JournalUse *uses,

@@ -22,6 +22,7 @@
 #include "licdata.h"
 #include "meter.h"
 #include "product.h"
+#include "replica.h"
 #include "shmem.h"
 
 PG_MODULE_MAGIC;
@@ -39,6 +40,7 @@ _PG_init(void)
 
 	licdata_define_gucs();
 	licdata_shmem_init();
+	licdata_replica_node_init();
 	licdata_keys_init_postmaster();
 	licdata_catalog_init();
 	licdata_policy_init();

@@ -41,11 +41,14 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "common/file_perm.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -76,10 +79,17 @@
 #define HAND_OVER_TIMEOUT_MS	60000	/* one _receive_records call, at most */
 
 char	   *licdata_node_name_setting = "";
+uint64		licdata_node_id = 0;	/* see licdata_replica_node_init */
 char	   *licdata_primary_conninfo = "";
 int			licdata_standby_grace_ms = 10000;
 
 static PGconn *conn = NULL;		/* the flusher's connection to the primary */
+
+/* The flusher's hand-over state, for its server log (see licdata_replica_report_error). */
+static bool in_hand_over = false;	/* a hand-over is running (an error is its failure) */
+static int64 failures = 0;		/* failed hand-overs since the last success */
+static TimestampTz failing_since = 0;
+static uint32 failing_cause = REPLICA_OK;	/* the cause last logged */
 static char *conn_ci = NULL;	/* the connection string it was made with */
 
 void
@@ -132,6 +142,122 @@ licdata_node_name(void)
 		snprintf(name, sizeof(name), "%s:%d", host, PostPortNumber);
 	}
 	return name;
+}
+
+/* ---- the node's identity, stamped into its journal files ---- */
+
+#define NODE_ID_FILE	LICDATA_DIR "/node_id"
+
+static bool
+write_node_id(uint64 id)
+{
+	char		buf[32];
+	char		tmp[MAXPGPATH];
+	int			fd;
+	int			len;
+	bool		ok;
+
+	len = snprintf(buf, sizeof(buf), "%016llx\n", (unsigned long long) id);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", NODE_ID_FILE);
+	(void) mkdir(LICDATA_DIR, pg_dir_create_mode);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, pg_file_create_mode);
+	if (fd < 0)
+		return false;
+	ok = write(fd, buf, len) == len && fsync(fd) == 0;
+	ok = (close(fd) == 0) && ok;
+	if (ok)
+		ok = rename(tmp, NODE_ID_FILE) == 0;
+	if (ok)
+	{
+		fd = open(LICDATA_DIR, O_RDONLY | PG_BINARY, 0);
+		if (fd >= 0)
+		{
+			(void) fsync(fd);
+			close(fd);
+		}
+	}
+	return ok;
+}
+
+static uint64
+read_node_id(bool *found)
+{
+	char		buf[32];
+	int			fd;
+	ssize_t		n;
+	unsigned long long v = 0;
+	char		end = 0;
+
+	*found = false;
+	fd = open(NODE_ID_FILE, O_RDONLY | PG_BINARY, 0);
+	if (fd < 0)
+		return 0;
+	*found = true;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%16llx%c", &v, &end) != 2 || end != '\n')
+		return 0;
+	return (uint64) v;
+}
+
+/*
+ * The postmaster, at load (_PG_init, in the data directory): this node's
+ * identity, licdata_node_id, inherited by every process it starts.  It is
+ * kept in pg_licdata/node_id, outside the journal, and drawn anew (64
+ * random bits, never 0) when that file is missing or unreadable, or when
+ * this data directory is a restored base backup starting for the first
+ * time: PostgreSQL 15 has a backup_label in the data directory only then
+ * (pg_basebackup, pg_rewind and pg_backup_start/stop copies all leave one;
+ * the startup process renames it before any backend can connect).  A base
+ * backup copies node_id with the journal, so without that the copy would
+ * take the files of the node it was made from for its own (journal.h,
+ * "Whose files").  Any failure: a warning, and files unstamped (0), as
+ * before.
+ */
+void
+licdata_replica_node_init(void)
+{
+	struct stat st;
+	bool		found = false;
+	bool		restored = stat("backup_label", &st) == 0;
+	uint64		id = restored ? 0 : read_node_id(&found);
+
+	if (id != 0)
+	{
+		licdata_node_id = id;
+		return;
+	}
+	do
+	{
+		if (!pg_strong_random(&id, sizeof(id)))
+		{
+			ereport(WARNING,
+					(errmsg("licdata could not draw a node identity; journal files are not stamped with their node")));
+			return;
+		}
+	} while (id == 0);
+	if (!write_node_id(id))
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", NODE_ID_FILE),
+				 errdetail("Journal files are not stamped with their node until it can be written.")));
+		return;
+	}
+	licdata_node_id = id;
+	if (restored)
+		ereport(LOG,
+				(errmsg("licdata: this data directory is a restored base backup; its node identity is now %016llx",
+						(unsigned long long) id),
+				 errdetail("Journal files copied from the node it was made from are left to that node.")));
+	else if (found)
+		ereport(WARNING,
+				(errmsg("file \"%s\" was not valid; this node's identity is now %016llx",
+						NODE_ID_FILE, (unsigned long long) id),
+				 errdetail("Journal files stamped with its earlier identity are treated as another node's.")));
 }
 
 /* ---- backends on a standby ---- */
@@ -228,6 +354,48 @@ fail(uint32 cause, const char *what)
 			(errcode(ERRCODE_LD_METERING_FAILED),
 			 errmsg("could not hand journal records to the primary: %s", what),
 			 errdetail_log("%s", msg)));
+}
+
+/*
+ * The flusher's pass ended with an error (the current one, in its
+ * PG_CATCH): report it.  A failed hand-over is logged once when hand-over
+ * starts failing, as a WARNING with its cause, and again only when the
+ * cause changes; a repeat goes to DEBUG1; the success after it logs one
+ * line (licdata_replica_hand_over).  Every other error is reported as it
+ * is.  What backends see (the grace check) and licdata.nodes do not depend
+ * on this.
+ */
+void
+licdata_replica_report_error(void)
+{
+	MemoryContext old;
+	ErrorData  *ed;
+	uint32		cause;
+
+	if (!in_hand_over)
+	{
+		EmitErrorReport();
+		return;
+	}
+	in_hand_over = false;
+	cause = pg_atomic_read_u32(&licdata_shared->replica_cause);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	ed = CopyErrorData();
+	FlushErrorState();
+	if (failures++ == 0)
+		failing_since = GetCurrentTimestamp();
+	if (failures == 1 || cause != failing_cause)
+	{
+		ed->elevel = WARNING;
+		if (ed->hint == NULL)
+			ed->hint = pstrdup("The records wait in this standby's journal. Further failures are logged at DEBUG1 until a hand-over succeeds.");
+		failing_cause = cause;
+	}
+	else
+		ed->elevel = DEBUG1;
+	ThrowErrorData(ed);
+	FreeErrorData(ed);
+	MemoryContextSwitchTo(old);
 }
 
 /* The connection string to the primary: licdata.primary_conninfo, else primary_conninfo. */
@@ -564,6 +732,7 @@ licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending)
 	PGresult   *last = NULL;
 	TimestampTz deadline;
 
+	in_hand_over = true;
 	connect_primary();
 
 	initStringInfo(&buf);
@@ -640,8 +809,22 @@ licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending)
 				 errdetail_log("%s", msg)));
 	}
 	PQclear(last);
+	in_hand_over = false;
 	pg_atomic_write_u64(&licdata_shared->replica_ok_at, (uint64) GetCurrentTimestamp());
 	set_cause(REPLICA_OK);
+	if (failures > 0)
+	{
+		long		secs;
+		int			usecs;
+
+		TimestampDifference(failing_since, GetCurrentTimestamp(), &secs, &usecs);
+		ereport(LOG,
+				(errmsg("licdata hands journal records to the primary again"),
+				 errdetail("Hand-over had failed %lld times over %ld s.",
+						   (long long) failures, secs)));
+		failures = 0;
+		failing_cause = REPLICA_OK;
+	}
 	/* idle day-quota leases go back to the primary (lease.c) */
 	if (!exit_registered)
 	{
@@ -672,6 +855,34 @@ valid_file_name(const char *s, int len)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || s[i] == '-'))
 			return false;
 	return true;
+}
+
+/*
+ * The primary's flusher is woken when the transaction that stored a
+ * standby's records commits, not before: woken earlier, it would read the
+ * inbox before the rows are visible and sleep a whole flush_interval.
+ */
+static bool wake_at_commit = false;
+static bool xact_cb_registered = false;
+
+static void
+receive_xact_cb(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_at_commit)
+				licdata_worker_wake();
+			wake_at_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			wake_at_commit = false;
+			break;
+		default:
+			break;
+	}
 }
 
 PG_FUNCTION_INFO_V1(licdata_receive_records);
@@ -814,7 +1025,14 @@ licdata_receive_records(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	if (accepted > 0)
-		licdata_worker_wake();
+	{
+		if (!xact_cb_registered)
+		{
+			RegisterXactCallback(receive_xact_cb, NULL);
+			xact_cb_registered = true;
+		}
+		wake_at_commit = true;
+	}
 	PG_RETURN_INT64(accepted);
 }
 

@@ -20,6 +20,16 @@
  * audit_log.journal_ref therefore counts every record once.  The node's
  * name (licdata.node_name) goes into the rows' "node" column.
  *
+ * Each journal file also names the node that wrote it (licdata_node_id,
+ * kept in pg_licdata/node_id, drawn anew in a restored base backup): a
+ * standby hands over only its own files, so the copy of the primary's
+ * journal that pg_basebackup brings is never handed over under the
+ * standby's name (journal.h, "Whose files").
+ *
+ * The flusher's server log: a failed hand-over is logged once when
+ * hand-over starts failing (and when its cause changes), repeats at
+ * DEBUG1, and one line when it works again (licdata_replica_report_error).
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef LICDATA_REPLICA_H
@@ -55,6 +65,7 @@ extern char *licdata_primary_conninfo;
 extern int	licdata_standby_grace_ms;
 
 extern void licdata_replica_define_gucs(void);
+extern void licdata_replica_node_init(void);	/* the postmaster, at load */
 extern const char *licdata_node_name(void);
 
 /* backends (decide.c) */
@@ -69,6 +80,7 @@ extern struct pg_result *licdata_replica_exec(struct pg_conn *c, const char *sql
 
 /* the flusher on a standby (worker.c); raise on failure */
 extern void licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending);
+extern void licdata_replica_report_error(void);
 
 /* the flusher on the primary (worker.c) */
 extern void licdata_replica_drain(ReplicaQueueFn queue, ReplicaSendFn send);

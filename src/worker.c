@@ -153,6 +153,7 @@ typedef struct FileProgress
 	bool		seen;			/* listed in the current pass */
 	bool		unlink_failed;	/* warned about once */
 	bool		bad_version;	/* warned about once */
+	bool		foreign;		/* another node's (journal.h, "Whose files") */
 } FileProgress;
 
 static List *progress = NIL;	/* of FileProgress *, in TopMemoryContext */
@@ -1930,6 +1931,41 @@ read_file(FileProgress *p, JournalRead *fr)
 	return true;
 }
 
+/*
+ * A file another node wrote (journal.h, "Whose files"): none of its records
+ * is moved, handed over or counted here, and its header is not written.
+ * On a standby it is a copy a base backup brought (its writer has the
+ * original and moves its records): it is removed with the finished files.
+ * On a primary it is left in place, with one warning.
+ */
+static void
+foreign_file(FileProgress *p, JournalRead *fr)
+{
+	bool		standby = RecoveryInProgress();
+
+	for (int c = 0; c < fr->nchunks; c++)
+		pfree(fr->chunk[c]);
+	list_free(fr->pending_copies);
+	p->final = true;
+	p->finished = standby;
+	if (p->foreign)
+		return;
+	p->foreign = true;
+	if (standby)
+		ereport(LOG,
+				(errmsg("licdata: journal file \"%s\" was written by another node; this standby removes its copy",
+						p->name),
+				 errdetail("Its writer (node identity %016llx) moves its records; this node is %016llx.",
+						   (unsigned long long) fr->h.node_id, (unsigned long long) licdata_node_id)));
+	else
+		ereport(WARNING,
+				(errmsg("journal file \"%s\" was written by another node; its records are not moved here",
+						p->name),
+				 errdetail("Its writer has node identity %016llx; this node is %016llx.",
+						   (unsigned long long) fr->h.node_id, (unsigned long long) licdata_node_id),
+				 errhint("It is a copy of that node's journal (a base backup): its writer moves its records. Remove the file when that node has moved them, or is gone for good.")));
+}
+
 /* Queue what can be moved from one file. */
 static void
 process_file(FileProgress *p)
@@ -1942,6 +1978,11 @@ process_file(FileProgress *p)
 	p->seen = true;
 	if (!read_file(p, &fr))
 		return;
+	if (JF_FOREIGN(&fr.h))
+	{
+		foreign_file(p, &fr);
+		return;
+	}
 	dead = (fr.h.incarnation != licdata_shared->incarnation);
 	final = dead || fr.h.closed != 0;
 	p->final = final;
@@ -2091,7 +2132,9 @@ rebuild_quotas(void)
 			continue;
 		memset(&tmp, 0, sizeof(tmp));
 		strlcpy(tmp.name, de->d_name, sizeof(tmp.name));
-		if (!read_file(&tmp, &fr) || fr.h.incarnation == licdata_shared->incarnation)
+		/* this incarnation's files were counted as written; others' are theirs */
+		if (!read_file(&tmp, &fr) || fr.h.incarnation == licdata_shared->incarnation ||
+			JF_FOREIGN(&fr.h))
 			continue;
 		for (int c = 0; c < fr.nchunks; c++)
 		{
@@ -2466,7 +2509,8 @@ static void
 recover_from_error(MemoryContext pass_cxt)
 {
 	HOLD_INTERRUPTS();
-	EmitErrorReport();
+	/* a failed hand-over is logged when it starts failing, not each time */
+	licdata_replica_report_error();
 	AbortCurrentTransaction();
 	FlushErrorState();
 	licdata_records_writable = false;
