@@ -21,12 +21,16 @@
 #             drain time.
 #   plain     shared_preload_libraries = '' (no licdata), the superuser, the
 #             same table and script.
-# Each round runs both (order reversed every other round).  The sustained
+#   pgaudit   shared_preload_libraries = pgaudit, pgaudit.log = 'read' (every
+#             read logged to the server log), the superuser, the same script;
+#             skipped when pgaudit is not installed.
+# Each round runs all of them (order reversed every other round).  The sustained
 # rate is statements / (run time + drain time): what the system can keep up
 # with, metering included.
 #
-# Output: per round the statements, run and drain times, both rates and
-# their ratio (goal >= 0.80) and the drain time (goal < 1 s); medians.
+# Output: per round the statements, run and drain times, the rates, licdata's
+# ratio to plain PostgreSQL (goal >= 0.80) and to pgaudit, and the drain time
+# (goal < 1 s); medians.
 set -euo pipefail
 
 SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
@@ -94,6 +98,12 @@ drain()
 	awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.3f", ns / 1e9 }'
 }
 
+HAVE_PGAUDIT=1
+if [ ! -f "$LD_PG_PKGLIBDIR/pgaudit.so" ]; then
+	HAVE_PGAUDIT=0
+	echo "== pgaudit is not installed (package postgresql-$LD_PG_MAJOR-pgaudit): no pgaudit rounds"
+fi
+
 declare -A N T D
 mode_run()
 {
@@ -111,7 +121,7 @@ mode_run()
 	else
 		pgb 1 "$SU" "" >/dev/null
 		read -r n t <<<"$(pgb "$BENCH_SECONDS" "$SU" "")"
-		echo "   round $r plain:   $n statements in $t s"
+		echo "   round $r $mode:$( [ "$mode" = plain ] && echo '  ') $n statements in $t s"
 	fi
 	N["$mode,$r"]=$n
 	T["$mode,$r"]=$t
@@ -123,7 +133,9 @@ for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 	if [ $((r % 2)) -eq 1 ]; then
 		mode_run licdata "$r"
 		mode_run plain "$r"
+		[ "$HAVE_PGAUDIT" = 0 ] || mode_run pgaudit "$r"
 	else
+		[ "$HAVE_PGAUDIT" = 0 ] || mode_run pgaudit "$r"
 		mode_run plain "$r"
 		mode_run licdata "$r"
 	fi
@@ -132,8 +144,9 @@ bench_restart licdata
 
 echo
 echo "Sustained statements per second = statements / (run time + drain time)"
-printf '%-7s %12s %12s %10s %8s  %s\n' round "licdata/s" "plain/s" ratio drain_s ""
+printf '%-7s %12s %12s %12s %10s %12s %8s\n' round "licdata/s" "plain/s" "pgaudit/s" "vs plain" "vs pgaudit" drain_s
 ratios=()
+aratios=()
 drains=()
 for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 	if [ "${N[licdata,$r]}" = failed ] || [ "${N[plain,$r]}" = failed ]; then
@@ -144,11 +157,19 @@ for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 	rp=$(awk -v n="${N[plain,$r]}" -v t="${T[plain,$r]}" 'BEGIN { printf "%.0f", n / t }')
 	x=$(bench_ratio "$rl" "$rp")
 	ratios+=("$x")
+	ra=- xa=-
+	if [ "$HAVE_PGAUDIT" = 1 ] && [ "${N[pgaudit,$r]}" != failed ]; then
+		ra=$(awk -v n="${N[pgaudit,$r]}" -v t="${T[pgaudit,$r]}" 'BEGIN { printf "%.0f", n / t }')
+		xa=$(bench_ratio "$rl" "$ra")
+		aratios+=("$xa")
+	fi
 	drains+=("${D[licdata,$r]}")
-	printf '%-7s %12s %12s %10s %8s\n' "$r" "$rl" "$rp" "$x" "${D[licdata,$r]}"
+	printf '%-7s %12s %12s %12s %10s %12s %8s\n' "$r" "$rl" "$rp" "$ra" "$x" "$xa" "${D[licdata,$r]}"
 done
 if [ "${#ratios[@]}" -gt 0 ]; then
-	printf '%-7s %12s %12s %10s %8s\n' median "" "" "$(bench_median "${ratios[@]}")" "$(bench_median "${drains[@]}")"
+	am=-
+	[ "${#aratios[@]}" -eq 0 ] || am=$(bench_median "${aratios[@]}")
+	printf '%-7s %12s %12s %12s %10s %12s %8s\n' median "" "" "" "$(bench_median "${ratios[@]}")" "$am" "$(bench_median "${drains[@]}")"
 fi
-echo "goals: ratio >= 0.80, drain after a ${BENCH_SECONDS}-second run < 1 s"
+echo "goals: ratio to plain >= 0.80, drain after a ${BENCH_SECONDS}-second run < 1 s"
 echo "== done in $(ld_fmt_secs $(($(date +%s) - START)))"
