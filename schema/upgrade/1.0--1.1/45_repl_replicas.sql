@@ -1,0 +1,1 @@
+../../45_replicas.sql
