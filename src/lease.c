@@ -272,11 +272,7 @@ licdata_lease_take(int64 licence_id, const int64 *limit, const int64 *need,
 		if (e == NULL)
 		{
 			LWLockRelease(licdata_shared->quota_lock);
-			ereport(ERROR,
-					(errcode(ERRCODE_LD_METERING_FAILED),
-					 errmsg("could not track the quota of licence %lld", (long long) licence_id),
-					 errdetail("The shared quota table is full."),
-					 errhint("Restart the server to rebuild the quota table.")));
+			licdata_quota_table_full(licence_id);
 		}
 		for (int k = 0; k < LEASE_KINDS; k++)
 		{
@@ -683,11 +679,7 @@ licdata_lease_quota(PG_FUNCTION_ARGS)
 	if (e == NULL)
 	{
 		LWLockRelease(licdata_shared->quota_lock);
-		ereport(ERROR,
-				(errcode(ERRCODE_LD_METERING_FAILED),
-				 errmsg("could not track the quota of licence %lld", (long long) licence_id),
-				 errdetail("The shared quota table is full."),
-				 errhint("Restart the server to rebuild the quota table.")));
+		licdata_quota_table_full(licence_id);
 	}
 	for (int k = 0; k < LEASE_KINDS && exhausted < 0; k++)
 		if (want[k] > 0 && limit[k] > 0 && limit[k] - *used_of(e, k) < want[k])

@@ -42,5 +42,7 @@ extern bool licdata_lease_give_back(struct pg_conn *c, bool all);
 /* meter.c: the shared counters, for the primary's grants */
 extern LicdataQuotaEntry *licdata_quota_entry(int64 licence_id, int32 today);
 extern void licdata_quota_wait_ready(void);
+/* ERROR: the shared quota table has no room for the licence (meter.c) */
+extern void licdata_quota_table_full(int64 licence_id) pg_attribute_noreturn();
 
 #endif							/* LICDATA_LEASE_H */

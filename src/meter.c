@@ -501,8 +501,8 @@ licdata_quota_entry(int64 licence_id, int32 today)
 	return quota_entry(licence_id, today);
 }
 
-static void
-quota_table_full(int64 licence_id)
+void
+licdata_quota_table_full(int64 licence_id)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_LD_METERING_FAILED),
@@ -655,7 +655,7 @@ quota_start(MeterStmt *ms, const LicdataLicence *lic, LicdataDataset *ds)
 		if (e == NULL)
 		{
 			LWLockRelease(licdata_shared->quota_lock);
-			quota_table_full(lic->id);
+			licdata_quota_table_full(lic->id);
 		}
 		if (lic->max_queries_per_day > 0 && e->queries >= lic->max_queries_per_day)
 		{
@@ -762,7 +762,7 @@ quota_take(MeterStmt *ms, int64 n, int64 total, bool own, bool stream)
 		if (e == NULL)
 		{
 			LWLockRelease(licdata_shared->quota_lock);
-			quota_table_full(qs->licence_id);
+			licdata_quota_table_full(qs->licence_id);
 		}
 		if (qs->reserved_day != today)
 			qs->reserved = 0;	/* taken from yesterday's counter, now reset */
@@ -1259,7 +1259,7 @@ licdata_meter_product_call(Oid product, const LicdataLicence *lic,
 		if (e == NULL)
 		{
 			LWLockRelease(licdata_shared->quota_lock);
-			quota_table_full(lic->id);
+			licdata_quota_table_full(lic->id);
 		}
 		if (e->queries >= max_calls_per_day)
 			refused = true;
@@ -1478,7 +1478,7 @@ lookup_quota_take(MeterStmt *ms, const LicdataLicence *lic)
 	if (e == NULL)
 	{
 		LWLockRelease(licdata_shared->quota_lock);
-		quota_table_full(lic->id);
+		licdata_quota_table_full(lic->id);
 	}
 	refused = (e->lookups >= lic->max_lookups_per_day);
 	if (!refused)
