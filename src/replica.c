@@ -947,7 +947,6 @@ licdata_receive_records(PG_FUNCTION_ARGS)
 		uint32		use_size;
 		uint32		len;
 		bytea	   *raw;
-		const JournalRecord *r;
 
 		if (end - p < 2)
 			bad_input("A record is cut short.");
@@ -969,9 +968,14 @@ licdata_receive_records(PG_FUNCTION_ARGS)
 		raw = palloc(VARHDRSZ + len);
 		memcpy(VARDATA(raw), p, len);
 		SET_VARSIZE(raw, VARHDRSZ + len);
-		r = (const JournalRecord *) VARDATA(raw);	/* 4-byte aligned */
-		if (r->magic != JR_MAGIC || r->length != len)
-			bad_input("A record's header is not valid.");
+		/* VARDATA is only 4-byte aligned: the header is read from a copy */
+		{
+			JournalRecord hdr;
+
+			memcpy(&hdr, VARDATA(raw), offsetof(JournalRecord, statement));
+			if (hdr.magic != JR_MAGIC || hdr.length != len)
+				bad_input("A record's header is not valid.");
+		}
 		p += len;
 		accumArrayResult(a_ref, CStringGetTextDatum(psprintf("%s@%llu", name, (unsigned long long) off)),
 						 false, TEXTOID, CurrentMemoryContext);
@@ -1085,12 +1089,15 @@ licdata_replica_drain(ReplicaQueueFn queue, ReplicaSendFn send)
 			ir->node = SPI_getvalue(t, d, 2);
 			ir->dead = DatumGetBool(SPI_getbinval(t, d, 3, &isnull));
 			ir->use_size = (uint32) DatumGetInt32(SPI_getbinval(t, d, 4, &isnull));
-			raw = DatumGetByteaPCopy(SPI_getbinval(t, d, 5, &isnull));
-			ir->r = (JournalRecord *) VARDATA(raw);
+			raw = DatumGetByteaPP(SPI_getbinval(t, d, 5, &isnull));
+			/* a MAXALIGNed copy: VARDATA is only 4-byte aligned */
+			ir->r = (JournalRecord *) palloc(Max(VARSIZE_ANY_EXHDR(raw),
+												 offsetof(JournalRecord, statement)));
+			memcpy(ir->r, VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw));
 			MemoryContextSwitchTo(old);
 			/* framing was checked on receipt; the flusher checks the rest */
-			if (VARSIZE(raw) - VARHDRSZ < offsetof(JournalRecord, statement) ||
-				ir->r->length != VARSIZE(raw) - VARHDRSZ)
+			if (VARSIZE_ANY_EXHDR(raw) < offsetof(JournalRecord, statement) ||
+				ir->r->length != VARSIZE_ANY_EXHDR(raw))
 				continue;
 			n++;
 		}

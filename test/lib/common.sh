@@ -102,7 +102,7 @@ ld_as_test_user()
 	)
 	local v
 	# Let a caller tune the harness (timeouts, keeping directories).
-	for v in $(compgen -e | grep -E '^(LICDATA_|PG_TEST_)' || true); do
+	for v in $(compgen -e | grep -E '^(LICDATA_|PG_TEST_|ASAN_OPTIONS$|UBSAN_OPTIONS$|LD_PRELOAD$)' || true); do
 		envv+=("$v=${!v}")
 	done
 	if [ "$(id -u)" -eq 0 ]; then
