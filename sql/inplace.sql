@@ -34,7 +34,7 @@ SELECT licdata.grant_licence('ipl_bank', 'ipl.people', ARRAY['narrow'], columns 
 							 unlicensed_columns => 'null');
 SELECT licdata.grant_licence('ipl_bank', 'ipl.people', ARRAY['strict'], columns => ARRAY['id', 'name']::name[]);
 SELECT licdata.set_mask('ipl.people', 'name', 'cn_name', '{}', 13000);
-SELECT licdata.set_mask('ipl.people', 'secret', 'redact', '{"with": "XXX"}', 13000);
+SELECT licdata.set_mask('ipl.people', 'secret', 'redact', '{"with": "###"}', 13000);
 SELECT licdata.set_mask('ipl.people', 'code', 'pseudonym', '{"length": 8}', 13000);
 CREATE TABLE ipl.expected_codes AS
 	SELECT id, licdata.mask_pseudonym(code, 8, 'ipl_bank') AS token FROM ipl.people;
@@ -47,7 +47,7 @@ SET licdata.purpose = 'masked';
 -- the masks, at the top level and in predicates, grouping and ordering
 SELECT id, name, secret FROM ipl.people ORDER BY id;
 SELECT count(*) FROM ipl.people WHERE name = '张三丰' OR secret = 'raw1';
-SELECT count(*) FROM ipl.people WHERE secret = 'XXX';
+SELECT count(*) FROM ipl.people WHERE secret = '###';
 SELECT secret, count(*) FROM ipl.people GROUP BY secret ORDER BY secret;
 SELECT p.id, p.code = e.token AS keyed FROM ipl.people p JOIN ipl.expected_codes e ON e.id = p.id ORDER BY p.id;
 -- the dataset second in the range table
