@@ -1,0 +1,29 @@
+/*-------------------------------------------------------------------------
+ *
+ * packed.h
+ *	  Record batches: many usage or audit rows packed into one bytea, the
+ *	  way the flusher stores them (licdata_internal.record_batches), and
+ *	  read back as rows by licdata_internal._unpack_usage/_unpack_audit
+ *	  (the views licdata.usage and licdata.audit_log).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LICDATA_PACKED_H
+#define LICDATA_PACKED_H
+
+#include "access/tupdesc.h"
+#include "lib/stringinfo.h"
+
+typedef struct PackWriter
+{
+	StringInfoData buf;
+	TupleDesc	td;				/* the row type's (not copied) */
+	int32		nrows;
+	Size		rows_at;		/* where the rows start in buf */
+} PackWriter;
+
+extern void licdata_pack_begin(PackWriter *w, TupleDesc td);
+extern void licdata_pack_row(PackWriter *w, const Datum *values, const bool *nulls);
+extern bytea *licdata_pack_end(PackWriter *w);
+
+#endif							/* LICDATA_PACKED_H */
