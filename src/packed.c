@@ -18,6 +18,7 @@
  *	"LDPK" u8 version(1) u8 0 u16 ncols
  *	ncols x { u32 type oid, u8 name length, name }
  *	u32 nrows
+ *	u32 nrefs, nrefs x { u8 kind, u32 oid, u8 length, schema, u8 length, name }
  *	nrows x ncols x { u8 0 (NULL) | u8 1, value }
  *
  * A value by type: int8, timestamptz, float8: 8 bytes; oid, regrole,
@@ -36,6 +37,14 @@
  * bounds.  Columns are matched to the row type by name (and must have the
  * same type): a column the row type has and a batch does not is NULL.
  *
+ * Relations and roles (regclass, regrole) are stored as OIDs, and the batch
+ * names each one it uses ("refs": kind 'c' with its schema and name, 'r'
+ * with its name), as they were when it was packed.  A table stores such
+ * a column as an OID too, and pg_dump writes it as a name that the restore
+ * turns into the new cluster's OID; a batch is restored as bytes, so the
+ * reader does that: an OID that no longer names the same object is
+ * replaced by the OID of the object of that name, if there is one.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -49,7 +58,9 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/acl.h"
 #include "utils/lsyscache.h"
+#include "catalog/namespace.h"
 #include "utils/typcache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
@@ -175,8 +186,12 @@ licdata_pack_begin(PackWriter *w, TupleDesc td)
 	int			ncols = 0;
 
 	initStringInfo(&w->buf);
+	initStringInfo(&w->rows);
 	w->td = td;
 	w->nrows = 0;
+	w->nrefs = 0;
+	w->maxrefs = 16;
+	w->refs = palloc(sizeof(PackRef) * w->maxrefs);
 	appendBinaryStringInfo(&w->buf, PACK_MAGIC, 4);
 	put_u8(&w->buf, PACK_VERSION);
 	put_u8(&w->buf, 0);
@@ -202,12 +217,27 @@ licdata_pack_begin(PackWriter *w, TupleDesc td)
 		put_u8(&w->buf, (uint8) nl);
 		appendBinaryStringInfo(&w->buf, NameStr(a->attname), (int) nl);
 	}
-	w->rows_at = w->buf.len;
-	put_u32(&w->buf, 0);		/* nrows, set at the end */
+}
+
+/* Note a relation or role the rows name (a batch names few). */
+static void
+pack_ref(PackWriter *w, char kind, Oid oid)
+{
+	for (int i = w->nrefs - 1; i >= 0; i--)
+		if (w->refs[i].oid == oid && w->refs[i].kind == kind)
+			return;
+	if (w->nrefs == w->maxrefs)
+	{
+		w->maxrefs *= 2;
+		w->refs = repalloc(w->refs, sizeof(PackRef) * w->maxrefs);
+	}
+	w->refs[w->nrefs].kind = kind;
+	w->refs[w->nrefs].oid = oid;
+	w->nrefs++;
 }
 
 static void
-pack_array(StringInfo b, PackKind kind, Datum d)
+pack_array(PackWriter *w, StringInfo b, PackKind kind, Oid elem, Datum d)
 {
 	ArrayType  *arr = DatumGetArrayTypeP(d);
 	int			n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
@@ -226,6 +256,8 @@ pack_array(StringInfo b, PackKind kind, Datum d)
 
 					memcpy(&v, p, 4);
 					put_u32(b, v);
+					if (elem == REGCLASSOID)
+						pack_ref(w, 'c', (Oid) v);
 					p += 4;
 					break;
 				}
@@ -254,7 +286,7 @@ pack_array(StringInfo b, PackKind kind, Datum d)
 void
 licdata_pack_row(PackWriter *w, const Datum *values, const bool *nulls)
 {
-	StringInfo	b = &w->buf;
+	StringInfo	b = &w->rows;
 	TupleDesc	td = w->td;
 
 	for (int i = 0; i < td->natts; i++)
@@ -289,6 +321,10 @@ licdata_pack_row(PackWriter *w, const Datum *values, const bool *nulls)
 				break;
 			case PK_F4:
 				put_u32(b, (uint32) DatumGetObjectId(d));
+				if (a->atttypid == REGCLASSOID)
+					pack_ref(w, 'c', DatumGetObjectId(d));
+				else if (a->atttypid == REGROLEOID)
+					pack_ref(w, 'r', DatumGetObjectId(d));
 				break;
 			case PK_BOOL:
 				put_u8(b, DatumGetBool(d) ? 1 : 0);
@@ -319,26 +355,60 @@ licdata_pack_row(PackWriter *w, const Datum *values, const bool *nulls)
 			case PK_A4:
 			case PK_A8:
 			case PK_ATEXT:
-				pack_array(b, kind, d);
+				pack_array(w, b, kind, elem, d);
 				break;
 		}
 	}
 	w->nrows++;
 }
 
+static void
+put_name(StringInfo b, const char *s)
+{
+	size_t		n = s ? strnlen(s, NAMEDATALEN - 1) : 0;
+
+	put_u8(b, (uint8) n);
+	if (n > 0)
+		appendBinaryStringInfo(b, s, (int) n);
+}
+
 bytea *
 licdata_pack_end(PackWriter *w)
 {
 	bytea	   *out;
-	uint8		x[4] = {w->nrows & 0xff, (w->nrows >> 8) & 0xff, (w->nrows >> 16) & 0xff,
-	(uint32) w->nrows >> 24};
+	Size		len;
 
-	memcpy(w->buf.data + w->rows_at, x, 4);
-	out = palloc(VARHDRSZ + w->buf.len);
-	SET_VARSIZE(out, VARHDRSZ + w->buf.len);
+	put_u32(&w->buf, (uint32) w->nrows);
+	put_u32(&w->buf, (uint32) w->nrefs);
+	for (int i = 0; i < w->nrefs; i++)
+	{
+		PackRef    *r = &w->refs[i];
+
+		put_u8(&w->buf, (uint8) r->kind);
+		put_u32(&w->buf, r->oid);
+		if (r->kind == 'c')
+		{
+			Oid			nsp = get_rel_namespace(r->oid);
+
+			put_name(&w->buf, OidIsValid(nsp) ? get_namespace_name(nsp) : NULL);
+			put_name(&w->buf, get_rel_name(r->oid));
+		}
+		else
+		{
+			put_name(&w->buf, NULL);
+			put_name(&w->buf, GetUserNameFromId(r->oid, true));
+		}
+	}
+	len = (Size) w->buf.len + w->rows.len;
+	out = palloc(VARHDRSZ + len);
+	SET_VARSIZE(out, VARHDRSZ + len);
 	memcpy(VARDATA(out), w->buf.data, w->buf.len);
+	memcpy(VARDATA(out) + w->buf.len, w->rows.data, w->rows.len);
 	pfree(w->buf.data);
+	pfree(w->rows.data);
+	pfree(w->refs);
 	w->buf.data = NULL;
+	w->rows.data = NULL;
 	return out;
 }
 
@@ -348,7 +418,20 @@ typedef struct Reader
 {
 	const uint8 *p;
 	const uint8 *end;
+	int			nmap;
+	char	   *map_kind;		/* the batch's refs: kind, */
+	Oid		   *map_from;		/* OID in the batch, */
+	Oid		   *map_to;			/* OID here */
 } Reader;
+
+static Oid
+remap(Reader *r, char kind, Oid oid)
+{
+	for (int i = 0; i < r->nmap; i++)
+		if (r->map_from[i] == oid && r->map_kind[i] == kind)
+			return r->map_to[i];
+	return oid;
+}
 
 static void
 bad_batch(const char *detail)
@@ -429,7 +512,8 @@ get_array(Reader *r, PackKind kind, Oid elem)
 	for (uint32 i = 0; i < n; i++)
 	{
 		if (kind == PK_A4)
-			elems[i] = ObjectIdGetDatum((Oid) get_u32(r));
+			elems[i] = ObjectIdGetDatum(elem == REGCLASSOID ? remap(r, 'c', (Oid) get_u32(r)) :
+										(Oid) get_u32(r));
 		else if (kind == PK_A8)
 			elems[i] = Int64GetDatum((int64) get_u64(r));
 		else
@@ -466,6 +550,10 @@ get_value(Reader *r, Oid typid)
 				return Int64GetDatum((int64) v);
 			}
 		case PK_F4:
+			if (typid == REGCLASSOID)
+				return ObjectIdGetDatum(remap(r, 'c', (Oid) get_u32(r)));
+			if (typid == REGROLEOID)
+				return ObjectIdGetDatum(remap(r, 'r', (Oid) get_u32(r)));
 			return ObjectIdGetDatum((Oid) get_u32(r));
 		case PK_BOOL:
 			return BoolGetDatum(get_u8(r) != 0);
@@ -522,6 +610,80 @@ get_value(Reader *r, Oid typid)
 	return (Datum) 0;			/* not reached */
 }
 
+static void
+get_name(Reader *r, char *out)
+{
+	uint8		n = get_u8(r);
+
+	if (n >= NAMEDATALEN)
+		bad_batch("A name is too long.");
+	need(r, n);
+	memcpy(out, r->p, n);
+	out[n] = '\0';
+	r->p += n;
+}
+
+/*
+ * The batch's relations and roles, each mapped to the OID it has here: the
+ * same when the OID still names the same object, else the OID of the object
+ * of that name (a restored dump), else unchanged.
+ */
+static void
+read_refs(Reader *r)
+{
+	uint32		n = get_u32(r);
+
+	/* each ref takes at least 7 bytes: no huge allocation from a lie */
+	need(r, (Size) n * 7);
+	r->nmap = (int) n;
+	r->map_kind = palloc(Max(n, 1));
+	r->map_from = palloc(sizeof(Oid) * Max(n, 1));
+	r->map_to = palloc(sizeof(Oid) * Max(n, 1));
+	for (uint32 i = 0; i < n; i++)
+	{
+		char		kind = (char) get_u8(r);
+		Oid			oid = (Oid) get_u32(r);
+		char		nsp[NAMEDATALEN];
+		char		name[NAMEDATALEN];
+		Oid			to = oid;
+
+		get_name(r, nsp);
+		get_name(r, name);
+		if (kind == 'c' && name[0] != '\0')
+		{
+			char	   *now = get_rel_name(oid);
+			Oid			nspid = get_rel_namespace(oid);
+			char	   *nownsp = OidIsValid(nspid) ? get_namespace_name(nspid) : NULL;
+
+			if (now == NULL || nownsp == NULL || strcmp(now, name) != 0 || strcmp(nownsp, nsp) != 0)
+			{
+				Oid			n2 = get_namespace_oid(nsp, true);
+				Oid			rel = OidIsValid(n2) ? get_relname_relid(name, n2) : InvalidOid;
+
+				if (OidIsValid(rel))
+					to = rel;
+			}
+		}
+		else if (kind == 'r' && name[0] != '\0')
+		{
+			char	   *now = GetUserNameFromId(oid, true);
+
+			if (now == NULL || strcmp(now, name) != 0)
+			{
+				Oid			role = get_role_oid(name, true);
+
+				if (OidIsValid(role))
+					to = role;
+			}
+		}
+		else if (kind != 'c' && kind != 'r')
+			bad_batch("A reference's kind is not valid.");
+		r->map_kind[i] = kind;
+		r->map_from[i] = oid;
+		r->map_to[i] = to;
+	}
+}
+
 /*
  * licdata_internal._unpack_usage(bytea) / _unpack_audit(bytea): the rows of
  * a batch, as the function's declared row type.
@@ -545,6 +707,7 @@ licdata_unpack(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	td = rsinfo->setDesc;
+	memset(&r, 0, sizeof(r));
 	r.p = (const uint8 *) VARDATA_ANY(data);
 	r.end = r.p + VARSIZE_ANY_EXHDR(data);
 
@@ -594,6 +757,7 @@ licdata_unpack(PG_FUNCTION_ARGS)
 		}
 	}
 	nrows = get_u32(&r);
+	read_refs(&r);
 
 	values = palloc(sizeof(Datum) * td->natts);
 	nulls = palloc(sizeof(bool) * td->natts);

@@ -14,12 +14,21 @@
 #include "access/tupdesc.h"
 #include "lib/stringinfo.h"
 
+typedef struct PackRef
+{
+	char		kind;			/* 'c' relation, 'r' role */
+	Oid			oid;
+} PackRef;
+
 typedef struct PackWriter
 {
-	StringInfoData buf;
+	StringInfoData buf;			/* the header */
+	StringInfoData rows;
 	TupleDesc	td;				/* the row type's (not copied) */
 	int32		nrows;
-	Size		rows_at;		/* where the rows start in buf */
+	PackRef    *refs;			/* the relations and roles the rows name */
+	int			nrefs;
+	int			maxrefs;
 } PackWriter;
 
 extern void licdata_pack_begin(PackWriter *w, TupleDesc td);
