@@ -15,7 +15,7 @@
  * The format (all integers little-endian, whatever the machine, so a dump
  * restores anywhere):
  *
- *	"LDPK" u8 version(1) u8 0 u16 ncols
+ *	"LDPK" u8 version(1) u8 0 u16 ncols u64 system identifier
  *	ncols x { u32 type oid, u8 name length, name }
  *	u32 nrows
  *	u32 nrefs, nrefs x { u8 kind, u32 oid, u8 length, schema, u8 length, name }
@@ -42,14 +42,18 @@
  * with its name), as they were when it was packed.  A table stores such
  * a column as an OID too, and pg_dump writes it as a name that the restore
  * turns into the new cluster's OID; a batch is restored as bytes, so the
- * reader does that: an OID that no longer names the same object is
- * replaced by the OID of the object of that name, if there is one.
+ * reader does that: in another cluster than the one that packed it (the
+ * system identifier differs: a restored dump, not a standby), an OID that
+ * does not name the same object is replaced by the OID of the object of
+ * that name, if there is one.  In its own cluster an OID stays what it
+ * is, as in a table (a dropped relation's OID is shown as a number).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -201,6 +205,7 @@ licdata_pack_begin(PackWriter *w, TupleDesc td)
 	if (ncols > PACK_MAX_COLS)
 		elog(ERROR, "a packed row type has at most %d columns", PACK_MAX_COLS);
 	put_u16(&w->buf, (uint16) ncols);
+	put_u64(&w->buf, GetSystemIdentifier());
 	for (int i = 0; i < td->natts; i++)
 	{
 		Form_pg_attribute a = TupleDescAttr(td, i);
@@ -418,6 +423,7 @@ typedef struct Reader
 {
 	const uint8 *p;
 	const uint8 *end;
+	bool		foreign;		/* packed by another cluster */
 	int			nmap;
 	char	   *map_kind;		/* the batch's refs: kind, */
 	Oid		   *map_from;		/* OID in the batch, */
@@ -649,7 +655,11 @@ read_refs(Reader *r)
 
 		get_name(r, nsp);
 		get_name(r, name);
-		if (kind == 'c' && name[0] != '\0')
+		if (kind != 'c' && kind != 'r')
+			bad_batch("A reference's kind is not valid.");
+		if (!r->foreign)
+			;					/* an OID means here what it meant */
+		else if (kind == 'c' && name[0] != '\0')
 		{
 			char	   *now = get_rel_name(oid);
 			Oid			nspid = get_rel_namespace(oid);
@@ -676,8 +686,6 @@ read_refs(Reader *r)
 					to = role;
 			}
 		}
-		else if (kind != 'c' && kind != 'r')
-			bad_batch("A reference's kind is not valid.");
 		r->map_kind[i] = kind;
 		r->map_from[i] = oid;
 		r->map_to[i] = to;
@@ -711,7 +719,7 @@ licdata_unpack(PG_FUNCTION_ARGS)
 	r.p = (const uint8 *) VARDATA_ANY(data);
 	r.end = r.p + VARSIZE_ANY_EXHDR(data);
 
-	need(&r, 8);
+	need(&r, 16);
 	if (memcmp(r.p, PACK_MAGIC, 4) != 0)
 		bad_batch("The batch does not start with the batch marker.");
 	r.p += 4;
@@ -720,6 +728,7 @@ licdata_unpack(PG_FUNCTION_ARGS)
 	(void) get_u8(&r);
 	ncols = r.p[0] | (r.p[1] << 8);
 	r.p += 2;
+	r.foreign = get_u64(&r) != GetSystemIdentifier();
 	if (ncols > PACK_MAX_COLS)
 		bad_batch("The batch has too many columns.");
 	for (int c = 0; c < ncols; c++)
@@ -758,6 +767,8 @@ licdata_unpack(PG_FUNCTION_ARGS)
 	}
 	nrows = get_u32(&r);
 	read_refs(&r);
+	if (!r.foreign)
+		r.nmap = 0;				/* nothing to map */
 
 	values = palloc(sizeof(Datum) * td->natts);
 	nulls = palloc(sizeof(bool) * td->natts);
