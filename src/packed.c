@@ -595,6 +595,9 @@ get_value(Reader *r, Oid typid)
 				StringInfoData si;
 				Datum		d;
 
+				/* numeric_send: int16 ndigits, weight, sign, dscale, digits */
+				if (len < 8 || len != 8 + 2 * (uint32) (((uint8) s[0] << 8) | (uint8) s[1]))
+					bad_batch("A numeric value's length is not valid.");
 				si.data = palloc(len + 1);
 				memcpy(si.data, s, len);
 				si.data[len] = '\0';
