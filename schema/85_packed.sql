@@ -136,19 +136,36 @@ CREATE FUNCTION licdata_internal._audit_bytes(a licdata.audit_log) RETURNS bytea
 $$;
 
 /*
- * The usage records from a point in time on: the batches whose newest
- * record is not older (record_batches_max_at), unpacked, and the rows.
- * The quota counters' rebuild after a restart reads today's.
+ * The usage and audit records of a period [since, until): the batches that
+ * overlap it (record_batches_max_at), unpacked, and the rows of before 1.1.
+ * Billing (80_pricing.sql) and the quota rebuild after a restart (today's)
+ * read these, not the views, which unpack every batch.
  */
-CREATE FUNCTION licdata_internal._usage_since(since timestamptz) RETURNS SETOF licdata.usage
+CREATE FUNCTION licdata_internal._usage_between(since timestamptz, until timestamptz)
+	RETURNS SETOF licdata.usage
 	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-	SELECT r.* FROM licdata_internal.usage_rows r WHERE r.at >= since
+	SELECT r.* FROM licdata_internal.usage_rows r WHERE r.at >= since AND r.at < until
 	UNION ALL
 	SELECT u.* FROM licdata_internal.record_batches b
 	 CROSS JOIN LATERAL licdata_internal._unpack_usage(b.usage) u
-	 WHERE b.max_at >= since AND u.at >= since
+	 WHERE b.max_at >= since AND b.min_at < until AND u.at >= since AND u.at < until
+$$;
+REVOKE ALL ON FUNCTION licdata_internal._usage_between(timestamptz, timestamptz) FROM PUBLIC;
+CREATE FUNCTION licdata_internal._usage_since(since timestamptz) RETURNS SETOF licdata.usage
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT * FROM licdata_internal._usage_between(since, 'infinity')
 $$;
 REVOKE ALL ON FUNCTION licdata_internal._usage_since(timestamptz) FROM PUBLIC;
+CREATE FUNCTION licdata_internal._audit_between(since timestamptz, until timestamptz)
+	RETURNS SETOF licdata.audit_log
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT r.* FROM licdata_internal.audit_rows r WHERE r.at >= since AND r.at < until
+	UNION ALL
+	SELECT a.* FROM licdata_internal.record_batches b
+	 CROSS JOIN LATERAL licdata_internal._unpack_audit(b.audit) a
+	 WHERE b.max_at >= since AND b.min_at < until AND a.at >= since AND a.at < until
+$$;
+REVOKE ALL ON FUNCTION licdata_internal._audit_between(timestamptz, timestamptz) FROM PUBLIC;
 
 -- The hash of the audit record with this seq (for a checkpoint).
 CREATE FUNCTION licdata_internal._audit_hash(s bigint) RETURNS bytea

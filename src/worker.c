@@ -2433,8 +2433,6 @@ name_cmp(const ListCell *a, const ListCell *b)
 	return strcmp((const char *) lfirst(a), (const char *) lfirst(b));
 }
 
-static void forget_moved(List *names);
-
 static void
 flush_pass(MemoryContext pass_cxt)
 {
@@ -2442,7 +2440,6 @@ flush_pass(MemoryContext pass_cxt)
 	struct dirent *de;
 	MemoryContext old;
 	List	   *names = NIL;
-	List	   *removed;
 	ListCell   *lc;
 	bool		extension_here;
 	bool		version_mismatch;
@@ -2562,7 +2559,6 @@ flush_pass(MemoryContext pass_cxt)
 	 * Only now, with the records committed, may their files go.  A file
 	 * that cannot be removed keeps its progress, so it is not read again.
 	 */
-	removed = NIL;
 	foreach(lc, progress)
 	{
 		char		path[MAXPGPATH];
@@ -2590,12 +2586,10 @@ flush_pass(MemoryContext pass_cxt)
 		}
 		if (p->size > 0)
 			pg_atomic_fetch_sub_u64(&licdata_shared->journal_base, p->size);
-		removed = lappend(removed, pstrdup(p->name));
 		progress = foreach_delete_current(progress, lc);
 		list_free_deep(p->pending);
 		pfree(p);
 	}
-	forget_moved(removed);
 	if (pass_moved > 0)
 	{
 		double		secs = (double) (GetCurrentTimestamp() - start) / USECS_PER_SEC;
@@ -2606,42 +2600,6 @@ flush_pass(MemoryContext pass_cxt)
 		pg_atomic_write_u64(&licdata_shared->rate_bits, bits);
 	}
 	MemoryContextSwitchTo(old);
-}
-
-/*
- * The removed files' ranges in journal_moved go too (a file name is never
- * used again: it holds the shared memory's incarnation, the pid and a
- * counter).  A crash between the removal and this leaves a row nothing
- * reads.  On a standby the primary keeps them (it moved the records).
- */
-static void
-forget_moved(List *names)
-{
-	ArrayBuildState *a;
-	ListCell   *lc;
-	Oid			t = TEXTARRAYOID;
-	Datum		arg;
-
-	if (names == NIL || RecoveryInProgress())
-		return;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "could not connect to SPI");
-	a = initArrayResult(TEXTOID, CurrentMemoryContext, false);
-	foreach(lc, names)
-		accumArrayResult(a, CStringGetTextDatum(lfirst(lc)), false, TEXTOID, CurrentMemoryContext);
-	arg = makeArrayResult(a, CurrentMemoryContext);
-	PushActiveSnapshot(GetTransactionSnapshot());
-	licdata_records_writable = true;
-	if (SPI_execute_with_args("DELETE FROM licdata_internal.journal_moved m "
-							  "WHERE m.file OPERATOR(pg_catalog.=) ANY ($1)",
-							  1, &t, &arg, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not forget the removed journal files");
-	licdata_records_writable = false;
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
 }
 
 /* The flusher leaves no latch or pid behind for others to signal. */
