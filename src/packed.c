@@ -184,13 +184,28 @@ put_bytes(StringInfo b, const char *p, Size n)
 	appendBinaryStringInfo(b, p, (int) n);
 }
 
+/*
+ * Start packing rows of 'td'.  'rows' (may be NULL): a buffer of the
+ * caller's to pack the rows into, emptied here and kept after the end (the
+ * flusher keeps one per table across batches, so that a batch of megabytes
+ * neither grows a new buffer nor faults its pages in again).
+ */
 void
-licdata_pack_begin(PackWriter *w, TupleDesc td)
+licdata_pack_begin(PackWriter *w, TupleDesc td, StringInfo rows)
 {
 	int			ncols = 0;
 
 	initStringInfo(&w->buf);
-	initStringInfo(&w->rows);
+	if (rows)
+	{
+		resetStringInfo(rows);
+		w->rows = rows;
+	}
+	else
+	{
+		initStringInfo(&w->own_rows);
+		w->rows = &w->own_rows;
+	}
 	w->td = td;
 	w->nrows = 0;
 	w->nrefs = 0;
@@ -291,7 +306,7 @@ pack_array(PackWriter *w, StringInfo b, PackKind kind, Oid elem, Datum d)
 void
 licdata_pack_row(PackWriter *w, const Datum *values, const bool *nulls)
 {
-	StringInfo	b = &w->rows;
+	StringInfo	b = w->rows;
 	TupleDesc	td = w->td;
 
 	for (int i = 0; i < td->natts; i++)
@@ -404,16 +419,17 @@ licdata_pack_end(PackWriter *w)
 			put_name(&w->buf, GetUserNameFromId(r->oid, true));
 		}
 	}
-	len = (Size) w->buf.len + w->rows.len;
+	len = (Size) w->buf.len + w->rows->len;
 	out = palloc(VARHDRSZ + len);
 	SET_VARSIZE(out, VARHDRSZ + len);
 	memcpy(VARDATA(out), w->buf.data, w->buf.len);
-	memcpy(VARDATA(out) + w->buf.len, w->rows.data, w->rows.len);
+	memcpy(VARDATA(out) + w->buf.len, w->rows->data, w->rows->len);
 	pfree(w->buf.data);
-	pfree(w->rows.data);
+	if (w->rows == &w->own_rows)
+		pfree(w->own_rows.data);
 	pfree(w->refs);
 	w->buf.data = NULL;
-	w->rows.data = NULL;
+	w->rows = NULL;
 	return out;
 }
 
@@ -842,7 +858,7 @@ licdata_pack(PG_FUNCTION_ARGS)
 	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &elnulls, &n);
 	values = palloc(sizeof(Datum) * td->natts);
 	nulls = palloc(sizeof(bool) * td->natts);
-	licdata_pack_begin(&w, td);
+	licdata_pack_begin(&w, td, NULL);
 	for (int i = 0; i < n; i++)
 	{
 		HeapTupleHeader h;

@@ -23,7 +23,8 @@ typedef struct PackRef
 typedef struct PackWriter
 {
 	StringInfoData buf;			/* the header */
-	StringInfoData rows;
+	StringInfo	rows;			/* the rows: the caller's, or own_rows */
+	StringInfoData own_rows;
 	TupleDesc	td;				/* the row type's (not copied) */
 	int32		nrows;
 	PackRef    *refs;			/* the relations and roles the rows name */
@@ -31,7 +32,7 @@ typedef struct PackWriter
 	int			maxrefs;
 } PackWriter;
 
-extern void licdata_pack_begin(PackWriter *w, TupleDesc td);
+extern void licdata_pack_begin(PackWriter *w, TupleDesc td, StringInfo rows);
 extern void licdata_pack_row(PackWriter *w, const Datum *values, const bool *nulls);
 extern bytea *licdata_pack_end(PackWriter *w);
 

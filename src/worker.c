@@ -938,6 +938,28 @@ static const char *const audit_cols[] = {"seq", "at", "role_name", "session_user
 	"licensee_name", "kind", "purpose", "consent_ref", "datasets", "dataset_names", "licence_ids",
 "decision", "sqlstate", "statement", "rows", "journal_ref", "prev_hash", "hash", "node"};
 
+/*
+ * The buffers the rows of each table are packed into, kept from batch to
+ * batch in TopMemoryContext (a batch's rows are megabytes: a new buffer per
+ * batch grew by copying and faulted its pages in each time).
+ */
+static StringInfo
+pack_buffer(const char *relname)
+{
+	static StringInfo bufs[2] = {NULL, NULL};
+	int			i = strcmp(relname, "usage_rows") == 0 ? 0 : 1;
+
+	if (bufs[i] == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		bufs[i] = makeStringInfo();
+		enlargeStringInfo(bufs[i], 4 * 1024 * 1024);
+		MemoryContextSwitchTo(old);
+	}
+	return bufs[i];
+}
+
 static void
 sink_open(Sink *k, const char *relname, const char *const *cols, int ncols)
 {
@@ -993,7 +1015,7 @@ sink_open(Sink *k, const char *relname, const char *const *cols, int ncols)
 		if (def)
 			k->defaults[i] = ExecPrepareExpr((Expr *) expression_planner((Expr *) def), k->estate);
 	}
-	licdata_pack_begin(&k->pack, td);
+	licdata_pack_begin(&k->pack, td, pack_buffer(relname));
 }
 
 static void
@@ -1068,7 +1090,10 @@ sink_close(Sink *k)
 	bytea	   *packed = k->rows > 0 ? licdata_pack_end(&k->pack) : NULL;
 
 	if (k->rows == 0)
+	{
 		pfree(k->pack.buf.data);
+		pfree(k->pack.refs);
+	}
 	ExecCloseResultRelations(k->estate);
 	ExecCloseRangeTableRelations(k->estate);
 	ExecResetTupleTable(k->estate->es_tupleTable, false);
