@@ -32,6 +32,9 @@ ALTER TABLE licdata.audit_log SET SCHEMA licdata_internal;
 ALTER TABLE licdata_internal.audit_log RENAME TO audit_rows;
 COMMENT ON TABLE licdata_internal.usage_rows IS 'Usage rows moved before 1.1, one per row; the row type of licdata.usage';
 COMMENT ON TABLE licdata_internal.audit_rows IS 'Audit rows moved before 1.1, one per row; the row type of licdata.audit_log';
+-- usage ids are taken by the flusher, a batch at a time: kept in its
+-- process (a restart of the flusher leaves a gap, as a rollback does)
+ALTER SEQUENCE licdata_internal.usage_id_seq CACHE 1000;
 
 CREATE TABLE licdata_internal.record_batches (
 	first_seq			bigint PRIMARY KEY,	-- the audit seq of its first record
