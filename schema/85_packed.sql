@@ -142,31 +142,39 @@ $$;
  * The usage and audit records of a period [since, until): the batches that
  * overlap it (record_batches_max_at), unpacked, and the rows of before 1.1.
  * Billing (80_pricing.sql) and the quota rebuild after a restart (today's)
- * read these, not the views, which unpack every batch.
+ * read these, not the views, which unpack every batch.  No SET clause, so
+ * that the planner inlines them into the calling query (a set-returning
+ * function that is not inlined is first written out whole); every name and
+ * operator is qualified instead, and only licdata's own pinned code calls
+ * them.
  */
 CREATE FUNCTION licdata_internal._usage_between(since timestamptz, until timestamptz)
 	RETURNS SETOF licdata.usage
-	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-	SELECT r.* FROM licdata_internal.usage_rows r WHERE r.at >= since AND r.at < until
+	LANGUAGE sql STABLE AS $$
+	SELECT r.* FROM licdata_internal.usage_rows r
+	 WHERE r.at OPERATOR(pg_catalog.>=) since AND r.at OPERATOR(pg_catalog.<) until
 	UNION ALL
 	SELECT u.* FROM licdata_internal.record_batches b
 	 CROSS JOIN LATERAL licdata_internal._unpack_usage(b.usage) u
-	 WHERE b.max_at >= since AND b.min_at < until AND u.at >= since AND u.at < until
+	 WHERE b.max_at OPERATOR(pg_catalog.>=) since AND b.min_at OPERATOR(pg_catalog.<) until
+	   AND u.at OPERATOR(pg_catalog.>=) since AND u.at OPERATOR(pg_catalog.<) until
 $$;
 REVOKE ALL ON FUNCTION licdata_internal._usage_between(timestamptz, timestamptz) FROM PUBLIC;
 CREATE FUNCTION licdata_internal._usage_since(since timestamptz) RETURNS SETOF licdata.usage
-	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-	SELECT * FROM licdata_internal._usage_between(since, 'infinity')
+	LANGUAGE sql STABLE AS $$
+	SELECT * FROM licdata_internal._usage_between(since, 'infinity'::pg_catalog.timestamptz)
 $$;
 REVOKE ALL ON FUNCTION licdata_internal._usage_since(timestamptz) FROM PUBLIC;
 CREATE FUNCTION licdata_internal._audit_between(since timestamptz, until timestamptz)
 	RETURNS SETOF licdata.audit_log
-	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-	SELECT r.* FROM licdata_internal.audit_rows r WHERE r.at >= since AND r.at < until
+	LANGUAGE sql STABLE AS $$
+	SELECT r.* FROM licdata_internal.audit_rows r
+	 WHERE r.at OPERATOR(pg_catalog.>=) since AND r.at OPERATOR(pg_catalog.<) until
 	UNION ALL
 	SELECT a.* FROM licdata_internal.record_batches b
 	 CROSS JOIN LATERAL licdata_internal._unpack_audit(b.audit) a
-	 WHERE b.max_at >= since AND b.min_at < until AND a.at >= since AND a.at < until
+	 WHERE b.max_at OPERATOR(pg_catalog.>=) since AND b.min_at OPERATOR(pg_catalog.<) until
+	   AND a.at OPERATOR(pg_catalog.>=) since AND a.at OPERATOR(pg_catalog.<) until
 $$;
 REVOKE ALL ON FUNCTION licdata_internal._audit_between(timestamptz, timestamptz) FROM PUBLIC;
 
