@@ -268,6 +268,7 @@ typedef struct InPlaceMasks
 	Index		rti;
 	int			natts;
 	Node	  **masks;			/* per attribute: the mask (varno rti) or NULL */
+	int			sublevels;		/* refs_masked_walker's depth */
 } InPlaceMasks;
 
 static bool
@@ -311,6 +312,103 @@ in_place_mask_callback(Var *var, replace_rte_variables_context *context)
 		IncrementVarSublevelsUp(mask, var->varlevelsup, 0);
 	im->ctx->inplace_masks = lappend(im->ctx->inplace_masks, mask);
 	return mask;
+}
+
+/*
+ * Does node reference a masked column of entry im->rti (at im->sublevels
+ * query levels up)?  Walks exactly where replace_rte_variables goes:
+ * expressions, and inner queries (sublinks) one level further down.
+ */
+static bool
+refs_masked_walker(Node *node, InPlaceMasks *im)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *var = (Var *) node;
+
+		return var->varno == (int) im->rti && var->varlevelsup == (Index) im->sublevels &&
+			var->varattno > 0 && var->varattno <= im->natts &&
+			im->masks[var->varattno - 1] != NULL;
+	}
+	if (IsA(node, CurrentOfExpr))
+		return ((CurrentOfExpr *) node)->cvarno == im->rti && im->sublevels == 0;
+	if (IsA(node, Query))
+	{
+		bool		found;
+
+		im->sublevels++;
+		found = query_tree_walker((Query *) node, refs_masked_walker, (void *) im, 0);
+		im->sublevels--;
+		return found;
+	}
+	return expression_tree_walker(node, refs_masked_walker, (void *) im);
+}
+
+/* The masks replaced in one part of q (replace_rte_variables on it). */
+static Node *
+replace_in_part(Query *q, Node *part, InPlaceMasks *im)
+{
+	return replace_rte_variables(part, im->rti, 0, in_place_mask_callback, im,
+								 &q->hasSubLinks);
+}
+
+/*
+ * Replace every reference to a masked column of entry im->rti in q (at
+ * this level and, through sublinks and LATERAL, below) by the mask.
+ *
+ * replace_rte_variables over the whole query copies all of it; a point
+ * lookup's masked columns appear in a few target entries only.  So: the
+ * query without its target list, join tree and HAVING is first searched
+ * (query_tree_walker, which reaches everything query_tree_mutator does);
+ * if it references a masked column anywhere, the whole query is replaced
+ * as before.  Otherwise only the target entries, join tree and HAVING that
+ * reference one are replaced, each on its own.  Either way no reference
+ * to a masked column is left where replace_rte_variables would have
+ * replaced it; the search walks the same places.
+ */
+static void
+replace_masked_columns(Query *q, InPlaceMasks *im)
+{
+	List	   *tlist = q->targetList;
+	FromExpr   *jointree = q->jointree;
+	Node	   *having = q->havingQual;
+	bool		rest;
+	ListCell   *lc;
+
+	q->targetList = NIL;
+	q->jointree = NULL;
+	q->havingQual = NULL;
+	im->sublevels = 0;
+	/* (an error here abandons q, as any error in the rewrite does) */
+	rest = query_tree_walker(q, refs_masked_walker, (void *) im, 0);
+	q->targetList = tlist;
+	q->jointree = jointree;
+	q->havingQual = having;
+
+	if (rest)
+	{
+		Query	   *newq;
+
+		newq = (Query *) replace_rte_variables((Node *) q, im->rti, 0, in_place_mask_callback,
+											   im, NULL);
+		/* the caller holds q: the replaced tree goes into it */
+		memcpy(q, newq, sizeof(Query));
+		return;
+	}
+
+	foreach(lc, q->targetList)
+	{
+		TargetEntry *te = lfirst(lc);
+
+		if (refs_masked_walker((Node *) te->expr, im))
+			te->expr = (Expr *) replace_in_part(q, (Node *) te->expr, im);
+	}
+	if (refs_masked_walker((Node *) q->jointree, im))
+		q->jointree = (FromExpr *) replace_in_part(q, (Node *) q->jointree, im);
+	if (refs_masked_walker(q->havingQual, im))
+		q->havingQual = replace_in_part(q, q->havingQual, im);
 }
 
 /*
@@ -423,16 +521,13 @@ serve_in_place(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds,
 	if (any_mask)
 	{
 		InPlaceMasks im;
-		Query	   *newq;
 
 		im.ctx = ctx;
 		im.rti = rti;
 		im.natts = tupdesc->natts;
 		im.masks = masks;
-		newq = (Query *) replace_rte_variables((Node *) q, rti, 0, in_place_mask_callback,
-											   &im, NULL);
-		/* the caller holds q: the replaced tree goes into it */
-		memcpy(q, newq, sizeof(Query));
+		im.sublevels = 0;
+		replace_masked_columns(q, &im);
 		rte = rt_fetch(rti, q->rtable);
 	}
 	rte->securityQuals = quals;
