@@ -297,9 +297,8 @@ has_outer_join(Node *jtnode)
 }
 
 static Node *
-in_place_mask_callback(Var *var, replace_rte_variables_context *context)
+in_place_mask(Var *var, InPlaceMasks *im)
 {
-	InPlaceMasks *im = (InPlaceMasks *) context->callback_arg;
 	Node	   *mask;
 
 	if (var->varattno <= 0 || var->varattno > im->natts ||
@@ -312,6 +311,12 @@ in_place_mask_callback(Var *var, replace_rte_variables_context *context)
 		IncrementVarSublevelsUp(mask, var->varlevelsup, 0);
 	im->ctx->inplace_masks = lappend(im->ctx->inplace_masks, mask);
 	return mask;
+}
+
+static Node *
+in_place_mask_callback(Var *var, replace_rte_variables_context *context)
+{
+	return in_place_mask(var, (InPlaceMasks *) context->callback_arg);
 }
 
 /*
@@ -402,7 +407,13 @@ replace_masked_columns(Query *q, InPlaceMasks *im)
 	{
 		TargetEntry *te = lfirst(lc);
 
-		if (refs_masked_walker((Node *) te->expr, im))
+		/* the common case, a column itself, without the mutator */
+		if (IsA(te->expr, Var))
+		{
+			if (refs_masked_walker((Node *) te->expr, im))
+				te->expr = (Expr *) in_place_mask((Var *) te->expr, im);
+		}
+		else if (refs_masked_walker((Node *) te->expr, im))
 			te->expr = (Expr *) replace_in_part(q, (Node *) te->expr, im);
 	}
 	if (refs_masked_walker((Node *) q->jointree, im))
@@ -472,9 +483,13 @@ serve_in_place(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds,
 		m = by_column ? by_column[attno - 1] : NULL;
 		if (m == NULL)
 			continue;
-		/* masks are replaced only where the pull-up would not wrap them */
-		if (q->commandType != CMD_SELECT || q->groupingSets != NIL ||
-			ctx->aggregate_levels != NIL || has_outer_join((Node *) q->jointree))
+		/*
+		 * masks are replaced only where the pull-up would not wrap them
+		 * (asked at the first masked column: the answer is the level's)
+		 */
+		if (!any_mask &&
+			(q->commandType != CMD_SELECT || q->groupingSets != NIL ||
+			 ctx->aggregate_levels != NIL || has_outer_join((Node *) q->jointree)))
 			return false;
 		entry = cached_entry(0, m, rte->relid, attno, NULL);
 		/*
