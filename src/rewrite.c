@@ -47,6 +47,7 @@
 #include "parser/parsetree.h"
 #include "rewrite/rewriteManip.h"
 #include "utils/acl.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -296,6 +297,64 @@ has_outer_join(Node *jtnode)
 	return false;				/* RangeTblRef */
 }
 
+/*
+ * A copy of a cached mask, to put in a query: copyObject, with the nodes a
+ * mask is mostly made of (a function call, its argument list, relabelling,
+ * the column, constants) copied whole rather than field by field.
+ */
+static Node *
+copy_mask(const Node *node)
+{
+	if (node == NULL)
+		return NULL;
+	switch (nodeTag(node))
+	{
+		case T_Var:
+			{
+				Var		   *v = palloc(sizeof(Var));
+
+				*v = *(const Var *) node;
+				return (Node *) v;
+			}
+		case T_Const:
+			{
+				Const	   *c = palloc(sizeof(Const));
+
+				*c = *(const Const *) node;
+				if (!c->constbyval && !c->constisnull)
+					c->constvalue = datumCopy(c->constvalue, false, c->constlen);
+				return (Node *) c;
+			}
+		case T_RelabelType:
+			{
+				RelabelType *r = palloc(sizeof(RelabelType));
+
+				*r = *(const RelabelType *) node;
+				r->arg = (Expr *) copy_mask((Node *) r->arg);
+				return (Node *) r;
+			}
+		case T_FuncExpr:
+			{
+				FuncExpr   *f = palloc(sizeof(FuncExpr));
+
+				*f = *(const FuncExpr *) node;
+				f->args = (List *) copy_mask((Node *) f->args);
+				return (Node *) f;
+			}
+		case T_List:
+			{
+				List	   *l = list_copy((const List *) node);
+				ListCell   *lc;
+
+				foreach(lc, l)
+					lfirst(lc) = copy_mask(lfirst(lc));
+				return (Node *) l;
+			}
+		default:
+			return (Node *) copyObject(node);
+	}
+}
+
 static Node *
 in_place_mask(Var *var, InPlaceMasks *im)
 {
@@ -304,7 +363,7 @@ in_place_mask(Var *var, InPlaceMasks *im)
 	if (var->varattno <= 0 || var->varattno > im->natts ||
 		im->masks[var->varattno - 1] == NULL)
 		return (Node *) copyObject(var);
-	mask = copyObject(im->masks[var->varattno - 1]);
+	mask = copy_mask(im->masks[var->varattno - 1]);
 	if (im->rti != 1)
 		ChangeVarNodes(mask, 1, im->rti, 0);
 	if (var->varlevelsup > 0)
@@ -597,6 +656,13 @@ wrap_rte(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds, LicdataRew
 
 	/* Columns the query reads: system columns are never licensed. */
 	cols = rte->selectedCols;
+	/*
+	 * A licence of every column, and no system column or whole row read
+	 * (members come in order: the first is a user column): nothing to check.
+	 */
+	x = bms_next_member(cols, -1);
+	if (lic->columns == NIL && (x < 0 || x + FirstLowInvalidHeapAttributeNumber > 0))
+		cols = NULL;
 	x = -1;
 	while ((x = bms_next_member(cols, x)) >= 0)
 	{
