@@ -184,7 +184,8 @@ load64_le(const uint8 *p)
  * block.  Wipes its working state.  Two implementations, the same function:
  * this portable one, and one with 256-bit vectors (below) where the CPU has
  * AVX2; each backend checks the one it uses, and the portable one, against
- * libsodium before first use (blake2b_self_test).
+ * libsodium before first use (blake2b_self_test).  The portable one wipes
+ * its arrays; after the vector one, the stack it used is wiped.
  */
 static void
 blake2b_compress_portable(uint64 h[8], const uint8 block[BLAKE2B_BLOCK], uint64 t, bool last)
@@ -242,8 +243,9 @@ blake2b_compress_portable(uint64 h[8], const uint8 block[BLAKE2B_BLOCK], uint64 
  * F with the state's four rows in four 256-bit registers: the four G of a
  * column step (and of a diagonal step, after rotating rows 2-4 by one, two
  * and three lanes) run as one vector operation each.  About a third of the
- * portable function's instructions.  The working state stays in vector
- * registers, which are cleared at the end (vzeroall).
+ * portable function's instructions.  The working state is in vector
+ * registers, cleared at the end (vzeroall), and in what the compiler
+ * spills to the stack, wiped by the caller (blake2b_burn_stack).
  */
 #define B2_ROT32(x)		_mm256_shuffle_epi32((x), _MM_SHUFFLE(2, 3, 0, 1))
 #define B2_ROT24(x)		_mm256_shuffle_epi8((x), rot24)
@@ -281,10 +283,8 @@ blake2b_compress_avx2(uint64 h[8], const uint8 block[BLAKE2B_BLOCK], uint64 t, b
 										   3, 4, 5, 6, 7, 0, 1, 2, 11, 12, 13, 14, 15, 8, 9, 10);
 	const __m256i rot16 = _mm256_setr_epi8(2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9,
 										   2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9);
-	__m256i		h_lo = _mm256_loadu_si256((const __m256i *) h);
-	__m256i		h_hi = _mm256_loadu_si256((const __m256i *) (h + 4));
-	__m256i		row1 = h_lo;
-	__m256i		row2 = h_hi;
+	__m256i		row1 = _mm256_loadu_si256((const __m256i *) h);
+	__m256i		row2 = _mm256_loadu_si256((const __m256i *) (h + 4));
 	__m256i		row3 = _mm256_loadu_si256((const __m256i *) blake2b_iv);
 	__m256i		row4 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (blake2b_iv + 4)),
 										_mm256_set_epi64x(0, last ? -1 : 0, 0, (long long) t));
@@ -301,8 +301,13 @@ blake2b_compress_avx2(uint64 h[8], const uint8 block[BLAKE2B_BLOCK], uint64 t, b
 	B2_ROUND(9);
 	B2_ROUND(10);
 	B2_ROUND(11);
-	_mm256_storeu_si256((__m256i *) h, _mm256_xor_si256(h_lo, _mm256_xor_si256(row1, row3)));
-	_mm256_storeu_si256((__m256i *) (h + 4), _mm256_xor_si256(h_hi, _mm256_xor_si256(row2, row4)));
+	/* h is read again rather than kept in registers across the rounds */
+	_mm256_storeu_si256((__m256i *) h,
+						_mm256_xor_si256(_mm256_loadu_si256((const __m256i *) h),
+										 _mm256_xor_si256(row1, row3)));
+	_mm256_storeu_si256((__m256i *) (h + 4),
+						_mm256_xor_si256(_mm256_loadu_si256((const __m256i *) (h + 4)),
+										 _mm256_xor_si256(row2, row4)));
 	_mm256_zeroall();
 }
 #undef B2_ROT32
@@ -332,12 +337,30 @@ blake2b_best_impl(void)
 	return blake2b_compress_portable;
 }
 
+/*
+ * Wipe the stack below the caller's frame, where the function just
+ * returned from kept what it spilled from registers (the vector
+ * implementation's working state lives in registers, but the compiler may
+ * spill some of it).
+ */
+pg_noinline static void
+blake2b_burn_stack(void)
+{
+	uint8		buf[512];
+
+	sodium_memzero(buf, sizeof(buf));
+}
+
 static inline void
 blake2b_compress(uint64 h[8], const uint8 block[BLAKE2B_BLOCK], uint64 t, bool last)
 {
 	if (unlikely(blake2b_compress_impl == NULL))
 		blake2b_compress_impl = blake2b_best_impl();
 	blake2b_compress_impl(h, block, t, last);
+#ifdef BLAKE2B_HAVE_AVX2
+	if (blake2b_compress_impl == blake2b_compress_avx2)
+		blake2b_burn_stack();
+#endif
 }
 
 /*
