@@ -113,7 +113,9 @@ licensed_purposes(List *mine)
  * are kept, never refusals; the version and consent checks, which do not
  * depend on the licences, are made at every call.  As for the
  * fingerprints below, the dataset and licence are the policy cache's own
- * structures, which stay unchanged while the generation stays.
+ * structures, which stay unchanged while the generation stays; so only
+ * datasets are kept, never data products (product.c keeps their licences
+ * in a cache of its own).
  */
 #define DECIDE_MEMO_SIZE 8
 
@@ -210,6 +212,7 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 	uint64		generation = licdata_policy_generation;
 	TimestampTz from = DT_NOBEGIN;
 	TimestampTz until = DT_NOEND;
+	bool		memo_ok = OidIsValid(ds->relid);
 
 	memset(out, 0, sizeof(*out));
 
@@ -228,8 +231,12 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 		}
 	}
 
-	/* a choice made before, still valid now */
-	if (purpose != NULL && purpose[0] != '\0')
+	/*
+	 * A choice made before, still valid now.  Datasets only: a data
+	 * product's licences hang off product.c's own cache, which is reloaded
+	 * without the policy generation moving.
+	 */
+	if (memo_ok && purpose != NULL && purpose[0] != '\0')
 	{
 		chosen = decide_memo_find(ds, who->roleid, purpose, now);
 		if (chosen != NULL)
@@ -345,7 +352,8 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 				   pstrdup("Ask the operator to renew the licence."));
 		return;
 	}
-	decide_memo_add(ds, who->roleid, purpose, from, until, chosen, generation);
+	if (memo_ok)
+		decide_memo_add(ds, who->roleid, purpose, from, until, chosen, generation);
 	if (consent_missing(ds, who, chosen, consent_ref, out))
 		return;
 	out->sqlerrcode = 0;
