@@ -64,6 +64,21 @@ SELECT o.id, (SELECT p.name FROM ipl.people p WHERE p.id = o.pid) AS name FROM i
 SELECT count(*) FROM ipl.people WHERE secret IN (SELECT note FROM ipl.other);
 WITH c AS (SELECT name, secret FROM ipl.people) SELECT count(*) FROM c WHERE name = '张三丰' OR secret = 'raw2';
 SELECT secret FROM ipl.people WHERE id = 1 UNION ALL SELECT secret FROM ipl.people WHERE id = 2;
+-- each part of a query that can name a masked column: an expression in the
+-- target list, ORDER BY, HAVING, a join's alias, a LATERAL function or
+-- VALUES in FROM (the last two are replaced with the whole query)
+SELECT id, lower(secret) || '-' || length(name) AS s FROM ipl.people ORDER BY id;
+SELECT id FROM ipl.people ORDER BY secret || name, id;
+SELECT region, count(*) FROM ipl.people GROUP BY region HAVING max(secret) = '###' ORDER BY region;
+SELECT region, count(*) FROM ipl.people GROUP BY region HAVING max(secret) LIKE 'raw%';
+SELECT j.pid, j.secret, j.note
+  FROM (ipl.people p JOIN ipl.other o ON o.pid = p.id) AS j(id, name, secret, code, region, oid, pid, note)
+ ORDER BY j.pid;
+SELECT id, secret, note FROM ipl.people JOIN (SELECT pid AS id, note FROM ipl.other) o USING (id) ORDER BY id;
+SELECT id, secret, note FROM ipl.people FULL JOIN (SELECT pid AS id, note FROM ipl.other) o USING (id) ORDER BY id;
+SELECT p.id, g FROM ipl.people p, LATERAL unnest(ARRAY[p.secret, p.name]) g ORDER BY p.id, g;
+SELECT p.id, v.s FROM ipl.people p, LATERAL (VALUES (p.secret), (p.region)) v(s) ORDER BY p.id, v.s;
+SELECT p.id, f.n FROM ipl.people p CROSS JOIN LATERAL length(p.secret) f(n) ORDER BY p.id;
 -- a dataset inside a sublink in FROM, a subquery in FROM, a view
 SELECT u FROM unnest(ARRAY(SELECT secret FROM ipl.people ORDER BY id)) u;
 SELECT count(*) FROM (SELECT name FROM ipl.people WHERE name = '张三丰') s;

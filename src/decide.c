@@ -101,6 +101,104 @@ licensed_purposes(List *mine)
 	return buf.len ? buf.data : pstrdup("none");
 }
 
+/*
+ * The licences chosen since the policy cache last changed, per (dataset,
+ * licensee, purpose), with the span of time over which the choice holds:
+ * between the validity boundaries (valid_from, valid_until) of the
+ * purpose's active licences nearest to the time it was made, the same
+ * licence is chosen at any instant.  A licensee's every statement asks the
+ * same question; outside the span, under another policy generation (any
+ * load or invalidation of the policy cache: a grant, a status, a validity
+ * changed) or while the cache loads, it is decided again.  Only choices
+ * are kept, never refusals; the version and consent checks, which do not
+ * depend on the licences, are made at every call.  As for the
+ * fingerprints below, the dataset and licence are the policy cache's own
+ * structures, which stay unchanged while the generation stays; so only
+ * datasets are kept, never data products (product.c keeps their licences
+ * in a cache of its own).
+ */
+#define DECIDE_MEMO_SIZE 8
+
+typedef struct DecisionMemo
+{
+	const LicdataDataset *ds;
+	Oid			roleid;
+	char		purpose[NAMEDATALEN];
+	TimestampTz from;			/* the choice holds for from <= now < until */
+	TimestampTz until;
+	LicdataLicence *chosen;
+} DecisionMemo;
+
+static DecisionMemo decide_memo[DECIDE_MEMO_SIZE];
+static int	decide_memo_used = 0;
+static int	decide_memo_next = 0;
+static uint64 decide_memo_generation = 0;
+
+static LicdataLicence *
+decide_memo_find(const LicdataDataset *ds, Oid roleid, const char *purpose, TimestampTz now)
+{
+	if (decide_memo_generation != licdata_policy_generation || licdata_policy_loading)
+	{
+		decide_memo_used = 0;
+		decide_memo_next = 0;
+		decide_memo_generation = licdata_policy_generation;
+		return NULL;
+	}
+	for (int i = 0; i < decide_memo_used; i++)
+	{
+		DecisionMemo *m = &decide_memo[i];
+
+		if (m->ds == ds && m->roleid == roleid && m->from <= now && now < m->until &&
+			strcmp(m->purpose, purpose) == 0)
+			return m->chosen;
+	}
+	return NULL;
+}
+
+static void
+decide_memo_add(const LicdataDataset *ds, Oid roleid, const char *purpose,
+				TimestampTz from, TimestampTz until, LicdataLicence *chosen,
+				uint64 generation)
+{
+	DecisionMemo *m;
+
+	/* a purpose too long for a NAME is not remembered (never a prefix match) */
+	if (strlen(purpose) >= NAMEDATALEN || licdata_policy_loading ||
+		generation != licdata_policy_generation ||
+		decide_memo_generation != generation)
+		return;
+	m = &decide_memo[decide_memo_next];
+	m->ds = ds;
+	m->roleid = roleid;
+	strlcpy(m->purpose, purpose, NAMEDATALEN);
+	m->from = from;
+	m->until = until;
+	m->chosen = chosen;
+	decide_memo_next = (decide_memo_next + 1) % DECIDE_MEMO_SIZE;
+	if (decide_memo_used < DECIDE_MEMO_SIZE)
+		decide_memo_used++;
+}
+
+/* Refuse for want of a consent reference when the chosen licence needs one. */
+static bool
+consent_missing(LicdataDataset *ds, const LicdataLicensee *who, LicdataLicence *chosen,
+				const char *consent_ref, LicdataDecision *out)
+{
+	if (chosen->require_consent_ref &&
+		(consent_ref == NULL || strspn(consent_ref, " \t\r\n") == strlen(consent_ref)))
+	{
+		refuse(out, ERRCODE_LD_CONSENT_REQUIRED,
+			   psprintf("licence %lld for %s %s requires a consent reference",
+						(long long) chosen->id, KIND(ds), ds->name),
+			   pstrdup("Each query under this licence must name the data subject's consent or business case."),
+			   licdata_purpose_session_only(who)
+			   ? pstrdup("This licensee's purpose scope is \"transaction\": run SET LOCAL licdata.consent_ref = '<reference>' in the transaction of the query; a reference set for the session is ignored.")
+			   : pstrdup("Run SET licdata.consent_ref = '<reference>' (for example the loan application number) first."));
+		return true;
+	}
+	return false;
+}
+
 void
 licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpose,
 			   const char *consent_ref, TimestampTz now, LicdataDecision *out)
@@ -111,6 +209,10 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 	LicdataLicence *active_any = NULL;
 	LicdataLicence *inactive_any = NULL;
 	ListCell   *lc;
+	uint64		generation = licdata_policy_generation;
+	TimestampTz from = DT_NOBEGIN;
+	TimestampTz until = DT_NOEND;
+	bool		memo_ok = OidIsValid(ds->relid);
 
 	memset(out, 0, sizeof(*out));
 
@@ -125,6 +227,22 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 
 			licdata_version_mismatch_texts(c, &msg, &detail, &hint);
 			refuse(out, ERRCODE_LD_NOT_READY, msg, detail, hint);
+			return;
+		}
+	}
+
+	/*
+	 * A choice made before, still valid now.  Datasets only: a data
+	 * product's licences hang off product.c's own cache, which is reloaded
+	 * without the policy generation moving.
+	 */
+	if (memo_ok && purpose != NULL && purpose[0] != '\0')
+	{
+		chosen = decide_memo_find(ds, who->roleid, purpose, now);
+		if (chosen != NULL)
+		{
+			if (!consent_missing(ds, who, chosen, consent_ref, out))
+				out->licence = chosen;
 			return;
 		}
 	}
@@ -196,6 +314,15 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 		active_any = lic;
 		if (lic->valid_from <= now && now < lic->valid_until)
 			chosen = lic;		/* ordered by id: the last one wins */
+		/* the boundaries nearest to now: the choice holds between them */
+		if (lic->valid_from <= now)
+			from = Max(from, lic->valid_from);
+		else
+			until = Min(until, lic->valid_from);
+		if (lic->valid_until <= now)
+			from = Max(from, lic->valid_until);
+		else
+			until = Min(until, lic->valid_until);
 	}
 	if (active_any == NULL)
 	{
@@ -225,18 +352,10 @@ licdata_decide(LicdataDataset *ds, const LicdataLicensee *who, const char *purpo
 				   pstrdup("Ask the operator to renew the licence."));
 		return;
 	}
-	if (chosen->require_consent_ref &&
-		(consent_ref == NULL || strspn(consent_ref, " \t\r\n") == strlen(consent_ref)))
-	{
-		refuse(out, ERRCODE_LD_CONSENT_REQUIRED,
-			   psprintf("licence %lld for %s %s requires a consent reference",
-						(long long) chosen->id, KIND(ds), ds->name),
-			   pstrdup("Each query under this licence must name the data subject's consent or business case."),
-			   licdata_purpose_session_only(who)
-			   ? pstrdup("This licensee's purpose scope is \"transaction\": run SET LOCAL licdata.consent_ref = '<reference>' in the transaction of the query; a reference set for the session is ignored.")
-			   : pstrdup("Run SET licdata.consent_ref = '<reference>' (for example the loan application number) first."));
+	if (memo_ok)
+		decide_memo_add(ds, who->roleid, purpose, from, until, chosen, generation);
+	if (consent_missing(ds, who, chosen, consent_ref, out))
 		return;
-	}
 	out->sqlerrcode = 0;
 	out->licence = chosen;
 }

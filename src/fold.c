@@ -339,6 +339,41 @@ fold_walker(Node *node, FoldContext *fc)
 {
 	if (node == NULL)
 		return false;
+	/*
+	 * The nodes most of a query is made of, which hold no function call, no
+	 * aggregate, no sublink and no mask: taken without the general checks
+	 * below.  (A list and a target entry only hold other nodes.)
+	 */
+	switch (nodeTag(node))
+	{
+		case T_Var:
+		case T_Const:
+		case T_Param:
+		case T_CaseTestExpr:
+		case T_RangeTblRef:
+			return false;
+		case T_List:
+			{
+				ListCell   *lc;
+
+				foreach(lc, (List *) node)
+				{
+					if (fold_walker(lfirst(lc), fc))
+						return true;
+				}
+				return false;
+			}
+		case T_TargetEntry:
+			return fold_walker((Node *) ((TargetEntry *) node)->expr, fc);
+		case T_FromExpr:
+			{
+				FromExpr   *f = (FromExpr *) node;
+
+				return fold_walker((Node *) f->fromlist, fc) || fold_walker(f->quals, fc);
+			}
+		default:
+			break;
+	}
 	/* a mask the rewrite put in place is the licence's, like its subquery */
 	if (fc->skip != NIL && list_member_ptr(fc->skip, node))
 		return false;
@@ -405,7 +440,8 @@ static void
 fold_query(Query *q, FoldContext *fc)
 {
 	ListCell   *lc;
-	List	   *read_relids = NIL;	/* one entry per licensed read */
+	List	   *read_relids = NIL;	/* every licensed read, once there are two */
+	Oid			first_read = InvalidOid;
 	int			most = 0;		/* most reads of one dataset */
 
 	check_stack_depth();
@@ -414,8 +450,15 @@ fold_query(Query *q, FoldContext *fc)
 		RangeTblEntry *rte = lfirst(lc);
 		Oid			read = licensed_read(fc, rte);
 
-		if (OidIsValid(read))
+		/* (a list only when a level reads more than once: self-joins) */
+		if (OidIsValid(read) && !OidIsValid(first_read))
+			first_read = read;
+		else if (OidIsValid(read))
+		{
+			if (read_relids == NIL)
+				read_relids = list_make1_oid(first_read);
 			read_relids = lappend_oid(read_relids, read);
+		}
 		else if (rte->rtekind == RTE_SUBQUERY && rte->subquery)
 			fold_query(rte->subquery, fc);
 		else if (rte->rtekind == RTE_FUNCTION)

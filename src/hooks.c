@@ -117,13 +117,15 @@ licdata_planner(Query *parse, const char *query_string, int cursorOptions,
 	who = acting();
 	if (who)
 	{
+		const LicdataCatalog *c = licdata_catalog();	/* not NULL: acting() */
+
 		memset(&ctx, 0, sizeof(ctx));
 		ctx.who = who;
 		ctx.purpose = licdata_purpose_for(who);
 		ctx.consent_ref = licdata_consent_ref_for(who);
 		ctx.now = GetCurrentTimestamp();
-		ctx.reader_role = licdata_catalog()->reader_role;
-		ctx.guard_func = licdata_catalog()->guard_func;
+		ctx.reader_role = c->reader_role;
+		ctx.guard_func = c->guard_func;
 		rewrote = licdata_rewrite(parse, &ctx);
 		if (rewrote && ctx.serial_only)
 			cursorOptions &= ~CURSOR_OPT_PARALLEL_OK;

@@ -171,6 +171,8 @@ static List *open_stmts = NIL;	/* MeterStmt * */
 static MeterStmt *running = NULL;	/* the outermost statement now executing */
 static List *nested_queries = NIL;	/* NestedQuery * */
 static List *run_stack = NIL;	/* RunFrame * */
+static RunFrame *spare_frame = NULL;	/* one freed frame, kept for the next run */
+static CountingDest *spare_dest = NULL; /* one freed wrapper, likewise */
 static uint64 next_stmt_id = 1;
 static bool exit_registered = false;
 static char last_sqlstate[6] = "";	/* of the last error seen passing */
@@ -243,12 +245,14 @@ copy_role_name(char *dst, Oid roleid, int slot)
 		/* kept only when no invalidation arrived during the lookup */
 		if (resets == role_names_resets)
 		{
-			strlcpy(m->name, dst, NAMEDATALEN);
+			/* zero-padded, so that the whole NAME can be copied below */
+			strncpy(m->name, dst, NAMEDATALEN);
+			m->name[NAMEDATALEN - 1] = '\0';
 			m->roleid = roleid;
 		}
 		return;
 	}
-	strlcpy(dst, m->name, NAMEDATALEN);
+	memcpy(dst, m->name, NAMEDATALEN);
 }
 
 static void
@@ -1980,11 +1984,21 @@ counting_destroy(DestReceiver *self)
 	/* the wrapper is freed by whoever made it */
 }
 
+/*
+ * A row-counting wrapper of orig (TopMemoryContext; released with
+ * counting_dest_release).  One released wrapper is kept for the next: a
+ * statement's every run would otherwise allocate one.
+ */
 static CountingDest *
 counting_dest(DestReceiver *orig, MeterStmt *ms, NestedQuery *nq)
 {
-	CountingDest *cd = palloc0(sizeof(CountingDest));
+	CountingDest *cd = spare_dest;
 
+	if (cd != NULL)
+		spare_dest = NULL;
+	else
+		cd = MemoryContextAlloc(TopMemoryContext, sizeof(CountingDest));
+	memset(cd, 0, sizeof(CountingDest));
 	cd->pub.receiveSlot = counting_receive;
 	cd->pub.rStartup = counting_startup;
 	cd->pub.rShutdown = counting_shutdown;
@@ -1994,6 +2008,15 @@ counting_dest(DestReceiver *orig, MeterStmt *ms, NestedQuery *nq)
 	cd->stmt = ms;
 	cd->nq = nq;
 	return cd;
+}
+
+static void
+counting_dest_release(DestReceiver *wrapper)
+{
+	if (spare_dest == NULL)
+		spare_dest = (CountingDest *) wrapper;
+	else
+		pfree(wrapper);
 }
 
 /* Is qd's ExecutorRun the re-run that materialises a cursor WITH HOLD? */
@@ -2040,7 +2063,12 @@ licdata_meter_wrap_dest(QueryDesc *qd, DestReceiver *orig)
 		return (DestReceiver *) counting_dest(orig, ms, nq);
 	}
 
-	f = MemoryContextAllocZero(TopMemoryContext, sizeof(RunFrame));
+	f = spare_frame;
+	if (f != NULL)
+		spare_frame = NULL;
+	else
+		f = MemoryContextAlloc(TopMemoryContext, sizeof(RunFrame));
+	memset(f, 0, sizeof(RunFrame));
 	f->qd = qd;
 	f->ms_id = ms->id;
 	f->prev_running_id = running ? running->id : 0;
@@ -2093,11 +2121,14 @@ licdata_meter_unwrap_dest(QueryDesc *qd, DestReceiver *wrapper)
 				quota_release(ms);
 			}
 			running = stmt_by_id(f->prev_running_id);
-			pfree(f);
+			if (spare_frame == NULL)
+				spare_frame = f;
+			else
+				pfree(f);
 		}
 	}
 	if (wrapper)
-		pfree(wrapper);
+		counting_dest_release(wrapper);
 }
 
 /* ---- cursors WITH HOLD ---- */
@@ -2185,7 +2216,7 @@ licdata_meter_fetch_done(DestReceiver *counting, uint64 id)
 		lock_held(ms);
 	}
 	if (counting)
-		pfree(counting);
+		counting_dest_release(counting);
 }
 
 /* ---- aborts ---- */

@@ -499,6 +499,16 @@ licdata_any_datasets(void)
  * The dataset a relation belongs to: the dataset itself, or a table that
  * inherits from (or is a partition of) one.  NULL when none.
  */
+/*
+ * The last dataset found by its own relid, for the policy generation it was
+ * found in: a statement asks for its dataset in the rewrite, the
+ * permission check and the meter.  (Tables that inherit from a dataset are
+ * not remembered here: their map has its own staleness.)
+ */
+static Oid	last_ds_relid = InvalidOid;
+static LicdataDataset *last_ds = NULL;
+static uint64 last_ds_generation = 0;
+
 LicdataDataset *
 licdata_dataset_for_rel(Oid relid)
 {
@@ -508,11 +518,22 @@ licdata_dataset_for_rel(Oid relid)
 	Oid			dataset = InvalidOid;
 
 	policy_ensure();
+	if (relid == last_ds_relid && OidIsValid(relid) && policy_valid &&
+		last_ds_generation == licdata_policy_generation)
+		return last_ds;
 	if (hash_get_num_entries(dataset_hash) == 0)
 		return NULL;
 	e = hash_search(dataset_hash, &relid, HASH_FIND, NULL);
 	if (e)
+	{
+		if (policy_valid && !licdata_policy_loading)
+		{
+			last_ds_relid = relid;
+			last_ds = e->ds;
+			last_ds_generation = licdata_policy_generation;
+		}
 		return e->ds;
+	}
 
 	/*
 	 * The map is rebuilt when stale; no pointer into it outlives this

@@ -47,6 +47,7 @@
 #include "parser/parsetree.h"
 #include "rewrite/rewriteManip.h"
 #include "utils/acl.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -268,6 +269,7 @@ typedef struct InPlaceMasks
 	Index		rti;
 	int			natts;
 	Node	  **masks;			/* per attribute: the mask (varno rti) or NULL */
+	int			sublevels;		/* refs_masked_walker's depth */
 } InPlaceMasks;
 
 static bool
@@ -295,22 +297,188 @@ has_outer_join(Node *jtnode)
 	return false;				/* RangeTblRef */
 }
 
+/*
+ * A copy of a cached mask, to put in a query: copyObject, with the nodes a
+ * mask is mostly made of (a function call, its argument list, relabelling,
+ * the column, constants) copied whole rather than field by field.
+ */
 static Node *
-in_place_mask_callback(Var *var, replace_rte_variables_context *context)
+copy_mask(const Node *node)
 {
-	InPlaceMasks *im = (InPlaceMasks *) context->callback_arg;
+	if (node == NULL)
+		return NULL;
+	switch (nodeTag(node))
+	{
+		case T_Var:
+			{
+				Var		   *v = palloc(sizeof(Var));
+
+				*v = *(const Var *) node;
+				return (Node *) v;
+			}
+		case T_Const:
+			{
+				Const	   *c = palloc(sizeof(Const));
+
+				*c = *(const Const *) node;
+				if (!c->constbyval && !c->constisnull)
+					c->constvalue = datumCopy(c->constvalue, false, c->constlen);
+				return (Node *) c;
+			}
+		case T_RelabelType:
+			{
+				RelabelType *r = palloc(sizeof(RelabelType));
+
+				*r = *(const RelabelType *) node;
+				r->arg = (Expr *) copy_mask((Node *) r->arg);
+				return (Node *) r;
+			}
+		case T_FuncExpr:
+			{
+				FuncExpr   *f = palloc(sizeof(FuncExpr));
+
+				*f = *(const FuncExpr *) node;
+				f->args = (List *) copy_mask((Node *) f->args);
+				return (Node *) f;
+			}
+		case T_List:
+			{
+				List	   *l = list_copy((const List *) node);
+				ListCell   *lc;
+
+				foreach(lc, l)
+					lfirst(lc) = copy_mask(lfirst(lc));
+				return (Node *) l;
+			}
+		default:
+			return (Node *) copyObject(node);
+	}
+}
+
+static Node *
+in_place_mask(Var *var, InPlaceMasks *im)
+{
 	Node	   *mask;
 
 	if (var->varattno <= 0 || var->varattno > im->natts ||
 		im->masks[var->varattno - 1] == NULL)
 		return (Node *) copyObject(var);
-	mask = copyObject(im->masks[var->varattno - 1]);
+	mask = copy_mask(im->masks[var->varattno - 1]);
 	if (im->rti != 1)
 		ChangeVarNodes(mask, 1, im->rti, 0);
 	if (var->varlevelsup > 0)
 		IncrementVarSublevelsUp(mask, var->varlevelsup, 0);
 	im->ctx->inplace_masks = lappend(im->ctx->inplace_masks, mask);
 	return mask;
+}
+
+static Node *
+in_place_mask_callback(Var *var, replace_rte_variables_context *context)
+{
+	return in_place_mask(var, (InPlaceMasks *) context->callback_arg);
+}
+
+/*
+ * Does node reference a masked column of entry im->rti (at im->sublevels
+ * query levels up)?  Walks exactly where replace_rte_variables goes:
+ * expressions, and inner queries (sublinks) one level further down.
+ */
+static bool
+refs_masked_walker(Node *node, InPlaceMasks *im)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var))
+	{
+		Var		   *var = (Var *) node;
+
+		return var->varno == (int) im->rti && var->varlevelsup == (Index) im->sublevels &&
+			var->varattno > 0 && var->varattno <= im->natts &&
+			im->masks[var->varattno - 1] != NULL;
+	}
+	if (IsA(node, CurrentOfExpr))
+		return ((CurrentOfExpr *) node)->cvarno == im->rti && im->sublevels == 0;
+	if (IsA(node, Query))
+	{
+		bool		found;
+
+		im->sublevels++;
+		found = query_tree_walker((Query *) node, refs_masked_walker, (void *) im, 0);
+		im->sublevels--;
+		return found;
+	}
+	return expression_tree_walker(node, refs_masked_walker, (void *) im);
+}
+
+/* The masks replaced in one part of q (replace_rte_variables on it). */
+static Node *
+replace_in_part(Query *q, Node *part, InPlaceMasks *im)
+{
+	return replace_rte_variables(part, im->rti, 0, in_place_mask_callback, im,
+								 &q->hasSubLinks);
+}
+
+/*
+ * Replace every reference to a masked column of entry im->rti in q (at
+ * this level and, through sublinks and LATERAL, below) by the mask.
+ *
+ * replace_rte_variables over the whole query copies all of it; a point
+ * lookup's masked columns appear in a few target entries only.  So: the
+ * query without its target list, join tree and HAVING is first searched
+ * (query_tree_walker, which reaches everything query_tree_mutator does);
+ * if it references a masked column anywhere, the whole query is replaced
+ * as before.  Otherwise only the target entries, join tree and HAVING that
+ * reference one are replaced, each on its own.  Either way no reference
+ * to a masked column is left where replace_rte_variables would have
+ * replaced it; the search walks the same places.
+ */
+static void
+replace_masked_columns(Query *q, InPlaceMasks *im)
+{
+	List	   *tlist = q->targetList;
+	FromExpr   *jointree = q->jointree;
+	Node	   *having = q->havingQual;
+	bool		rest;
+	ListCell   *lc;
+
+	q->targetList = NIL;
+	q->jointree = NULL;
+	q->havingQual = NULL;
+	im->sublevels = 0;
+	/* (an error here abandons q, as any error in the rewrite does) */
+	rest = query_tree_walker(q, refs_masked_walker, (void *) im, 0);
+	q->targetList = tlist;
+	q->jointree = jointree;
+	q->havingQual = having;
+
+	if (rest)
+	{
+		Query	   *newq;
+
+		newq = (Query *) replace_rte_variables((Node *) q, im->rti, 0, in_place_mask_callback,
+											   im, NULL);
+		/* the caller holds q: the replaced tree goes into it */
+		memcpy(q, newq, sizeof(Query));
+		return;
+	}
+
+	foreach(lc, q->targetList)
+	{
+		TargetEntry *te = lfirst(lc);
+
+		/* the common case, a column itself, without the mutator */
+		if (IsA(te->expr, Var))
+		{
+			if (refs_masked_walker((Node *) te->expr, im))
+				te->expr = (Expr *) in_place_mask((Var *) te->expr, im);
+		}
+		else if (refs_masked_walker((Node *) te->expr, im))
+			te->expr = (Expr *) replace_in_part(q, (Node *) te->expr, im);
+	}
+	if (refs_masked_walker((Node *) q->jointree, im))
+		q->jointree = (FromExpr *) replace_in_part(q, (Node *) q->jointree, im);
+	if (refs_masked_walker(q->havingQual, im))
+		q->havingQual = replace_in_part(q, q->havingQual, im);
 }
 
 /*
@@ -374,9 +542,13 @@ serve_in_place(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds,
 		m = by_column ? by_column[attno - 1] : NULL;
 		if (m == NULL)
 			continue;
-		/* masks are replaced only where the pull-up would not wrap them */
-		if (q->commandType != CMD_SELECT || q->groupingSets != NIL ||
-			ctx->aggregate_levels != NIL || has_outer_join((Node *) q->jointree))
+		/*
+		 * masks are replaced only where the pull-up would not wrap them
+		 * (asked at the first masked column: the answer is the level's)
+		 */
+		if (!any_mask &&
+			(q->commandType != CMD_SELECT || q->groupingSets != NIL ||
+			 ctx->aggregate_levels != NIL || has_outer_join((Node *) q->jointree)))
 			return false;
 		entry = cached_entry(0, m, rte->relid, attno, NULL);
 		/*
@@ -423,16 +595,13 @@ serve_in_place(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds,
 	if (any_mask)
 	{
 		InPlaceMasks im;
-		Query	   *newq;
 
 		im.ctx = ctx;
 		im.rti = rti;
 		im.natts = tupdesc->natts;
 		im.masks = masks;
-		newq = (Query *) replace_rte_variables((Node *) q, rti, 0, in_place_mask_callback,
-											   &im, NULL);
-		/* the caller holds q: the replaced tree goes into it */
-		memcpy(q, newq, sizeof(Query));
+		im.sublevels = 0;
+		replace_masked_columns(q, &im);
 		rte = rt_fetch(rti, q->rtable);
 	}
 	rte->securityQuals = quals;
@@ -487,6 +656,13 @@ wrap_rte(Query *q, Index rti, RangeTblEntry *rte, LicdataDataset *ds, LicdataRew
 
 	/* Columns the query reads: system columns are never licensed. */
 	cols = rte->selectedCols;
+	/*
+	 * A licence of every column, and no system column or whole row read
+	 * (members come in order: the first is a user column): nothing to check.
+	 */
+	x = bms_next_member(cols, -1);
+	if (lic->columns == NIL && (x < 0 || x + FirstLowInvalidHeapAttributeNumber > 0))
+		cols = NULL;
 	x = -1;
 	while ((x = bms_next_member(cols, x)) >= 0)
 	{
