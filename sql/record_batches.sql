@@ -7,7 +7,7 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS licdata;
 RESET client_min_messages;
-SELECT setval('licdata.licences_id_seq', 14000, false);
+SELECT setval('licdata.licences_id_seq', 15000, false);
 CREATE SCHEMA rb;
 CREATE TABLE rb.items (id integer PRIMARY KEY, name text, region text);
 INSERT INTO rb.items SELECT g, 'item ' || g, CASE WHEN g % 2 = 0 THEN 'north' ELSE 'south' END

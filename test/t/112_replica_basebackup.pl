@@ -195,7 +195,11 @@ $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()');
 is($standby->safe_psql('postgres', 'SELECT licdata.flush(60)'), 't', 'promoted node flushed');
 ok( $standby->poll_query_until('postgres',
 		"SELECT count(*) = 40 FROM licdata.usage WHERE node = 'standby' AND licence_id <> $lic_q"),
-	'the promoted node moved the records it wrote as a standby');
+	'the promoted node moved the records it wrote as a standby')
+  or diag($standby->safe_psql('postgres',
+	"SELECT 'usage by node: ' || string_agg(node || '=' || n, ', ') FROM (SELECT node, count(*) n FROM licdata.usage GROUP BY node) x "
+	  . "UNION ALL SELECT 'journal: ' || string_agg(file || ' pending ' || records_pending, ', ') FROM licdata.journal_status "
+	  . "UNION ALL SELECT 'quarantine: ' || count(*) FROM licdata.quarantine"));
 is( $standby->safe_psql('postgres',
 		"SELECT count(*) FROM (SELECT journal_ref FROM licdata.usage GROUP BY journal_ref HAVING count(*) > 1) d"),
 	'0', 'no record counted twice');
