@@ -18,6 +18,7 @@
 #include "miscadmin.h"
 
 #include "hooks.h"
+#include "journal_wal.h"
 #include "keys.h"
 #include "licdata.h"
 #include "meter.h"
@@ -39,6 +40,7 @@ _PG_init(void)
 	licdata_preloaded = true;
 
 	licdata_define_gucs();
+	licdata_journal_wal_init();	/* the WAL resource manager (journal_wal.c) */
 	licdata_shmem_init();
 	licdata_replica_node_init();
 	licdata_keys_init_postmaster();
