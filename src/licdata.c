@@ -39,8 +39,9 @@ _PG_init(void)
 		return;
 	licdata_preloaded = true;
 
-	licdata_define_gucs();
+	/* first: it defines a licdata.* setting, and define_gucs reserves the prefix */
 	licdata_journal_wal_init();	/* the WAL resource manager (journal_wal.c) */
+	licdata_define_gucs();
 	licdata_shmem_init();
 	licdata_replica_node_init();
 	licdata_keys_init_postmaster();

@@ -163,10 +163,17 @@ $node->adjust_conf('postgresql.conf', 'licdata.journal_sync_method', "'wal'");
 $node->reload;
 
 # ---- C. a record already moved is not written back ----
-run_statement($node, 'wal-moved');
+# The session stays open, so its file stays (a file is removed once its
+# backend has exited and all its records are moved).
+my $bg = $node->background_psql('postgres', extra_params => [ '-U', 'jw_lic' ]);
+$bg->query_safe("SET licdata.purpose = 'jw_test'");
+$bg->query_safe("SET licdata.consent_ref = 'wal-moved'");
+like($bg->query_safe('SELECT count(*) FROM jw.items WHERE id <= 3'), qr/3/,
+	"statement 'wal-moved' returned its result");
 flush($node);
 is(usage_of($node, 'wal-moved'), '1', 'the record is moved');
 $node->stop('immediate');
+$bg->quit;
 $r = find_record($node, 'wal-moved');
 ok($r, 'the moved record is still in its file') or BAIL_OUT('record not found');
 lose_record($r);
