@@ -9,9 +9,9 @@
  * and the server crashing, without a system call per record; the row
  * counter of a running statement is updated in place, so even a statement
  * killed mid-stream leaves the count of rows it had sent.  With
- * licdata.journal_sync = on, a record is also made durable (fdatasync)
- * before its statement's result leaves the server, so it survives power
- * loss (see "Durability" below).
+ * licdata.journal_sync = on, a record is also made durable (through
+ * PostgreSQL's WAL, or by fdatasync) before its statement's result leaves
+ * the server, so it survives power loss (see "Durability" below).
  *
  * Files are fully allocated (posix_fallocate) when created, so a full disk
  * is reported when a file cannot be made -- and the statement is refused --
@@ -52,13 +52,14 @@
  *
  * Durability (journal_sync = on).  The rule is the write-ahead rule of
  * PostgreSQL's WAL applied to the client socket: no byte of output leaves
- * the server before every record this backend has appended or closed is on
- * disk.  So a record is not synced when it is appended nor when it is
+ * the server before every record this backend has appended or closed is
+ * durable.  So a record is not synced when it is appended nor when it is
  * closed, but once, by the backend, just before its output is sent:
  *	- PostgreSQL's send path (PqCommMethods) is wrapped on first use.
  *	  pq_flush, which sends the buffer (ReadyForQuery at the end of every
- *	  statement or pipeline, an error, a notice), first fdatasyncs each
- *	  journal file this backend dirtied since its last sync.  pq_putmessage
+ *	  statement or pipeline, an error, a notice), first syncs what this
+ *	  backend appended, closed or voided since its last sync (through the
+ *	  WAL or by fdatasync of its files, below).  pq_putmessage
  *	  sends the 8 kB buffer by itself when it fills: a large result leaves
  *	  mid-statement, so a message that could fill it (counting every byte
  *	  put since the last flush, an upper bound) syncs first too.
@@ -78,8 +79,32 @@
  *	  3-4 times slower (1.1-2.2 ms against 0.3-0.6 ms, 1 kB records, a
  *	  small C program run back to back), while an fallocate'd file synced
  *	  as fast as a pwrite'd one.
- * Syncs of different backends share nothing in licdata: each backend's
- * file is its own, and one fdatasync makes one file durable.  (Linux does
+ * A sync is made one of two ways (licdata.journal_sync_method):
+ *	- wal (PostgreSQL 15 on, a primary; see wal_route for when not): the
+ *	  images of the records appended, closed or voided since the last sync
+ *	  (and of open records whose counts changed, and ring-end pads) go into
+ *	  one WAL record per file of licdata's resource manager (journal_wal.c),
+ *	  and the WAL is flushed up to the last one (XLogFlush): backends whose
+ *	  statements end together share a WAL flush, as concurrent commits do.
+ *	  Replay writes the images back into this node's journal files
+ *	  (journal_wal.c says exactly when).  Replay starts at the last
+ *	  checkpoint, which does not sync journal files: so a file whose first
+ *	  image not yet fdatasynced went into the WAL before the latest
+ *	  checkpoint began (GetRedoRecPtr) is fdatasynced at the backend's next
+ *	  sync -- once per checkpoint and file.  Between that checkpoint's end
+ *	  and that next sync, such a record relies on the kernel's write-back
+ *	  or the flusher having moved it (README, Known limits).
+ *	- fdatasync: of each file this backend dirtied since its last sync, as
+ *	  described above.  Also on a standby (no WAL can be written), while an
+ *	  error or notice is being sent (the send path flushes then, maybe
+ *	  between another XLogBeginInsert and its XLogInsert), in a critical
+ *	  section, at process exit (shared memory is gone by then), when this
+ *	  node's identity is unknown, and when more records changed than are
+ *	  tracked (MAX_TRACKED).  A file synced this way may hold later states
+ *	  than images in the WAL; replay never puts an earlier state back.
+ * Through fdatasync, syncs of different backends share nothing in licdata:
+ * each backend's file is its own, and one fdatasync makes one file
+ * durable.  (Linux does
  * write pages another process dirtied through its MAP_SHARED mapping when
  * a leader fdatasyncs that file through a descriptor of its own -- checked
  * with /proc/kpageflags -- but a leader syncing N followers' files still
@@ -87,11 +112,12 @@
  * backends issuing them at once (the block layer can merge flushes that
  * are in flight together).  Sharing one flush across backends needs one
  * shared file that is synced, i.e. a durable log of record images replayed
- * into the journal files before the flusher reads them after a crash: not
- * built; see README, Known limits.)
+ * into the journal files before the flusher reads them after a crash: the
+ * WAL, with journal_sync_method = wal.)
  *
  * A record whose durability cannot be ensured fails closed.  When a sync
- * fails, every record no sync has covered yet ('fresh': none of its
+ * fails (an fdatasync, or writing the WAL record: an error there is
+ * caught; a failed WAL flush is a PANIC of PostgreSQL's own), every record no sync has covered yet ('fresh': none of its
  * statement's output has left) and that the flusher has not moved is
  * marked JR_VOID -- the worker skips it, never billed -- and the connection
  * is closed without sending what is buffered (the send path refuses all
