@@ -251,6 +251,9 @@ typedef struct TrackedItem
 static TrackedItem tracked[MAX_TRACKED];
 static int	ntracked = 0;
 static bool track_lost = false;
+static int	evicted_open = 0;	/* open records dropped from 'tracked' that
+								 * have not closed yet: their counts are
+								 * durable only by fdatasync meanwhile */
 
 #if PG_VERSION_NUM >= 150000
 static XLogRecPtr wal_inserted = InvalidXLogRecPtr; /* logged, maybe not flushed */
@@ -833,6 +836,9 @@ track_add(char *ptr, uint64 lpos, bool pad, uint32 extent)
 	for (int i = 0; i < ntracked; i++)
 		if (tracked[i].ptr == ptr && tracked[i].lpos == lpos)
 			return;
+	/* a record closing that was dropped while open */
+	if (!pad && evicted_open > 0 && ((JournalRecord *) ptr)->state != JR_OPEN)
+		evicted_open--;
 	if (ntracked == MAX_TRACKED)
 		track_compact();
 #if PG_VERSION_NUM >= 150000
@@ -844,6 +850,8 @@ track_add(char *ptr, uint64 lpos, bool pad, uint32 extent)
 	{
 		/* cannot keep track: the next sync fdatasyncs the files */
 		track_lost = true;
+		if (!tracked[0].pad && ((JournalRecord *) tracked[0].ptr)->state == JR_OPEN)
+			evicted_open++;
 		memmove(&tracked[0], &tracked[1], sizeof(TrackedItem) * (MAX_TRACKED - 1));
 		ntracked--;
 	}
@@ -916,7 +924,8 @@ journal_sync_now(void)
 				track_file_synced(f);
 			}
 		}
-		track_lost = false;
+		/* until the open records it could not track close, fdatasync */
+		track_lost = (evicted_open > 0);
 		track_compact();
 	}
 	sync_pending = false;
