@@ -185,6 +185,54 @@ like($log, qr/WAL replay restored 0 journal records into their files \(0 there a
 flush($node);
 is(usage_of($node, 'wal-moved'), '1', 'it stays billed once');
 
+# ---- E. more statements in one message than a backend tracks (64) ----
+# Their records are logged into the WAL as the list fills, flushed once
+# before the results leave; all are restored after the loss of every page.
+# (The session's first licensee statement goes alone: the send path is
+# wrapped then, with the send buffer's contents unknown.)
+my $many = "SET licdata.purpose = 'jw_test'; SET licdata.consent_ref = 'wal-many-first';\n"
+  . "SELECT 1 FROM jw.items WHERE id = 1;\n"
+  . "SET licdata.consent_ref = 'wal-many';\n"
+  . join('\\; ', map { "SELECT $_ FROM jw.items WHERE id = 1" } 1 .. 100) . ";";
+my ($ret, $out, $err) = $node->psql('postgres', $many, extra_params => [ '-U', 'jw_lic' ]);
+is($ret, 0, '100 statements in one message run') or diag($err);
+$node->stop('immediate');
+my @recs;
+{
+	my $dir = $node->data_dir . '/pg_licdata/journal';
+	opendir(my $dh, $dir) or die;
+	for my $f (sort grep { /\.jnl$/ } readdir($dh))
+	{
+		my $bytes = slurp_file("$dir/$f");
+		my $at = 0;
+		while ((my $i = index($bytes, "wal-many\0", $at)) >= 0)
+		{
+			$at = $i + 1;
+			my $rec = $i - 304;
+			next if $rec < 64 || substr($bytes, $rec, 4) ne 'LDJR';
+			push @recs, {
+				path => "$dir/$f", off => $rec,
+				len => unpack('V', substr($bytes, $rec + 4, 4)),
+				lpos => unpack('Q<', substr($bytes, $rec + 72, 8)),
+				head => 0 };
+		}
+	}
+	closedir($dh);
+}
+is(scalar @recs, 100, 'the 100 records are in the journal');
+lose_record($_) for @recs;
+{
+	# the header as before the first of them
+	my @by = sort { $a->{lpos} <=> $b->{lpos} } @recs;
+	open(my $fh, '+<:raw', $by[0]{path}) or die;
+	sysseek($fh, 32, 0) or die;
+	syswrite($fh, pack('Q<', $by[0]{lpos})) == 8 or die;
+	close($fh);
+}
+$node->start;
+flush($node);
+is(usage_of($node, 'wal-many'), '100', 'all 100 are restored and billed once each');
+
 # ---- D. a standby does not restore the primary's records ----
 $node->backup('b1');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
