@@ -99,8 +99,9 @@
  *	  error or notice is being sent (the send path flushes then, maybe
  *	  between another XLogBeginInsert and its XLogInsert), in a critical
  *	  section, at process exit (shared memory is gone by then), when this
- *	  node's identity is unknown, and when more records changed than are
- *	  tracked (MAX_TRACKED).  A file synced this way may hold later states
+ *	  node's identity is unknown, and while a record could not be tracked
+ *	  (more than MAX_TRACKED changed at a moment the WAL could not be
+ *	  written; an open one, until it closes).  A file synced this way may hold later states
  *	  than images in the WAL; replay never puts an earlier state back.
  * Through fdatasync, syncs of different backends share nothing in licdata:
  * each backend's file is its own, and one fdatasync makes one file
@@ -117,8 +118,9 @@
  *
  * A record whose durability cannot be ensured fails closed.  When a sync
  * fails (an fdatasync, or writing the WAL record: an error there is
- * caught; a failed WAL flush is a PANIC of PostgreSQL's own), every record no sync has covered yet ('fresh': none of its
- * statement's output has left) and that the flusher has not moved is
+ * caught; a failed WAL flush is a PANIC of PostgreSQL's own), every
+ * record no sync has covered yet ('fresh': none of its statement's output
+ * has left) and that the flusher has not moved is
  * marked JR_VOID -- the worker skips it, never billed -- and the connection
  * is closed without sending what is buffered (the send path refuses all
  * further output and the backend ends with "connection to client lost"):

@@ -11,7 +11,11 @@
 # LICDATA_BENCH_SECONDS (5 per run), LICDATA_BENCH_ROWS (100000 here),
 # LICDATA_BENCH_KEEP=1, LICDATA_BENCH_BUILD (see lib-bench.sh),
 # LICDATA_BENCH_SYNC_METHODS ("wal fdatasync": the licdata.journal_sync_method
-# values measured, each against the same INSERT runs).
+# values measured, each against the same INSERT runs),
+# LICDATA_BENCH_SLOW_FLUSH_US (unset: the disk as it is; N: every fdatasync
+# and fsync of the server first waits N microseconds, one flush at a time
+# across all processes -- test/bench/slowflush.c, an LD_PRELOAD shim: a
+# model of a slow disk that stays the same for the whole run).
 #
 # Workloads, pgbench -n -M prepared -c C -j min(C,2) -T SECONDS:
 #   insert    PostgreSQL without licdata (shared_preload_libraries = ''), the
@@ -63,6 +67,12 @@ METHODS=${LICDATA_BENCH_SYNC_METHODS:-wal fdatasync}
 echo "== journal_sync: pgbench -n -M prepared -c {$CLIENTS} -T $BENCH_SECONDS, $BENCH_ROUNDS rounds, pd.people $BENCH_ROWS rows"
 echo "== machine: $(bench_machine)"
 echo "== file system of the cluster: $(df -T /tmp | awk 'NR == 2 { print $2 }')"
+if [ -n "${LICDATA_BENCH_SLOW_FLUSH_US:-}" ]; then
+	cc -shared -fPIC -O2 -o "$BENCH_DIR/slowflush.so" "$TOP/test/bench/slowflush.c" -ldl
+	export LICDATA_BENCH_SLOW_FLUSH_LOCK="$BENCH_DIR/slowflush.lock"
+	export LD_PRELOAD="$BENCH_DIR/slowflush.so${LD_PRELOAD:+ $LD_PRELOAD}"
+	echo "== flushes made slow: each fdatasync/fsync waits ${LICDATA_BENCH_SLOW_FLUSH_US} us first, one at a time (test/bench/slowflush.c)"
+fi
 bench_cluster_start
 echo "== loading pd.people and licences"
 bench_load_people
