@@ -13,7 +13,11 @@
 #      that cannot fail;
 #   C. a record the flusher had moved (the file's tail is past it) is not
 #      written back by replay, and stays billed once;
-#   D. a standby made from a base backup (a node identity of its own)
+#   D. 100 statements in one message (more than a backend tracks): all
+#      restored;
+#   E. an open cursor's record, logged again with its new count by the next
+#      statement's sync, is restored and billed as cancelled with its rows;
+#   F. a standby made from a base backup (a node identity of its own)
 #      replays the primary's journal WAL records without restoring any:
 #      its promotion reports them as another node's, and it bills none of
 #      them, while the primary bills each once.
@@ -185,7 +189,7 @@ like($log, qr/WAL replay restored 0 journal records into their files \(0 there a
 flush($node);
 is(usage_of($node, 'wal-moved'), '1', 'it stays billed once');
 
-# ---- E. more statements in one message than a backend tracks (64) ----
+# ---- D. more statements in one message than a backend tracks (64) ----
 # Their records are logged into the WAL as the list fills, flushed once
 # before the results leave; all are restored after the loss of every page.
 # (The session's first licensee statement goes alone: the send path is
@@ -233,7 +237,32 @@ $node->start;
 flush($node);
 is(usage_of($node, 'wal-many'), '100', 'all 100 are restored and billed once each');
 
-# ---- D. a standby does not restore the primary's records ----
+# ---- E. an open cursor: its record, with the rows sent so far, is restored ----
+my $cur = $node->background_psql('postgres', extra_params => [ '-U', 'jw_lic' ]);
+$cur->query_safe("SET licdata.purpose = 'jw_test'");
+$cur->query_safe("SET licdata.consent_ref = 'wal-cursor'");
+$cur->query_safe('BEGIN');
+$cur->query_safe('DECLARE c CURSOR FOR SELECT id FROM jw.items ORDER BY id');
+$cur->query_safe('FETCH 10 FROM c');
+like($cur->query_safe('FETCH 5 FROM c'), qr/15/, 'the cursor has sent 15 rows');
+# A FETCH adds no record, so nothing is synced for it alone (as with
+# fdatasync: counts are durable as of the last sync); the next statement's
+# sync logs the cursor's record again with its new count.
+$cur->query_safe("SET licdata.consent_ref = 'wal-cursor-next'");
+like($cur->query_safe('SELECT count(*) FROM jw.items WHERE id <= 3'), qr/3/,
+	'a statement after the FETCHes returned its result');
+$node->stop('immediate');
+$cur->quit;
+$r = find_record($node, 'wal-cursor');
+ok($r, 'the open record is in a journal file') or BAIL_OUT('record not found');
+lose_record($r);
+$node->start;
+flush($node);
+is( $node->safe_psql('postgres',
+		"SELECT count(*), sum(rows), min(outcome) FROM licdata.usage WHERE consent_ref = 'wal-cursor'"),
+	'1|15|cancelled', 'the cursor is billed once, cancelled, with the 15 rows it sent');
+
+# ---- F. a standby does not restore the primary's records ----
 $node->backup('b1');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($node, 'b1', has_streaming => 1);
