@@ -761,10 +761,10 @@ WITH mon AS (
 		   CASE WHEN u.purpose IS NOT NULL AND (sg.p->'free_purposes') ? u.purpose THEN 'free_purpose'
 				WHEN u.rows = 0 AND u.calls = 0 AND NOT (sg.p->>'bill_empty_results')::boolean THEN 'empty'
 				ELSE 'billed' END AS cls
-	  FROM licdata.usage u
-	  JOIN segs sg ON sg.lid = u.licence_id AND u.at >= sg.s AND u.at < sg.e, mon
-	 -- (a licence's usage rows are its licensee's: usage_licensee_at finds them)
-	 WHERE u.licensee = lic_role AND u.at >= mon.ms AND u.at < mon.me
+	  FROM mon CROSS JOIN LATERAL licdata_internal._usage_between(mon.ms, mon.me) u
+	  JOIN segs sg ON sg.lid = u.licence_id AND u.at >= sg.s AND u.at < sg.e
+	 -- (only the month's record batches are unpacked: 85_packed.sql)
+	 WHERE u.licensee = lic_role
 ), billed AS (
 	SELECT r.*,
 		   count(*) OVER w - 1 AS q0,
@@ -905,8 +905,8 @@ WITH earlier AS (
 	 GROUP BY f.for_month, f.licence_id
 ), late AS (
 	SELECT e.month, u.licence_id, count(*) AS n
-	  FROM earlier e JOIN licdata.usage u
-		ON u.at >= licdata_internal._month_start(e.month) AND u.at < licdata_internal._month_end(e.month)
+	  FROM earlier e CROSS JOIN LATERAL
+		   licdata_internal._usage_between(licdata_internal._month_start(e.month), licdata_internal._month_end(e.month)) u
 	 WHERE u.licensee = lic_role
 	   AND NOT EXISTS (SELECT FROM licdata.invoiced_usage iu WHERE iu.usage_id = u.id)
 	 GROUP BY e.month, u.licence_id
@@ -1133,8 +1133,8 @@ BEGIN
 
 	-- daily usage chart: statements per UTC day
 	SELECT coalesce(max(n), 0) INTO maxn FROM (
-		SELECT count(*) AS n FROM licdata.usage u
-		 WHERE u.licensee = lic AND u.at >= ms AND u.at < me
+		SELECT count(*) AS n FROM licdata_internal._usage_between(ms, me) u
+		 WHERE u.licensee = lic
 		 GROUP BY date_trunc('day', u.at AT TIME ZONE 'UTC')) d;
 	h := h || '<h2>Daily usage</h2><svg id="daily-usage-chart" xmlns="http://www.w3.org/2000/svg" width="'
 		|| (ndays * 30 + 60) || '" height="200" viewBox="0 0 ' || (ndays * 30 + 60) || ' 200" role="img" '
@@ -1145,7 +1145,7 @@ BEGIN
 			   FROM generate_series(1, ndays) g(d)
 			   LEFT JOIN (SELECT extract(day FROM u.at AT TIME ZONE 'UTC')::integer AS d, count(*) AS n,
 								 sum(u.rows) AS nrows
-							FROM licdata.usage u WHERE u.licensee = lic AND u.at >= ms AND u.at < me
+							FROM licdata_internal._usage_between(ms, me) u WHERE u.licensee = lic
 						   GROUP BY 1) u ON u.d = g.d
 			  ORDER BY g.d LOOP
 		x := 40 + (v.d - 1) * 30 + 5;
@@ -1199,8 +1199,8 @@ BEGIN
 	-- consent references (the licensee's own strings: escaped)
 	h := h || '<h2>Consent references</h2><table id="consent-refs"><tr><th>consent reference</th>'
 		|| '<th class="n">statements</th><th class="n">rows</th></tr>';
-	FOR r IN SELECT u.consent_ref, count(*) AS n, sum(u.rows) AS nrows FROM licdata.usage u
-			  WHERE u.licensee = lic AND u.at >= ms AND u.at < me AND u.consent_ref IS NOT NULL
+	FOR r IN SELECT u.consent_ref, count(*) AS n, sum(u.rows) AS nrows FROM licdata_internal._usage_between(ms, me) u
+			  WHERE u.licensee = lic AND u.consent_ref IS NOT NULL
 			  GROUP BY u.consent_ref ORDER BY count(*) DESC, u.consent_ref LIMIT 50 LOOP
 		h := h || '<tr><td>' || licdata_internal._html(r.consent_ref) || '</td><td class="n">' || r.n
 			|| '</td><td class="n">' || r.nrows || '</td></tr>';
@@ -1208,8 +1208,8 @@ BEGIN
 	h := h || '</table>';
 
 	-- the audit chain
-	SELECT count(*) INTO audit_rows FROM licdata.audit_log a
-	 WHERE a.licensee = lic AND a.at >= ms AND a.at < me;
+	SELECT count(*) INTO audit_rows FROM licdata_internal._audit_between(ms, me) a
+	 WHERE a.licensee = lic;
 	SELECT * INTO v FROM licdata.verify_audit();
 	h := h || '<h2>Audit</h2><p id="audit-status" class="' || CASE WHEN v.ok THEN 'ok' ELSE 'bad' END || '">'
 		|| CASE WHEN v.ok THEN 'Audit chain verified' ELSE 'Audit chain NOT verified: first bad record ' || v.first_bad_seq END

@@ -356,32 +356,45 @@ SELECT * FROM licdata.purge_records(now() - interval '2 days');
 SELECT count(*) FROM licdata.usage WHERE licensee = 'meter_bank'::regrole;
 
 -- the hash chain verifies; an altered, removed or inserted row is found
+-- (a superuser tampering with the record batches behind the view)
 SELECT ok FROM licdata.verify_audit();
 SELECT seq AS victim FROM licdata.audit_log WHERE consent_ref = 'm03 cursor' \gset
 BEGIN;
-ALTER TABLE licdata.audit_log DISABLE TRIGGER records_guard;
-UPDATE licdata.audit_log SET rows = rows - 1 WHERE seq = :victim;
+ALTER TABLE licdata_internal.record_batches DISABLE TRIGGER records_guard;
+UPDATE licdata_internal.record_batches b
+   SET audit = licdata_internal._pack(ARRAY(
+		SELECT CASE WHEN a.seq = :victim THEN jsonb_populate_record(a, jsonb_build_object('rows', a.rows - 1))
+					ELSE a END
+		  FROM licdata_internal._unpack_audit(b.audit) a ORDER BY a.seq))
+ WHERE :victim BETWEEN b.first_seq AND b.last_seq;
 SELECT ok, first_bad_seq = :victim AS finds_altered FROM licdata.verify_audit();
 ROLLBACK;
 BEGIN;
-ALTER TABLE licdata.audit_log DISABLE TRIGGER records_guard;
-DELETE FROM licdata.audit_log WHERE seq = :victim;
+ALTER TABLE licdata_internal.record_batches DISABLE TRIGGER records_guard;
+UPDATE licdata_internal.record_batches b
+   SET audit = licdata_internal._pack(ARRAY(
+		SELECT a FROM licdata_internal._unpack_audit(b.audit) a WHERE a.seq <> :victim ORDER BY a.seq))
+ WHERE :victim BETWEEN b.first_seq AND b.last_seq;
 SELECT ok, first_bad_seq = :victim + 1 AS finds_removed FROM licdata.verify_audit();
 ROLLBACK;
 BEGIN;
-ALTER TABLE licdata.audit_log DISABLE TRIGGER records_guard;
+ALTER TABLE licdata_internal.record_batches DISABLE TRIGGER records_guard;
 -- (the lock ALTER TABLE takes keeps the worker from appending meanwhile)
 SELECT max(seq) AS last FROM licdata.audit_log \gset
-INSERT INTO licdata.audit_log
-SELECT :last + 1, at, role_name, session_user_name, licensee, licensee_name, kind, purpose, consent_ref,
-	   datasets, dataset_names, licence_ids, decision, sqlstate, statement, rows, journal_ref || '-forged',
-	   prev_hash, hash
-  FROM licdata.audit_log WHERE seq = :victim;
+UPDATE licdata_internal.record_batches b
+   SET audit = licdata_internal._pack(ARRAY(
+		SELECT a FROM (SELECT a FROM licdata_internal._unpack_audit(b.audit) a
+					   UNION ALL
+					   SELECT jsonb_populate_record(v, jsonb_build_object('seq', :last + 1,
+								'journal_ref', v.journal_ref || '-forged'))
+						 FROM licdata_internal._unpack_audit(b.audit) v WHERE v.seq = :victim) x(a)
+		 ORDER BY (x.a).seq))
+ WHERE :victim BETWEEN b.first_seq AND b.last_seq;
 SELECT ok, first_bad_seq = :last + 1 AS finds_inserted FROM licdata.verify_audit();
 ROLLBACK;
 -- restored
 SELECT ok FROM licdata.verify_audit();
-SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'licdata.audit_log'::regclass AND tgname = 'records_guard';
+SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'licdata_internal.record_batches'::regclass AND tgname = 'records_guard';
 
 -- clean up
 DROP TABLE pg_temp.got;

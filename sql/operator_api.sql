@@ -79,8 +79,10 @@ GRANT SELECT ON opapi.ids TO PUBLIC;
 SELECT t.name AS config_table, x.c IS NOT NULL AS registered, x.cond AS dump_condition
   FROM (VALUES ('licdata.datasets'), ('licdata.licensees'), ('licdata.licensee_key_id_seq'),
 			   ('licdata.licences'), ('licdata.licences_id_seq'), ('licdata.masks'),
-			   ('licdata.masks_id_seq'), ('licdata.authorities'), ('licdata.usage'),
-			   ('licdata.usage_id_seq'), ('licdata.audit_log')) t(name)
+			   ('licdata.masks_id_seq'), ('licdata.authorities'),
+			   ('licdata_internal.record_batches'), ('licdata_internal.journal_moved'),
+			   ('licdata_internal.usage_rows'), ('licdata_internal.usage_id_seq'),
+			   ('licdata_internal.audit_rows')) t(name)
   LEFT JOIN (SELECT c, cond FROM pg_extension e, unnest(e.extconfig, e.extcondition) AS u(c, cond)
 			  WHERE e.extname = 'licdata') x ON x.c = t.name::regclass
  ORDER BY t.name;

@@ -338,6 +338,8 @@ licdata_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnl
 	 */
 	if (IsTransactionState() && licdata_utility_is_records_restore(stmt))
 		restore = true;
+	if (IsA(stmt, TruncateStmt) && IsTransactionState())
+		licdata_utility_refuse_records_truncate(stmt);
 	if ((IsA(stmt, DoStmt) || IsA(stmt, CallStmt)) && acting() != NULL)
 		block = licdata_meter_block_begin();
 	if (IsA(stmt, CopyStmt) && IsTransactionState() && !licdata_policy_loading)

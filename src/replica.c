@@ -1000,8 +1000,8 @@ licdata_receive_records(PG_FUNCTION_ARGS)
 								   "SELECT u.ref, $1, u.dead, u.use_size, u.rec "
 								   "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), "
 								   "pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(ref, dead, use_size, rec) "
-								   "WHERE NOT EXISTS (SELECT FROM licdata.audit_log a "
-								   "WHERE a.journal_ref OPERATOR(pg_catalog.=) u.ref) "
+								   "WHERE u.ref OPERATOR(pg_catalog.<>) ALL "
+								   "(ARRAY(SELECT m.ref FROM licdata_internal._moved($2) m(ref))) "
 								   "ON CONFLICT (journal_ref) DO NOTHING",
 								   5, types, args, NULL, false, 0);
 		if (rc != SPI_OK_INSERT)

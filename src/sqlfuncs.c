@@ -15,7 +15,9 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "access/htup_details.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -272,6 +274,47 @@ licdata_records_guard(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(TRIGGER_FIRED_BY_DELETE(td->tg_event) ? td->tg_trigtuple :
 						  (TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple));
 	PG_RETURN_POINTER(NULL);
+}
+
+/*
+ * INSTEAD OF trigger on the views licdata.usage and licdata.audit_log.
+ * Refused as the tables' guard refuses, except an INSERT by a writer the
+ * guard lets through (pg_restore of a 1.0 dump, licdata itself): that row
+ * goes into the row table behind the view (licdata_internal.usage_rows or
+ * audit_rows).  Rows are never changed or deleted through the views.
+ */
+PG_FUNCTION_INFO_V1(licdata_records_view_guard);
+Datum
+licdata_records_view_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	const char *view;
+	char	   *sql;
+	Oid			argtype;
+	Datum		arg;
+	int			rc;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		elog(ERROR, "licdata_records_view_guard: not called as a row trigger");
+	view = RelationGetRelationName(td->tg_relation);
+	if (!licdata_records_writable || !TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
+		(strcmp(view, "usage") != 0 && strcmp(view, "audit_log") != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s is written only by licdata", view),
+				 errdetail("Usage and audit records are moved from the journal by licdata's background worker and are never changed."),
+				 errhint("Use licdata.purge_records to apply a retention period.")));
+	argtype = td->tg_relation->rd_rel->reltype;
+	arg = heap_copy_tuple_as_datum(td->tg_trigtuple, RelationGetDescr(td->tg_relation));
+	sql = psprintf("INSERT INTO licdata_internal.%s SELECT ($1::licdata.%s).*",
+				   strcmp(view, "usage") == 0 ? "usage_rows" : "audit_rows", view);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "could not connect to SPI");
+	rc = SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into the row table: %s", SPI_result_code_string(rc));
+	SPI_finish();
+	PG_RETURN_POINTER(td->tg_trigtuple);
 }
 
 PG_FUNCTION_INFO_V1(licdata_set_records_writable);

@@ -36,6 +36,7 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/plannodes.h"
@@ -242,11 +243,50 @@ licdata_utility_is_records_restore(Node *stmt)
 	if (c == NULL)
 		return false;
 	relid = RangeVarGetRelid(cs->relation, NoLock, true);
-	if (!OidIsValid(relid) || get_rel_namespace(relid) != c->schema)
+	if (!OidIsValid(relid))
 		return false;
 	/* NULL if dropped meanwhile (looked up without a lock) */
 	name = get_rel_name(relid);
-	return name != NULL &&
-		(strcmp(name, "usage") == 0 || strcmp(name, "audit_log") == 0 ||
-		 strcmp(name, "audit_checkpoints") == 0);
+	if (name == NULL)
+		return false;
+	if (get_rel_namespace(relid) == c->schema)
+		return strcmp(name, "audit_checkpoints") == 0;
+	/* the records: the batches, the rows of before 1.1, what was moved */
+	return get_rel_namespace(relid) == c->internal_schema &&
+		(strcmp(name, "record_batches") == 0 || strcmp(name, "usage_rows") == 0 ||
+		 strcmp(name, "audit_rows") == 0 || strcmp(name, "journal_moved") == 0);
+}
+
+/*
+ * TRUNCATE of the record views (licdata.usage, licdata.audit_log) is
+ * refused as their write guard refuses writes (PostgreSQL would say only
+ * that a view is not a table).
+ */
+void
+licdata_utility_refuse_records_truncate(Node *stmt)
+{
+	const LicdataCatalog *c;
+	ListCell   *lc;
+
+	if (!IsA(stmt, TruncateStmt))
+		return;
+	c = licdata_catalog();
+	if (c == NULL)
+		return;
+	foreach(lc, ((TruncateStmt *) stmt)->relations)
+	{
+		Oid			relid = RangeVarGetRelid(lfirst_node(RangeVar, lc), NoLock, true);
+		char	   *name;
+
+		if (!OidIsValid(relid) || get_rel_namespace(relid) != c->schema ||
+			get_rel_relkind(relid) != RELKIND_VIEW)
+			continue;
+		name = get_rel_name(relid);
+		if (name && (strcmp(name, "usage") == 0 || strcmp(name, "audit_log") == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("%s is written only by licdata", name),
+					 errdetail("Usage and audit records are moved from the journal by licdata's background worker and are never changed."),
+					 errhint("Use licdata.purge_records to apply a retention period.")));
+	}
 }

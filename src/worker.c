@@ -112,6 +112,7 @@
 #include "errcodes.h"
 #include "licdata.h"
 #include "meter.h"
+#include "packed.h"
 #include "replica.h"
 #include "shmem.h"
 
@@ -188,7 +189,10 @@ static int64 chain_last_cp = 0;
 
 /* Prepared statements, kept across transactions (SPI_keepplan). */
 static SPIPlanPtr plan_probe = NULL;
-static SPIPlanPtr plan_checkpoint = NULL;
+static SPIPlanPtr plan_checkpoint = NULL;	/* by seq, the hash read back */
+static SPIPlanPtr plan_checkpoint_hash = NULL;	/* the hash known */
+static SPIPlanPtr plan_store = NULL;
+static SPIPlanPtr plan_moved = NULL;
 
 /* This pass's count, for the rate in licdata.journal_status. */
 static uint64 pass_moved = 0;
@@ -760,7 +764,7 @@ prepare_kept(const char *sql, int nargs, Oid *types)
 static void
 forget_plans(void)
 {
-	SPIPlanPtr *plans[] = {&plan_probe, &plan_checkpoint};
+	SPIPlanPtr *plans[] = {&plan_probe, &plan_checkpoint, &plan_checkpoint_hash, &plan_store, &plan_moved};
 
 	for (int i = 0; i < lengthof(plans); i++)
 	{
@@ -777,9 +781,7 @@ prepare_plans(void)
 	{
 		Oid			t[1] = {TEXTARRAYOID};
 
-		plan_probe = prepare_kept(
-								  "SELECT a.journal_ref FROM licdata.audit_log a "
-								  "WHERE a.journal_ref OPERATOR(pg_catalog.=) ANY ($1)", 1, t);
+		plan_probe = prepare_kept("SELECT m.ref FROM licdata_internal._moved($1) m(ref)", 1, t);
 	}
 	if (plan_checkpoint == NULL)
 	{
@@ -787,9 +789,39 @@ prepare_plans(void)
 
 		plan_checkpoint = prepare_kept(
 									   "INSERT INTO licdata.audit_checkpoints (seq, hash, public_key, signature) "
-									   "SELECT a.seq, a.hash, licdata.audit_public_key(), "
-									   "licdata_internal._audit_sign(a.seq, a.hash) "
-									   "FROM licdata.audit_log a WHERE a.seq OPERATOR(pg_catalog.=) $1", 1, t);
+									   "SELECT $1, h.h, licdata.audit_public_key(), "
+									   "licdata_internal._audit_sign($1, h.h) "
+									   "FROM licdata_internal._audit_hash($1) h(h) WHERE h.h IS NOT NULL", 1, t);
+	}
+	if (plan_checkpoint_hash == NULL)
+	{
+		Oid			t[2] = {INT8OID, BYTEAOID};
+
+		plan_checkpoint_hash = prepare_kept(
+											"INSERT INTO licdata.audit_checkpoints (seq, hash, public_key, signature) "
+											"VALUES ($1, $2, licdata.audit_public_key(), "
+											"licdata_internal._audit_sign($1, $2))", 2, t);
+	}
+	if (plan_store == NULL)
+	{
+		Oid			t[9] = {INT8OID, INT8OID, BYTEAOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		INT4OID, INT4OID, BYTEAOID, BYTEAOID};
+
+		plan_store = prepare_kept(
+								  "INSERT INTO licdata_internal.record_batches (first_seq, last_seq, last_hash, "
+								  "min_at, max_at, audit_rows, usage_rows, audit, usage) "
+								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9, t);
+	}
+	if (plan_moved == NULL)
+	{
+		Oid			t[2] = {TEXTOID, TEXTOID};
+
+		/* no row when a range is there already: a record moved twice */
+		plan_moved = prepare_kept(
+								  "INSERT INTO licdata_internal.journal_moved AS m (file, moved) "
+								  "VALUES ($1, $2::pg_catalog.int8multirange) "
+								  "ON CONFLICT (file) DO UPDATE SET moved = m.moved OPERATOR(pg_catalog.+) excluded.moved "
+								  "WHERE NOT m.moved OPERATOR(pg_catalog.&&) excluded.moved", 2, t);
 	}
 }
 
@@ -801,7 +833,11 @@ load_chain(void)
 	bool		isnull;
 	MemoryContext cxt = CurrentMemoryContext;
 
-	rc = SPI_execute("SELECT a.seq, a.hash FROM licdata.audit_log a ORDER BY a.seq DESC LIMIT 1",
+	rc = SPI_execute("SELECT h.seq, h.hash FROM ("
+					 "(SELECT b.last_seq, b.last_hash FROM licdata_internal.record_batches b "
+					 "ORDER BY b.first_seq DESC LIMIT 1) UNION ALL "
+					 "(SELECT a.seq, a.hash FROM licdata_internal.audit_rows a ORDER BY a.seq DESC LIMIT 1)) "
+					 "h(seq, hash) ORDER BY h.seq DESC LIMIT 1",
 					 true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the audit chain's head");
@@ -860,28 +896,22 @@ chain_keep(void)
 }
 
 /*
- * Inserting rows without the SQL executor's query machinery, as COPY FROM
- * does: the relation opened once per batch with its indexes; each row's
- * defaults (the id's nextval) and constraints (NOT NULL, CHECK) evaluated
- * as it is put, the row formed into a slot of a buffer; a full buffer (or
- * the sink's close) goes to the table in one table_multi_insert (one WAL
- * record and one buffer lock per heap page, with a BulkInsertState), then
- * each row's index entries (ExecInsertIndexTuples: unique checks raise
- * unique_violation as for an INSERT).
- *
- * The records guard: usage, audit_log and quarantine carry BEFORE ROW
- * triggers (records_guard, licdata_records_guard in sqlfuncs.c) whose only job is
- * to refuse writes by anyone but the flusher; the flusher is the writer
- * they let through (licdata_records_writable), so this path does not call
- * them.  SQL writes still meet them.  A table with any other row trigger
- * on INSERT (an operator's) is written row by row through
- * ExecSimpleRelationInsert instead, so that trigger fires as for an INSERT.
+ * Rows are not inserted one by one: each table's rows of a batch are packed
+ * (packed.c) into one bytea, and the batch is one row of
+ * licdata_internal.record_batches (see store_batch) -- one heap tuple, its
+ * TOAST chunks (lz4-compressed where the server has lz4) and one index
+ * entry for thousands of records.  The views licdata.usage and
+ * licdata.audit_log unpack them.  The row types are those of the row
+ * tables licdata_internal.usage_rows and audit_rows (which keep the rows
+ * of before 1.1): a Sink evaluates each row's defaults (the usage id's
+ * nextval) and constraints (NOT NULL, CHECK) against that table, as an
+ * INSERT would, and packs the row.
  */
 #define SINK_MAX_COLS 25
-#define SINK_BUFFER_ROWS 1000	/* rows per table_multi_insert, as COPY */
-#define SINK_BUFFER_BYTES 65535
 
-typedef struct Sink
+typedef struct Sink Sink;
+
+struct Sink
 {
 	Relation	rel;
 	EState	   *estate;
@@ -894,13 +924,11 @@ typedef struct Sink
 	Datum		values[SINK_MAX_COLS];
 	bool		nulls[SINK_MAX_COLS];
 	int			rows;
-	bool		bulk;			/* buffered multi-inserts (else row by row) */
-	BulkInsertState bis;
-	CommandId	cid;
-	TupleTableSlot *buf[SINK_BUFFER_ROWS];	/* the rows not yet inserted */
-	int			nbuf;
-	Size		bufbytes;
-} Sink;
+	PackWriter	pack;
+	TimestampTz min_at;			/* of the rows' "at" */
+	TimestampTz max_at;
+	AttrNumber	at_att;
+};
 
 static const char *const usage_cols[] = {"at", "ended_at", "licence_id", "licensee", "dataset",
 	"session_user_name", "role_name", "purpose", "consent_ref", "query_id", "statement",
@@ -910,88 +938,54 @@ static const char *const audit_cols[] = {"seq", "at", "role_name", "session_user
 	"licensee_name", "kind", "purpose", "consent_ref", "datasets", "dataset_names", "licence_ids",
 "decision", "sqlstate", "statement", "rows", "journal_ref", "prev_hash", "hash", "node"};
 
-/* The rings of buffers the sinks of usage and audit_log write through. */
-static BufferAccessStrategy usage_ring = NULL;
-static BufferAccessStrategy audit_ring = NULL;
-
 /*
- * Whether the table's row triggers on INSERT are only the records guard
- * (which the flusher may pass by, see above).
+ * The buffers the rows of each table are packed into, kept from batch to
+ * batch in TopMemoryContext (a batch's rows are megabytes: a new buffer per
+ * batch grew by copying and faulted its pages in each time).
  */
-static bool
-sink_guard_only(Relation rel)
+static StringInfo
+pack_buffer(const char *relname)
 {
-	TriggerDesc *td = rel->trigdesc;
+	static StringInfo bufs[2] = {NULL, NULL};
+	int			i = strcmp(relname, "usage_rows") == 0 ? 0 : 1;
 
-	if (td == NULL)
-		return true;
-	for (int i = 0; i < td->numtriggers; i++)
+	if (bufs[i] == NULL)
 	{
-		Trigger    *t = &td->triggers[i];
-		char	   *fn;
-		bool		guard;
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		if (!TRIGGER_FOR_ROW(t->tgtype) || !TRIGGER_FOR_INSERT(t->tgtype) ||
-			t->tgenabled == TRIGGER_DISABLED)
-			continue;
-		fn = get_func_name(t->tgfoid);
-		guard = TRIGGER_FOR_BEFORE(t->tgtype) && strcmp(t->tgname, "records_guard") == 0 &&
-			fn != NULL && strcmp(fn, "_records_guard") == 0 &&
-			get_func_namespace(t->tgfoid) == licdata_catalog()->internal_schema;
-		if (!guard)
-			return false;
+		bufs[i] = makeStringInfo();
+		enlargeStringInfo(bufs[i], 4 * 1024 * 1024);
+		MemoryContextSwitchTo(old);
 	}
-	return true;
+	return bufs[i];
 }
 
 static void
 sink_open(Sink *k, const char *relname, const char *const *cols, int ncols)
 {
 	const LicdataCatalog *c = licdata_catalog();
-	Oid			relid = c ? get_relname_relid(relname, c->schema) : InvalidOid;
+	Oid			relid = c ? get_relname_relid(relname, c->internal_schema) : InvalidOid;
 	RangeTblEntry *rte;
 	TupleDesc	td;
 
 	if (!OidIsValid(relid))
-		elog(ERROR, "table licdata.%s does not exist", relname);
+		ereport(ERROR,
+				(errcode(ERRCODE_LD_NOT_READY),
+				 errmsg("could not move journal records: table licdata_internal.%s does not exist", relname),
+				 errdetail("The records stay in the journal until they can be moved."),
+				 errhint("Run ALTER EXTENSION licdata UPDATE.")));
 	memset(k, 0, sizeof(*k));
-	k->rel = table_open(relid, RowExclusiveLock);
+	k->rel = table_open(relid, AccessShareLock);
 	td = RelationGetDescr(k->rel);
 	k->estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
 	rte->relid = relid;
 	rte->relkind = k->rel->rd_rel->relkind;
-	rte->rellockmode = RowExclusiveLock;
+	rte->rellockmode = AccessShareLock;
 	ExecInitRangeTable(k->estate, list_make1(rte));
 	k->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(k->rri, k->rel, 1, NULL, 0);
-	k->estate->es_output_cid = GetCurrentCommandId(true);
-	k->cid = k->estate->es_output_cid;
-	ExecOpenIndices(k->rri, false);
-	AfterTriggerBeginQuery();
-	k->bulk = sink_guard_only(k->rel);
-	if (k->bulk)
-	{
-		/*
-		 * A BulkInsertState whose ring of buffers (BAS_BULKWRITE) is kept
-		 * from batch to batch, one per table: the flusher keeps writing
-		 * into the same buffers instead of taking new ones from the pool
-		 * for every batch.
-		 */
-		BufferAccessStrategy *ring = strcmp(relname, "usage") == 0 ? &usage_ring : &audit_ring;
-
-		if (*ring == NULL)
-		{
-			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-			*ring = GetAccessStrategy(BAS_BULKWRITE);
-			MemoryContextSwitchTo(old);
-		}
-		k->bis = palloc0(sizeof(BulkInsertStateData));
-		k->bis->strategy = *ring;
-		k->bis->current_buf = InvalidBuffer;
-	}
 	k->slot = ExecInitExtraTupleSlot(k->estate, td, &TTSOpsVirtual);
 	k->ncols = ncols;
 	k->ours = palloc0(sizeof(bool) * td->natts);
@@ -1003,13 +997,14 @@ sink_open(Sink *k, const char *relname, const char *const *cols, int ncols)
 		if (n <= 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_LD_NOT_READY),
-					 errmsg("could not move journal records: column \"%s\" of table licdata.%s does not exist",
+					 errmsg("could not move journal records: column \"%s\" of table licdata_internal.%s does not exist",
 							cols[i], relname),
 					 errdetail("The records stay in the journal until they can be moved."),
 					 errhint("Run ALTER EXTENSION licdata UPDATE.")));
 		k->attno[i] = n;
 		k->ours[n - 1] = true;
 	}
+	k->at_att = attnameAttNum(k->rel, "at", false);
 	for (int i = 0; i < td->natts; i++)
 	{
 		Node	   *def;
@@ -1020,6 +1015,7 @@ sink_open(Sink *k, const char *relname, const char *const *cols, int ncols)
 		if (def)
 			k->defaults[i] = ExecPrepareExpr((Expr *) expression_planner((Expr *) def), k->estate);
 	}
+	licdata_pack_begin(&k->pack, td, pack_buffer(relname));
 }
 
 static void
@@ -1048,63 +1044,13 @@ sink_name(Sink *k, int col, const char *s)
 	sink_set(k, col, NameGetDatum(n), s == NULL);
 }
 
-/*
- * The buffered rows into the table (one table_multi_insert), then their
- * index entries.  table_multi_insert and index insertion allocate in the
- * current context: the per-tuple context, reset as we go.
- */
-static void
-sink_flush(Sink *k)
-{
-	MemoryContext old;
-
-	if (k->nbuf == 0)
-		return;
-	old = MemoryContextSwitchTo(GetPerTupleMemoryContext(k->estate));
-	table_multi_insert(k->rel, k->buf, k->nbuf, k->cid, 0, k->bis);
-	ResetPerTupleExprContext(k->estate);
-	for (int i = 0; i < k->nbuf; i++)
-	{
-		if (k->rri->ri_NumIndices > 0)
-		{
-			List	   *recheck = ExecInsertIndexTuples(k->rri, k->buf[i], k->estate,
-														false, false, NULL, NIL);
-
-			/* no deferrable constraint on these tables: nothing to recheck */
-			Assert(recheck == NIL);
-			list_free(recheck);
-			ResetPerTupleExprContext(k->estate);
-		}
-		ExecClearTuple(k->buf[i]);
-	}
-	MemoryContextSwitchTo(old);
-	k->nbuf = 0;
-	k->bufbytes = 0;
-}
-
-/* Insert the row set with sink_set (every column of ours must be set). */
+/* Pack the row set with sink_set (every column of ours must be set). */
 static void
 sink_put(Sink *k)
 {
-	TupleTableSlot *slot;
-	TupleDesc	td;
+	TupleTableSlot *slot = k->slot;
+	TupleDesc	td = slot->tts_tupleDescriptor;
 	ExprContext *econtext = GetPerTupleExprContext(k->estate);
-
-	if (k->bulk)
-	{
-		if (k->buf[k->nbuf] == NULL)
-		{
-			/* the slot (and the rows it will hold) lives with the sink */
-			MemoryContext old = MemoryContextSwitchTo(k->estate->es_query_cxt);
-
-			k->buf[k->nbuf] = table_slot_create(k->rel, &k->estate->es_tupleTable);
-			MemoryContextSwitchTo(old);
-		}
-		slot = k->buf[k->nbuf];
-	}
-	else
-		slot = k->slot;
-	td = slot->tts_tupleDescriptor;
 
 	ExecClearTuple(slot);
 	for (int i = 0; i < td->natts; i++)
@@ -1121,44 +1067,39 @@ sink_put(Sink *k)
 		slot->tts_isnull[k->attno[c] - 1] = k->nulls[c];
 	}
 	ExecStoreVirtualTuple(slot);
-	if (!k->bulk)
-	{
-		ExecSimpleRelationInsert(k->rri, k->estate, slot);
-		ResetPerTupleExprContext(k->estate);
-		k->rows++;
-		return;
-	}
 	if (k->rel->rd_att->constr)
 		ExecConstraints(k->rri, slot, k->estate);
-	/* the row in the slot's own memory: the values' may go now */
-	k->bufbytes += ExecFetchSlotHeapTuple(slot, true, NULL)->t_len;
+	if (k->at_att > 0 && !slot->tts_isnull[k->at_att - 1])
+	{
+		TimestampTz at = DatumGetTimestampTz(slot->tts_values[k->at_att - 1]);
+
+		if (k->rows == 0 || at < k->min_at)
+			k->min_at = at;
+		if (k->rows == 0 || at > k->max_at)
+			k->max_at = at;
+	}
+	licdata_pack_row(&k->pack, slot->tts_values, slot->tts_isnull);
 	ResetPerTupleExprContext(k->estate);
-	k->nbuf++;
 	k->rows++;
-	if (k->nbuf == SINK_BUFFER_ROWS || k->bufbytes >= SINK_BUFFER_BYTES)
-		sink_flush(k);
 }
 
-static void
+/* Close the sink; its packed rows (NULL when none). */
+static bytea *
 sink_close(Sink *k)
 {
-	if (k->bulk)
+	bytea	   *packed = k->rows > 0 ? licdata_pack_end(&k->pack) : NULL;
+
+	if (k->rows == 0)
 	{
-		sink_flush(k);
-		/* FreeBulkInsertState, but the ring stays */
-		if (BufferIsValid(k->bis->current_buf))
-			ReleaseBuffer(k->bis->current_buf);
-		pfree(k->bis);
-		table_finish_bulk_insert(k->rel, 0);
+		pfree(k->pack.buf.data);
+		pfree(k->pack.refs);
 	}
-	ExecCloseIndices(k->rri);
-	AfterTriggerEndQuery(k->estate);
 	ExecCloseResultRelations(k->estate);
 	ExecCloseRangeTableRelations(k->estate);
 	ExecResetTupleTable(k->estate->es_tupleTable, false);
 	FreeExecutorState(k->estate);
 	table_close(k->rel, NoLock);
-	CommandCounterIncrement();
+	return packed;
 }
 
 static Datum
@@ -1288,6 +1229,9 @@ audit_put(Sink *k, const AuditRow *a)
 
 /* ---- quarantine ---- */
 
+static void due_note(const AuditRow *a);
+static void store_batch(int64 first_seq, Sink *ak, Sink *uk);
+
 static void
 json_kv(StringInfo buf, const char *key, const char *val, bool first)
 {
@@ -1368,6 +1312,7 @@ quarantine(const BatchRec *b, const RecView *v, const char *reason, const char *
 	int			rc;
 	AuditRow	a;
 	Sink		k;
+	int64		first_seq;
 
 	memcpy(VARDATA(raw), b->r, b->r->length);
 	SET_VARSIZE(raw, VARHDRSZ + b->r->length);
@@ -1381,10 +1326,12 @@ quarantine(const BatchRec *b, const RecView *v, const char *reason, const char *
 							   5, types, args, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not quarantine a journal record: %s", SPI_result_code_string(rc));
-	sink_open(&k, "audit_log", audit_cols, lengthof(audit_cols));
+	first_seq = chain_seq + 1;
+	sink_open(&k, "audit_rows", audit_cols, lengthof(audit_cols));
 	audit_row(v, &a, sqlstate);
+	due_note(&a);
 	audit_put(&k, &a);
-	sink_close(&k);
+	store_batch(first_seq, &k, NULL);
 	ereport(WARNING,
 			(errcode(ERRCODE_LD_METERING_FAILED),
 			 errmsg("journal record \"%s\" was moved to licdata.quarantine", v->ref),
@@ -1392,11 +1339,187 @@ quarantine(const BatchRec *b, const RecView *v, const char *reason, const char *
 }
 
 /*
+ * The hashes of the audit rows whose seq is a checkpoint's (a multiple of
+ * licdata.checkpoint_interval), made in this batch: sign_checkpoints signs
+ * them without reading the batch back.  Rolled back with the chain head.
+ */
+#define DUE_MAX 64
+static int64 due_seq[DUE_MAX];
+static bytea *due_hash[DUE_MAX];
+static int	ndue = 0;
+
+static void
+due_note(const AuditRow *a)
+{
+	int			every = Max(licdata_checkpoint_interval, 1);
+
+	if (a->seq % every != 0 || ndue >= DUE_MAX)
+		return;
+	due_seq[ndue] = a->seq;
+	due_hash[ndue] = MemoryContextAlloc(batch_cxt, VARSIZE(a->hash));
+	memcpy(due_hash[ndue], a->hash, VARSIZE(a->hash));
+	ndue++;
+}
+
+/*
+ * One batch row: the packed audit rows (and usage rows, if any), the seq
+ * range and the chain head after it, the time range.  Through SPI: the
+ * records guard trigger lets the flusher pass.
+ */
+static void
+store_batch(int64 first_seq, Sink *ak, Sink *uk)
+{
+	Datum		args[9];
+	char		nulls[9] = "         ";
+	int			nusage = uk ? uk->rows : 0;
+	TimestampTz min_at = ak->min_at;
+	TimestampTz max_at = ak->max_at;
+	bytea	   *usage = uk ? sink_close(uk) : NULL;
+	bytea	   *audit = sink_close(ak);
+	int			rc;
+
+	if (audit == NULL)
+	{
+		if (usage)
+			elog(ERROR, "usage rows without their audit rows");
+		return;
+	}
+	if (nusage > 0)
+	{
+		min_at = Min(min_at, uk->min_at);
+		max_at = Max(max_at, uk->max_at);
+	}
+	args[0] = Int64GetDatum(first_seq);
+	args[1] = Int64GetDatum(chain_seq);
+	args[2] = PointerGetDatum(chain_hash);
+	args[3] = TimestampTzGetDatum(min_at);
+	args[4] = TimestampTzGetDatum(max_at);
+	args[5] = Int32GetDatum(ak->rows);
+	args[6] = Int32GetDatum(nusage);
+	args[7] = PointerGetDatum(audit);
+	args[8] = PointerGetDatum(usage);
+	if (usage == NULL)
+		nulls[8] = 'n';
+	rc = SPI_execute_plan(plan_store, args, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not store a record batch: %s", SPI_result_code_string(rc));
+	pfree(audit);
+	if (usage)
+		pfree(usage);
+}
+
+/* The journal file a batch record came from, and its [off, end). */
+static void
+rec_place(const BatchRec *b, char *file, size_t filesz, uint64 *off, uint64 *end)
+{
+	if (b->ref)
+	{
+		const char *at = strrchr(b->ref, '@');
+
+		if (at == NULL || at == b->ref)
+			elog(ERROR, "journal reference \"%s\" is not valid", b->ref);
+		strlcpy(file, b->ref, Min(filesz, (size_t) (at - b->ref) + 1));
+		*off = strtou64(at + 1, NULL, 10);
+		*end = *off + b->r->length;
+	}
+	else
+	{
+		strlcpy(file, b->p->name, filesz);
+		*off = b->off;
+		*end = b->end;
+	}
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * Note batch records [from, to) (those not in 'skip') as moved in
+ * licdata_internal.journal_moved, in the caller's (sub)transaction: per
+ * journal file the byte ranges of its moved records, merged.  A range
+ * already there means a record moved twice: unique_violation (the batch is
+ * then run again after a probe, see send_batch) -- this is the one
+ * duplicate check, as audit_log's unique journal_ref was before 1.1.
+ */
+static void
+mark_moved(int from, int to, const bool *skip)
+{
+	int			n = to - from;
+	char	  **files = palloc(sizeof(char *) * n);
+	uint64	   *offs = palloc(sizeof(uint64) * 2 * n);
+	bool	   *done = palloc0(sizeof(bool) * n);
+
+	for (int i = 0; i < n; i++)
+	{
+		files[i] = palloc(MAXPGPATH);
+		rec_place(&batch[from + i], files[i], MAXPGPATH, &offs[2 * i], &offs[2 * i + 1]);
+		if (skip && skip[i])
+			done[i] = true;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		StringInfoData mr;
+		uint64	   *pairs;
+		int			np = 0;
+		Datum		args[2];
+		int			rc;
+
+		if (done[i])
+			continue;
+		pairs = palloc(sizeof(uint64) * 2 * n);
+		for (int j = i; j < n; j++)
+		{
+			if (done[j] || strcmp(files[j], files[i]) != 0)
+				continue;
+			pairs[2 * np] = offs[2 * j];
+			pairs[2 * np + 1] = offs[2 * j + 1];
+			np++;
+			done[j] = true;
+		}
+		/* sorted by start (qsort of pairs: start first) and merged */
+		qsort(pairs, np, sizeof(uint64) * 2, cmp_u64);
+		initStringInfo(&mr);
+		appendStringInfoChar(&mr, '{');
+		for (int k = 0; k < np;)
+		{
+			uint64		lo = pairs[2 * k];
+			uint64		hi = pairs[2 * k + 1];
+
+			for (k++; k < np && pairs[2 * k] <= hi; k++)
+				hi = Max(hi, pairs[2 * k + 1]);
+			if (mr.len > 1)
+				appendStringInfoChar(&mr, ',');
+			appendStringInfo(&mr, "[" UINT64_FORMAT "," UINT64_FORMAT ")", lo, hi);
+		}
+		appendStringInfoChar(&mr, '}');
+		args[0] = CStringGetTextDatum(files[i]);
+		args[1] = CStringGetTextDatum(mr.data);
+		rc = SPI_execute_plan(plan_moved, args, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "could not note moved records: %s", SPI_result_code_string(rc));
+		if (SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("a journal record of file \"%s\" was moved before", files[i]),
+					 errdetail("Moved now: %s.", mr.data)));
+		pfree(mr.data);
+		pfree(pairs);
+	}
+}
+
+/*
  * Move batch records [from, to): with 'probe', first one probe for the
- * already-moved ones (skipped); then the rows into each table.  Without
- * it, a record already moved makes the audit insert fail (unique_violation
- * on audit_log.journal_ref) and with it the whole call.  Runs in the
- * caller's (sub)transaction; advances the in-memory chain head.
+ * already-moved ones (skipped: licdata_internal._moved); then their rows
+ * packed into one record batch, and their places noted as moved.  Without
+ * the probe, a record already moved makes mark_moved fail with
+ * unique_violation and with it the whole call.  Runs in the caller's
+ * (sub)transaction; advances the in-memory chain head.
  */
 static void
 move_records(int from, int to, bool probe)
@@ -1411,6 +1534,7 @@ move_records(int from, int to, bool probe)
 	ArrayBuildState *refs = probe ? initArrayResult(TEXTOID, CurrentMemoryContext, false) : NULL;
 	Datum		arg;
 	int			rc;
+	int64		first_seq = chain_seq + 1;
 
 	for (int i = from; i < to; i++)
 	{
@@ -1437,7 +1561,7 @@ move_records(int from, int to, bool probe)
 		SPI_freetuptable(SPI_tuptable);
 	}
 
-	/* each record's own allocations go when it is inserted */
+	/* each record's own allocations go when it is packed */
 	outer = CurrentMemoryContext;
 	rec_cxt = AllocSetContextCreate(outer, "licdata flush record", ALLOCSET_DEFAULT_SIZES);
 	for (int i = from; i < to; i++)
@@ -1453,34 +1577,33 @@ move_records(int from, int to, bool probe)
 		{
 			if (open)
 			{
-				sink_close(&uk);	/* in the reverse order of opening */
-				sink_close(&ak);
+				store_batch(first_seq, &ak, &uk);
 				open = false;
 			}
 			quarantine(&batch[i], v, bad, "22000");
+			first_seq = chain_seq + 1;
 			continue;
 		}
 		if (!open)
 		{
-			sink_open(&ak, "audit_log", audit_cols, lengthof(audit_cols));
-			sink_open(&uk, "usage", usage_cols, lengthof(usage_cols));
+			sink_open(&ak, "audit_rows", audit_cols, lengthof(audit_cols));
+			sink_open(&uk, "usage_rows", usage_cols, lengthof(usage_cols));
 			open = true;
 		}
 		MemoryContextSwitchTo(rec_cxt);
 		hash_cxt = outer;
 		audit_row(v, &a, NULL);
 		hash_cxt = NULL;
+		due_note(&a);
 		audit_put(&ak, &a);
 		usage_rows(&uk, v);
 		MemoryContextSwitchTo(outer);
 		MemoryContextReset(rec_cxt);
 	}
 	if (open)
-	{
-		sink_close(&uk);
-		sink_close(&ak);
-	}
+		store_batch(first_seq, &ak, &uk);
 	MemoryContextDelete(rec_cxt);
+	mark_moved(from, to, skip);
 }
 
 /* Sign the checkpoints that fell due (each multiple of the interval). */
@@ -1491,8 +1614,17 @@ sign_checkpoints(void)
 
 	while (chain_last_cp + every <= chain_seq)
 	{
-		Datum		arg = Int64GetDatum(chain_last_cp + every);
-		int			rc = SPI_execute_plan(plan_checkpoint, &arg, NULL, false, 0);
+		int64		seq = chain_last_cp + every;
+		Datum		args[2] = {Int64GetDatum(seq), (Datum) 0};
+		int			rc;
+
+		for (int i = 0; i < ndue; i++)
+			if (due_seq[i] == seq)
+				args[1] = PointerGetDatum(due_hash[i]);
+		if (args[1] != (Datum) 0)
+			rc = SPI_execute_plan(plan_checkpoint_hash, args, NULL, false, 0);
+		else
+			rc = SPI_execute_plan(plan_checkpoint, args, NULL, false, 0);
 
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "could not sign an audit checkpoint: %s", SPI_result_code_string(rc));
@@ -1522,6 +1654,7 @@ try_move(int from, int to, bool probe)
 	int64		seq = chain_seq;
 	bytea	   *hash = chain_hash;
 	int64		cp = chain_last_cp;
+	int			due = ndue;
 	ErrorData  *edata = NULL;
 
 	BeginInternalSubTransaction(NULL);
@@ -1545,6 +1678,7 @@ try_move(int from, int to, bool probe)
 		chain_seq = seq;
 		chain_hash = hash;
 		chain_last_cp = cp;
+		ndue = due;
 		if (!data_error(edata->sqlerrcode))
 			ReThrowError(edata);
 	}
@@ -1681,6 +1815,7 @@ send_batch(void)
 	 * Nothing else checks for duplicates: every record's usage rows go in
 	 * the same subtransaction as its audit row.
 	 */
+	ndue = 0;
 	err = try_move(0, batch_n, false);
 	if (err && err->sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
 		err = try_move(0, batch_n, true);
@@ -1698,6 +1833,7 @@ send_batch(void)
 				rec_view(&batch[i], &v);
 				quarantine(&batch[i], &v, e1->message ? e1->message : "error",
 						   unpack_sql_state(e1->sqlerrcode));
+				mark_moved(i, i + 1, NULL);
 			}
 		}
 	}
@@ -2178,8 +2314,7 @@ rebuild_quotas(void)
 		Oid			t = TEXTARRAYOID;
 		List	   *moved = NIL;
 
-		rc = SPI_execute_with_args("SELECT a.journal_ref FROM licdata.audit_log a "
-								   "WHERE a.journal_ref OPERATOR(pg_catalog.=) ANY ($1)",
+		rc = SPI_execute_with_args("SELECT m.ref FROM licdata_internal._moved($1) m(ref)",
 								   1, &t, &arg, NULL, true, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "could not probe for moved records");
@@ -2237,9 +2372,9 @@ rebuild_quotas(void)
 
 		rc = SPI_execute_with_args("WITH t AS (SELECT (pg_catalog.now() AT TIME ZONE 'UTC')::pg_catalog.date AS day), "
 								   "u AS (SELECT u.licence_id, CASE WHEN u.mode OPERATOR(pg_catalog.=) 'product' "
-								   "THEN u.calls ELSE 1 END AS q, u.rows AS r, 0 AS l FROM licdata.usage u "
-								   "WHERE u.licence_id IS NOT NULL AND u.at OPERATOR(pg_catalog.>=) "
-								   "(pg_catalog.date_trunc('day', pg_catalog.now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') "
+								   "THEN u.calls ELSE 1 END AS q, u.rows AS r, 0 AS l FROM licdata_internal._usage_since("
+								   "pg_catalog.date_trunc('day', pg_catalog.now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') u "
+								   "WHERE u.licence_id IS NOT NULL "
 								   "AND NOT EXISTS (SELECT FROM licdata.quota_leases q, t WHERE q.day OPERATOR(pg_catalog.=) t.day "
 								   "AND q.node OPERATOR(pg_catalog.=) u.node AND q.licence_id OPERATOR(pg_catalog.=) u.licence_id "
 								   "AND u.node OPERATOR(pg_catalog.<>) $1) "

@@ -27,7 +27,8 @@
 #      and the wall time of the drain, the WAL it wrote.
 # Output per round and the median: records per CPU-second of the flusher,
 # records per wall second, CPU microseconds and WAL bytes per record.  At
-# the end: verify_audit(), the rows in the tables, their size per record.
+# the end: verify_audit(), the rows in the tables, the batches' size per record,
+# and how long reading every record through the views takes.
 set -euo pipefail
 
 SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
@@ -154,9 +155,15 @@ psql -X -At -F ' ' <<-'SQL' | sed 's/^/   /'
 	SELECT 'verify_audit ok:', ok, 'records checked:', records_checked FROM licdata.verify_audit();
 	SELECT 'usage rows:', count(*) FROM licdata.usage;
 	SELECT 'audit rows:', count(*) FROM licdata.audit_log;
-	SELECT 'bytes per usage row (heap, indexes):', pg_relation_size('licdata.usage') / greatest(count(*), 1),
-		   pg_indexes_size('licdata.usage') / greatest(count(*), 1) FROM licdata.usage;
-	SELECT 'bytes per audit row (heap, indexes):', pg_relation_size('licdata.audit_log') / greatest(count(*), 1),
-		   pg_indexes_size('licdata.audit_log') / greatest(count(*), 1) FROM licdata.audit_log;
+	SELECT 'record batches:', count(*), 'bytes per record (table and TOAST, indexes):',
+		   pg_table_size('licdata_internal.record_batches') / greatest(sum(audit_rows), 1),
+		   pg_indexes_size('licdata_internal.record_batches') / greatest(sum(audit_rows), 1)
+	  FROM licdata_internal.record_batches;
+	\timing on
+	-- readers go through the views, which unpack every batch
+	SELECT 'reading every usage row (count):', count(*) FROM licdata.usage;
+	SELECT 'reading every audit row (count):', count(*) FROM licdata.audit_log;
+	SELECT 'one licensee, one day (sum of amount):', sum(amount) FROM licdata.usage
+	 WHERE licensee = 'bank_a'::regrole AND at >= now() - interval '1 day';
 SQL
 echo "== done in $(ld_fmt_secs $(($(date +%s) - START)))"

@@ -39,35 +39,61 @@ is($node->safe_psql('postgres', 'SELECT ok FROM licdata.verify_audit()'), 't', '
 is($node->safe_psql('postgres', 'SELECT count(DISTINCT public_key) = 1 AND min(public_key) = licdata.audit_public_key() FROM licdata.audit_checkpoints'),
 	't', 'checkpoints carry the cluster audit key');
 
+# Tampering as a superuser would: the audit rows are packed per batch
+# (licdata_internal.record_batches, behind the view licdata.audit_log); the
+# batches are rewritten with the rows changed.  rewrite(FILTER) packs each
+# batch again from pg_temp.fixed, the rows as they should now read.
+my $rewrite = q{
+CREATE TEMP TABLE fixed AS SELECT * FROM licdata_internal.audit_rows LIMIT 0;
+CREATE FUNCTION pg_temp.repack() RETURNS void LANGUAGE sql AS $r$
+	UPDATE licdata_internal.record_batches b
+	   SET audit = licdata_internal._pack(ARRAY(SELECT f FROM pg_temp.fixed f
+												 WHERE f.seq BETWEEN b.first_seq AND b.last_seq
+												 ORDER BY f.seq))
+$r$;
+ALTER TABLE licdata_internal.record_batches DISABLE TRIGGER records_guard;
+};
+
 # Alter one row: the chain breaks there.
-$node->safe_psql('postgres', q{
-ALTER TABLE licdata.audit_log DISABLE TRIGGER records_guard;
-UPDATE licdata.audit_log SET rows = 0 WHERE seq = 3;
+$node->safe_psql('postgres', $rewrite . q{
+INSERT INTO fixed SELECT * FROM licdata.audit_log;
+UPDATE fixed SET rows = 0 WHERE seq = 3;
+SELECT pg_temp.repack();
 });
 is($node->safe_psql('postgres', "SELECT ok::text || ',' || first_bad_seq FROM licdata.verify_audit()"),
 	'false,3', 'an altered row is found');
 
 # Recompute the whole chain after the alteration: the chain is consistent
 # again, but the signed checkpoint at 5 no longer matches.
-$node->safe_psql('postgres', q{
+$node->safe_psql('postgres', $rewrite . q{
 DO $$
 DECLARE a licdata.audit_log; prev bytea := '\x';
 BEGIN
 	FOR a IN SELECT * FROM licdata.audit_log ORDER BY seq LOOP
 		a.prev_hash := prev;
 		a.hash := sha256(licdata_internal._audit_bytes(a));
-		UPDATE licdata.audit_log SET prev_hash = a.prev_hash, hash = a.hash WHERE seq = a.seq;
+		INSERT INTO fixed SELECT a.*;
 		prev := a.hash;
 	END LOOP;
 END $$;
+SELECT pg_temp.repack();
 });
 is($node->safe_psql('postgres', "SELECT ok::text || ',' || first_bad_seq FROM licdata.verify_audit()"),
 	'false,5', 'a recomputed chain is caught by the signed checkpoint');
 
 # Deleting a row leaves a gap.
-$node->safe_psql('postgres', 'DELETE FROM licdata.audit_log WHERE seq = 11');
+$node->safe_psql('postgres', $rewrite . q{
+INSERT INTO fixed SELECT * FROM licdata.audit_log WHERE seq <> 11;
+SELECT pg_temp.repack();
+});
 like($node->safe_psql('postgres', "SELECT ok::text || ',' || first_bad_seq FROM licdata.verify_audit()"),
 	qr/^false,/, 'a removed row is found');
+
+# Through the view, as anyone: refused.
+my ($vret, $vout, $verr) = $node->psql('postgres', 'UPDATE licdata.audit_log SET rows = 0 WHERE seq = 4');
+like($verr, qr/audit_log is written only by licdata/, 'the view refuses an UPDATE, even a superuser\'s');
+($vret, $vout, $verr) = $node->psql('postgres', 'TRUNCATE licdata.audit_log');
+like($verr, qr/audit_log is written only by licdata/, 'the view refuses a TRUNCATE, even a superuser\'s');
 
 # Only the worker signs.
 my ($ret, $out, $err) = $node->psql('postgres', "SELECT licdata_internal._audit_sign(100, '\\x00')");

@@ -180,7 +180,7 @@ my %catalog_sql = (
 	usage       => 'SELECT x::text FROM licdata.usage x ORDER BY x.id',
 	audit_log   => 'SELECT x::text FROM licdata.audit_log x ORDER BY x.seq',
 	sequences   => q{SELECT c.relname || ' ' || pg_sequence_last_value(c.oid)
-		  FROM pg_class c WHERE c.relkind = 'S' AND c.relnamespace = 'licdata'::regnamespace
+		  FROM pg_class c WHERE c.relkind = 'S' AND c.relnamespace IN ('licdata'::regnamespace, 'licdata_internal'::regnamespace)
 		 ORDER BY c.relname},
 );
 

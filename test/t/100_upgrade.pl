@@ -201,8 +201,10 @@ SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
 	isnt($before{$t}, '', "old: licdata.$t has rows");
 }
 my $seq_sql = q{SELECT string_agg(c.relname || ' ' || pg_sequence_last_value(c.oid), ', ' ORDER BY c.relname)
-  FROM pg_class c WHERE c.relkind = 'S' AND c.relnamespace = 'licdata'::regnamespace
+  FROM pg_class c WHERE c.relkind = 'S'
+   AND c.relnamespace IN ('licdata'::regnamespace, (SELECT n.oid FROM pg_namespace n WHERE n.nspname = 'licdata_internal'))
    AND c.relname IN ('licences_id_seq', 'licensee_key_id_seq', 'masks_id_seq', 'usage_id_seq')};
+# (1.1 stores records per batch: usage_id_seq moved with the row table to licdata_internal)
 my $seq_before = $old->safe_psql('postgres', $seq_sql);
 
 # ---------------------------------------------------------------------------
