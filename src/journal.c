@@ -9,9 +9,9 @@
  * and the server crashing, without a system call per record; the row
  * counter of a running statement is updated in place, so even a statement
  * killed mid-stream leaves the count of rows it had sent.  With
- * licdata.journal_sync = on, a record is also made durable (fdatasync)
- * before its statement's result leaves the server, so it survives power
- * loss (see "Durability" below).
+ * licdata.journal_sync = on, a record is also made durable (through
+ * PostgreSQL's WAL, or by fdatasync) before its statement's result leaves
+ * the server, so it survives power loss (see "Durability" below).
  *
  * Files are fully allocated (posix_fallocate) when created, so a full disk
  * is reported when a file cannot be made -- and the statement is refused --
@@ -52,13 +52,14 @@
  *
  * Durability (journal_sync = on).  The rule is the write-ahead rule of
  * PostgreSQL's WAL applied to the client socket: no byte of output leaves
- * the server before every record this backend has appended or closed is on
- * disk.  So a record is not synced when it is appended nor when it is
+ * the server before every record this backend has appended or closed is
+ * durable.  So a record is not synced when it is appended nor when it is
  * closed, but once, by the backend, just before its output is sent:
  *	- PostgreSQL's send path (PqCommMethods) is wrapped on first use.
  *	  pq_flush, which sends the buffer (ReadyForQuery at the end of every
- *	  statement or pipeline, an error, a notice), first fdatasyncs each
- *	  journal file this backend dirtied since its last sync.  pq_putmessage
+ *	  statement or pipeline, an error, a notice), first syncs what this
+ *	  backend appended, closed or voided since its last sync (through the
+ *	  WAL or by fdatasync of its files, below).  pq_putmessage
  *	  sends the 8 kB buffer by itself when it fills: a large result leaves
  *	  mid-statement, so a message that could fill it (counting every byte
  *	  put since the last flush, an upper bound) syncs first too.
@@ -78,8 +79,33 @@
  *	  3-4 times slower (1.1-2.2 ms against 0.3-0.6 ms, 1 kB records, a
  *	  small C program run back to back), while an fallocate'd file synced
  *	  as fast as a pwrite'd one.
- * Syncs of different backends share nothing in licdata: each backend's
- * file is its own, and one fdatasync makes one file durable.  (Linux does
+ * A sync is made one of two ways (licdata.journal_sync_method):
+ *	- wal (PostgreSQL 15 on, a primary; see wal_route for when not): the
+ *	  images of the records appended, closed or voided since the last sync
+ *	  (and of open records whose counts changed, and ring-end pads) go into
+ *	  one WAL record per file of licdata's resource manager (journal_wal.c),
+ *	  and the WAL is flushed up to the last one (XLogFlush): backends whose
+ *	  statements end together share a WAL flush, as concurrent commits do.
+ *	  Replay writes the images back into this node's journal files
+ *	  (journal_wal.c says exactly when).  Replay starts at the last
+ *	  checkpoint, which does not sync journal files: so a file whose first
+ *	  image not yet fdatasynced went into the WAL before the latest
+ *	  checkpoint began (GetRedoRecPtr) is fdatasynced at the backend's next
+ *	  sync -- once per checkpoint and file.  Between that checkpoint's end
+ *	  and that next sync, such a record relies on the kernel's write-back
+ *	  or the flusher having moved it (README, Known limits).
+ *	- fdatasync: of each file this backend dirtied since its last sync, as
+ *	  described above.  Also on a standby (no WAL can be written), while an
+ *	  error or notice is being sent (the send path flushes then, maybe
+ *	  between another XLogBeginInsert and its XLogInsert), in a critical
+ *	  section, at process exit (shared memory is gone by then), when this
+ *	  node's identity is unknown, and while a record could not be tracked
+ *	  (more than MAX_TRACKED changed at a moment the WAL could not be
+ *	  written; an open one, until it closes).  A file synced this way may hold later states
+ *	  than images in the WAL; replay never puts an earlier state back.
+ * Through fdatasync, syncs of different backends share nothing in licdata:
+ * each backend's file is its own, and one fdatasync makes one file
+ * durable.  (Linux does
  * write pages another process dirtied through its MAP_SHARED mapping when
  * a leader fdatasyncs that file through a descriptor of its own -- checked
  * with /proc/kpageflags -- but a leader syncing N followers' files still
@@ -87,12 +113,14 @@
  * backends issuing them at once (the block layer can merge flushes that
  * are in flight together).  Sharing one flush across backends needs one
  * shared file that is synced, i.e. a durable log of record images replayed
- * into the journal files before the flusher reads them after a crash: not
- * built; see README, Known limits.)
+ * into the journal files before the flusher reads them after a crash: the
+ * WAL, with journal_sync_method = wal.)
  *
  * A record whose durability cannot be ensured fails closed.  When a sync
- * fails, every record no sync has covered yet ('fresh': none of its
- * statement's output has left) and that the flusher has not moved is
+ * fails (an fdatasync, or writing the WAL record: an error there is
+ * caught; a failed WAL flush is a PANIC of PostgreSQL's own), every
+ * record no sync has covered yet ('fresh': none of its statement's output
+ * has left) and that the flusher has not moved is
  * marked JR_VOID -- the worker skips it, never billed -- and the connection
  * is closed without sending what is buffered (the send path refuses all
  * further output and the backend ends with "connection to client lost"):
@@ -112,6 +140,10 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
+#if PG_VERSION_NUM >= 150000
+#include "access/xlog.h"
+#include "access/xloginsert.h"
+#endif
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
@@ -123,6 +155,7 @@
 #include "errcodes.h"
 #include "licdata.h"
 #include "journal.h"
+#include "journal_wal.h"
 #include "shmem.h"
 
 /*
@@ -155,6 +188,10 @@ typedef struct JournalFile
 	bool		full;			/* no more records will be added */
 	bool		dirty;			/* journal_sync: written since its last fdatasync */
 	int			open_records;
+#if PG_VERSION_NUM >= 150000
+	XLogRecPtr	wal_unsynced;	/* first WAL record with images of this file
+								 * since its last fdatasync (0: none) */
+#endif
 	uint64		wake_at;		/* logical head from which the next append may
 								 * wake the worker (see licdata_journal_append) */
 } JournalFile;
@@ -189,6 +226,42 @@ static int	sync_records = 0;
 static bool comm_poisoned = false;
 static const PQcommMethods *real_comm = NULL;
 static size_t comm_buffered = PQ_SEND_BUFFER;
+
+/*
+ * journal_sync = on through the WAL (see "Durability"): the records (and
+ * ring-end pads) whose current image is not yet in the WAL.  An open record
+ * stays here until its final image is logged, so that a later sync logs
+ * its counts again when they changed.  'track_lost': one could not be kept
+ * here (more than MAX_TRACKED), so the next sync fdatasyncs instead.
+ */
+#define MAX_TRACKED			64
+
+typedef struct TrackedItem
+{
+	char	   *ptr;			/* the record, or the pad marker, in the mapping */
+	uint64		lpos;
+	uint32		extent;			/* a pad: logical bytes to the ring's end */
+	bool		pad;
+	bool		logged;			/* an image is in the WAL (or the file synced) */
+	uint32		state;			/* what that image holds */
+	int64		rows;
+	int64		nested_rows;
+	int64		rows_aggregated;
+	uint32		nuses;
+} TrackedItem;
+
+static TrackedItem tracked[MAX_TRACKED];
+static int	ntracked = 0;
+static bool track_lost = false;
+static int	evicted_open = 0;	/* open records dropped from 'tracked' that
+								 * have not closed yet: their counts are
+								 * durable only by fdatasync meanwhile */
+
+#if PG_VERSION_NUM >= 150000
+static XLogRecPtr wal_inserted = InvalidXLogRecPtr; /* logged, maybe not flushed */
+static char *wal_buf = NULL;
+static Size wal_buf_size = 0;
+#endif
 
 const char *
 licdata_journal_dir(void)
@@ -225,6 +298,7 @@ journal_error(const char *what, const char *path)
 
 static bool journal_sync_now(void);
 static void sync_failed(const char *path, int err);
+static void track_forget_file(JournalFile *f);
 
 static void
 file_mark_closed(JournalFile *f)
@@ -232,17 +306,13 @@ file_mark_closed(JournalFile *f)
 	JournalFileHeader *h = (JournalFileHeader *) f->base;
 
 	/*
-	 * What it holds must be durable before its mapping goes (it may no
-	 * longer be 'cur' or in 'retired', where journal_sync_now looks): this
-	 * file first, while its fresh records are mapped, then the others.
+	 * What it holds must be durable before its mapping goes: a sync now,
+	 * while it is still 'cur' or in 'retired' (where journal_sync_now
+	 * looks), covers it and every other file of this backend.
 	 */
-	if (f->dirty)
-	{
-		if (fdatasync(f->fd) != 0)
-			sync_failed(f->path, errno);
-		f->dirty = false;
+	if (sync_pending)
 		(void) journal_sync_now();
-	}
+	track_forget_file(f);
 	pg_write_barrier();
 	h->closed = 1;
 	if (licdata_journal_sync)
@@ -391,6 +461,7 @@ journal_new_file(size_t need)
 /* ---- journal_sync = on: durability before output ---- */
 
 static JournalFile *file_of(JournalRecord *rec);
+static JournalFile *file_of_ptr(const char *ptr);
 
 static void
 mark_dirty(JournalFile *f)
@@ -400,17 +471,11 @@ mark_dirty(JournalFile *f)
 }
 
 /*
- * A sync failed: no record in 'fresh' has had a byte of output leave the
- * server, so each one that the flusher has not yet moved (the file's tail
- * is not past it) becomes void -- never billed -- and the connection is
- * closed without sending what is buffered: the statements' results never
- * reach the client.  A record that an earlier sync covered stays as it is:
- * its statement's output may have left, so it is billed (as cancelled if
- * it is still open when the backend exits).  Called inside pq_flush, maybe
- * while an error is being reported: it does not raise.
+ * Void every record in 'fresh' the flusher has not moved: no byte of
+ * their statements' output has left the server (see sync_failed).
  */
 static void
-sync_failed(const char *path, int err)
+void_fresh(void)
 {
 	for (int i = 0; i < nfresh; i++)
 	{
@@ -428,6 +493,22 @@ sync_failed(const char *path, int err)
 	comm_poisoned = true;
 	ClientConnectionLost = 1;
 	InterruptPending = 1;
+}
+
+/*
+ * A sync failed: no record in 'fresh' has had a byte of output leave the
+ * server, so each one that the flusher has not yet moved (the file's tail
+ * is not past it) becomes void -- never billed -- and the connection is
+ * closed without sending what is buffered: the statements' results never
+ * reach the client.  A record that an earlier sync covered stays as it is:
+ * its statement's output may have left, so it is billed (as cancelled if
+ * it is still open when the backend exits).  Called inside pq_flush, maybe
+ * while an error is being reported: it does not raise.
+ */
+static void
+sync_failed(const char *path, int err)
+{
+	void_fresh();
 	errno = err;
 	ereport(WARNING,
 			(errcode(ERRCODE_LD_METERING_FAILED),
@@ -435,59 +516,427 @@ sync_failed(const char *path, int err)
 			 errdetail("The records not yet durable are void and their results are not sent; the connection is closed.")));
 }
 
+/* The same when writing or flushing their WAL record failed. */
+static void
+wal_failed(const char *msg)
+{
+	void_fresh();
+	ereport(WARNING,
+			(errcode(ERRCODE_LD_METERING_FAILED),
+			 errmsg("could not make the metering journal's records durable in the WAL: %s", msg),
+			 errdetail("The records not yet durable are void and their results are not sent; the connection is closed.")));
+}
+
+/* ---- journal_sync = on: what a sync must cover ---- */
+
+static bool
+item_changed(const TrackedItem *t)
+{
+	const JournalRecord *rec = (const JournalRecord *) t->ptr;
+
+	if (!t->logged)
+		return true;
+	if (t->pad)
+		return false;
+	return rec->state != t->state || rec->rows != t->rows ||
+		rec->nested_rows != t->nested_rows ||
+		rec->rows_aggregated != t->rows_aggregated || rec->nuses != t->nuses;
+}
+
+static void
+item_mark_logged(TrackedItem *t)
+{
+	const JournalRecord *rec = (const JournalRecord *) t->ptr;
+
+	t->logged = true;
+	if (t->pad)
+		return;
+	t->state = rec->state;
+	t->rows = rec->rows;
+	t->nested_rows = rec->nested_rows;
+	t->rows_aggregated = rec->rows_aggregated;
+	t->nuses = rec->nuses;
+}
+
 /*
- * fdatasync every file this backend dirtied since the last sync: one call
- * per file (usually one), covering the header page (head) and every record
- * appended, closed or voided since.  On Linux fdatasync writes the pages
- * dirtied through the MAP_SHARED mapping like any other dirty page cache
- * page of the file.  False (after sync_failed) when one failed.
+ * Is the item still what it was (the flusher has not moved it, so its
+ * bytes were not reused)?
+ */
+static bool
+item_valid(const TrackedItem *t, uint64 tail)
+{
+	const JournalRecord *rec = (const JournalRecord *) t->ptr;
+
+	if (t->lpos < tail)
+		return false;
+	if (t->pad)
+		return ((const uint32 *) t->ptr)[0] == JR_PAD_MAGIC;
+	return rec->magic == JR_MAGIC && rec->lpos == t->lpos && rec->state != JR_WRITING;
+}
+
+/* Keep what a later sync must still log: changed items and open records. */
+static void
+track_compact(void)
+{
+	int			n = 0;
+
+	for (int i = 0; i < ntracked; i++)
+	{
+		TrackedItem *t = &tracked[i];
+		JournalFile *f = file_of_ptr(t->ptr);
+
+		if (f == NULL || !item_valid(t, ((JournalFileHeader *) f->base)->tail))
+			continue;
+		if (!item_changed(t) && (t->pad || t->state != JR_OPEN))
+			continue;
+		tracked[n++] = *t;
+	}
+	ntracked = n;
+}
+
+/* A file's mapping goes (file_mark_closed): forget its items. */
+static void
+track_forget_file(JournalFile *f)
+{
+	int			n = 0;
+
+	for (int i = 0; i < ntracked; i++)
+		if (!(tracked[i].ptr >= f->base && tracked[i].ptr < f->base + f->size))
+			tracked[n++] = tracked[i];
+	ntracked = n;
+}
+
+/* The file synced (fdatasync): its items are durable as they are. */
+static void
+track_file_synced(JournalFile *f)
+{
+	for (int i = 0; i < ntracked; i++)
+		if (tracked[i].ptr >= f->base && tracked[i].ptr < f->base + f->size)
+			item_mark_logged(&tracked[i]);
+#if PG_VERSION_NUM >= 150000
+	f->wal_unsynced = InvalidXLogRecPtr;
+#endif
+}
+
+/*
+ * Sync through the WAL now?  PostgreSQL 15 on, a primary (a standby cannot
+ * write WAL), this node's identity known (replay restores only records of
+ * its own node), and a moment when WAL may be written: not while an error
+ * or notice is being reported (the send path flushes then, maybe between
+ * another XLogBeginInsert and its XLogInsert), not in a critical section,
+ * not at process exit (shared memory is gone by then).  Otherwise, and
+ * when an item could not be tracked, the files are fdatasynced.
+ */
+static bool
+wal_route(void)
+{
+#if PG_VERSION_NUM >= 150000
+	return licdata_journal_sync_method == JOURNAL_SYNC_WAL && licdata_journal_wal_ready &&
+		licdata_node_id != 0 && !track_lost && !proc_exit_inprogress &&
+		CritSectionCount == 0 && CurrentMemoryContext != ErrorContext &&
+		!RecoveryInProgress() && XLogInsertAllowed();
+#else
+	return false;
+#endif
+}
+
+#if PG_VERSION_NUM >= 150000
+/*
+ * One WAL record with the images of the file's changed items (journal_wal.h).
+ * Returns its end, or 0 when it had none.
+ */
+static XLogRecPtr
+wal_log_file(JournalFile *f)
+{
+	JournalFileHeader *h = (JournalFileHeader *) f->base;
+	uint64		tail = h->tail;
+	Size		need = sizeof(xl_licdata_journal);
+	Size		off;
+	uint32		n = 0;
+	xl_licdata_journal *xl;
+	const char *name = strrchr(f->path, '/');
+	XLogRecPtr	lsn;
+
+	pg_read_barrier();
+	for (int i = 0; i < ntracked; i++)
+	{
+		TrackedItem *t = &tracked[i];
+
+		if (!(t->ptr >= f->base && t->ptr < f->base + f->size) ||
+			!item_valid(t, tail) || !item_changed(t))
+			continue;
+		need += sizeof(xl_licdata_journal_item) +
+			(t->pad ? 2 * sizeof(uint32) : ((JournalRecord *) t->ptr)->length);
+		n++;
+	}
+	if (n == 0)
+		return InvalidXLogRecPtr;
+	if (need > wal_buf_size)
+	{
+		Size		size = Max(need, 16384);
+
+		if (wal_buf)
+			pfree(wal_buf);
+		wal_buf = NULL;
+		wal_buf = MemoryContextAlloc(TopMemoryContext, size);
+		wal_buf_size = size;
+	}
+	xl = (xl_licdata_journal *) wal_buf;
+	memset(xl, 0, sizeof(*xl));
+	xl->node_id = licdata_node_id;
+	xl->ring_size = h->ring_size;
+	xl->tail_seen = tail;
+	xl->nitems = n;
+	strlcpy(xl->file, name ? name + 1 : f->path, sizeof(xl->file));
+	off = sizeof(*xl);
+	for (int i = 0; i < ntracked; i++)
+	{
+		TrackedItem *t = &tracked[i];
+		xl_licdata_journal_item it;
+
+		if (!(t->ptr >= f->base && t->ptr < f->base + f->size) ||
+			!item_valid(t, tail) || !item_changed(t))
+			continue;
+		it.lpos = t->lpos;
+		if (t->pad)
+		{
+			it.nbytes = 2 * sizeof(uint32);
+			it.extent = t->extent;
+		}
+		else
+			it.nbytes = it.extent = ((JournalRecord *) t->ptr)->length;
+		memcpy(wal_buf + off, &it, sizeof(it));
+		off += sizeof(it);
+		memcpy(wal_buf + off, t->ptr, it.nbytes);
+		off += it.nbytes;
+	}
+	Assert(off == need);
+	XLogBeginInsert();
+	XLogRegisterData(wal_buf, (int) off);
+	lsn = XLogInsert(LICDATA_RMGR_ID, XLOG_LICDATA_JOURNAL);
+	for (int i = 0; i < ntracked; i++)
+	{
+		TrackedItem *t = &tracked[i];
+
+		if ((t->ptr >= f->base && t->ptr < f->base + f->size) &&
+			item_valid(t, tail) && item_changed(t))
+			item_mark_logged(&tracked[i]);
+	}
+	if (f->wal_unsynced == InvalidXLogRecPtr)
+		f->wal_unsynced = lsn;
+	return lsn;
+}
+
+/* Log the changed items of every file (not flushed: see journal_sync_wal). */
+static void
+wal_log_all(void)
+{
+	ListCell   *lc;
+	XLogRecPtr	lsn;
+
+	if (cur && (lsn = wal_log_file(cur)) != InvalidXLogRecPtr)
+		wal_inserted = Max(wal_inserted, lsn);
+	foreach(lc, retired)
+	{
+		JournalFile *f = lfirst(lc);
+
+		if (f->base && (lsn = wal_log_file(f)) != InvalidXLogRecPtr)
+			wal_inserted = Max(wal_inserted, lsn);
+	}
+	track_compact();
+}
+
+/*
+ * Log (and with 'flush', flush the WAL up to) the images.  An error is
+ * caught: the fresh records are void and the connection closes
+ * (wal_failed); false then.
+ */
+static bool
+wal_log_guarded(bool flush)
+{
+	MemoryContext mcxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		wal_log_all();
+		if (flush && wal_inserted != InvalidXLogRecPtr)
+			XLogFlush(wal_inserted);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(mcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		XLogResetInsertion();
+		wal_failed(edata->message ? edata->message : "error");
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	if (ok && flush)
+		wal_inserted = InvalidXLogRecPtr;
+	return ok;
+}
+
+/*
+ * The sync through the WAL: log the images, flush the WAL (concurrent
+ * backends share the flush, as commits do).  A file whose images reached
+ * the WAL before the latest checkpoint began is fdatasynced too: replay
+ * starts at that checkpoint, so its records must be in the file itself
+ * by then (once per checkpoint and file).
+ */
+static bool
+wal_file_synced(JournalFile *f, XLogRecPtr redo)
+{
+	if (f == NULL || f->base == NULL)
+		return true;
+	f->dirty = false;
+	if (f->wal_unsynced != InvalidXLogRecPtr && redo >= f->wal_unsynced)
+	{
+		if (fdatasync(f->fd) != 0)
+		{
+			int			save = errno;
+
+			sync_failed(f->path, save);
+			errno = save;
+			return false;
+		}
+		f->wal_unsynced = InvalidXLogRecPtr;
+	}
+	return true;
+}
+
+static bool
+journal_sync_wal(void)
+{
+	ListCell   *lc;
+	XLogRecPtr	redo;
+
+	if (!wal_log_guarded(true))
+		return false;
+	redo = GetRedoRecPtr();
+	if (!wal_file_synced(cur, redo))
+		return false;
+	foreach(lc, retired)
+	{
+		if (!wal_file_synced((JournalFile *) lfirst(lc), redo))
+			return false;
+	}
+	return true;
+}
+#endif
+
+/* Track a record (or pad) whose image the next sync must cover. */
+static void
+track_add(char *ptr, uint64 lpos, bool pad, uint32 extent)
+{
+	TrackedItem *t;
+
+	for (int i = 0; i < ntracked; i++)
+		if (tracked[i].ptr == ptr && tracked[i].lpos == lpos)
+			return;
+	/* a record closing that was dropped while open */
+	if (!pad && evicted_open > 0 && ((JournalRecord *) ptr)->state != JR_OPEN)
+		evicted_open--;
+	if (ntracked == MAX_TRACKED)
+		track_compact();
+#if PG_VERSION_NUM >= 150000
+	/* still full: log them now, flushed with the next sync */
+	if (ntracked == MAX_TRACKED && wal_route())
+		(void) wal_log_guarded(false);
+#endif
+	if (ntracked == MAX_TRACKED)
+	{
+		/* cannot keep track: the next sync fdatasyncs the files */
+		track_lost = true;
+		if (!tracked[0].pad && ((JournalRecord *) tracked[0].ptr)->state == JR_OPEN)
+			evicted_open++;
+		memmove(&tracked[0], &tracked[1], sizeof(TrackedItem) * (MAX_TRACKED - 1));
+		ntracked--;
+	}
+	t = &tracked[ntracked++];
+	memset(t, 0, sizeof(*t));
+	t->ptr = ptr;
+	t->lpos = lpos;
+	t->pad = pad;
+	t->extent = extent;
+}
+
+/*
+ * Make every record this backend appended, closed or voided since its last
+ * sync durable: through the WAL (wal_route), else by fdatasync of each
+ * file it dirtied since -- one call per file (usually one), covering the
+ * header page (head) and every record appended, closed or voided since.
+ * On Linux fdatasync writes the pages dirtied through the MAP_SHARED
+ * mapping like any other dirty page cache page of the file.  False (after
+ * sync_failed or wal_failed) when it failed.
  */
 static bool
 journal_sync_now(void)
 {
 	ListCell   *lc;
 	int			n = sync_records;
+	bool		wal = wal_route();
 
 	if (!sync_pending)
 	{
 		nfresh = 0;
 		return true;
 	}
-	if (cur && cur->dirty)
+#if PG_VERSION_NUM >= 150000
+	if (wal)
 	{
-		if (fdatasync(cur->fd) != 0)
-		{
-			int			save = errno;
-
-			sync_failed(cur->path, save);
-			errno = save;
+		if (!journal_sync_wal())
 			return false;
-		}
-		cur->dirty = false;
 	}
-	foreach(lc, retired)
+	else
+#endif
 	{
-		JournalFile *f = lfirst(lc);
-
-		if (f->base && f->dirty)
+		if (cur && cur->dirty)
 		{
-			if (fdatasync(f->fd) != 0)
+			if (fdatasync(cur->fd) != 0)
 			{
 				int			save = errno;
 
-				sync_failed(f->path, save);
+				sync_failed(cur->path, save);
 				errno = save;
 				return false;
 			}
-			f->dirty = false;
+			cur->dirty = false;
+			track_file_synced(cur);
 		}
+		foreach(lc, retired)
+		{
+			JournalFile *f = lfirst(lc);
+
+			if (f->base && f->dirty)
+			{
+				if (fdatasync(f->fd) != 0)
+				{
+					int			save = errno;
+
+					sync_failed(f->path, save);
+					errno = save;
+					return false;
+				}
+				f->dirty = false;
+				track_file_synced(f);
+			}
+		}
+		/* until the open records it could not track close, fdatasync */
+		track_lost = (evicted_open > 0);
+		track_compact();
 	}
 	sync_pending = false;
 	nfresh = 0;
 	sync_records = 0;
 	if (n > 1)
 		ereport(DEBUG1,
-				(errmsg_internal("licdata: one journal sync made %d new records durable", n),
+				(errmsg_internal("licdata: one journal sync made %d new records durable (%s)",
+								 n, wal ? "a WAL flush" : "fdatasync"),
 				 errhidestmt(true)));
 	return true;
 }
@@ -612,20 +1061,26 @@ install_comm(void)
 }
 
 static JournalFile *
-file_of(JournalRecord *rec)
+file_of_ptr(const char *ptr)
 {
 	ListCell   *lc;
 
-	if (cur && (char *) rec >= cur->base && (char *) rec < cur->base + cur->size)
+	if (cur && cur->base && ptr >= cur->base && ptr < cur->base + cur->size)
 		return cur;
 	foreach(lc, retired)
 	{
 		JournalFile *f = lfirst(lc);
 
-		if (f->base && (char *) rec >= f->base && (char *) rec < f->base + f->size)
+		if (f->base && ptr >= f->base && ptr < f->base + f->size)
 			return f;
 	}
 	return NULL;
+}
+
+static JournalFile *
+file_of(JournalRecord *rec)
+{
+	return file_of_ptr((const char *) rec);
 }
 
 /*
@@ -670,6 +1125,11 @@ licdata_journal_append(const JournalRecord *hdr, const JournalUse *uses, uint32 
 					marker[1] = (uint32) pad;
 					pg_write_barrier();
 					h->head = L + pad;
+					if (licdata_journal_sync)
+					{
+						mark_dirty(cur);
+						track_add((char *) marker, L, true, (uint32) pad);
+					}
 					L += pad;
 					phys = 0;
 				}
@@ -742,6 +1202,7 @@ licdata_journal_append(const JournalRecord *hdr, const JournalUse *uses, uint32 
 		if (!comm_installed())
 			install_comm();
 		mark_dirty(cur);
+		track_add((char *) rec, rec->lpos, false, 0);
 		sync_records++;
 		if (nfresh < MAX_FRESH)
 		{
@@ -792,6 +1253,7 @@ record_done(JournalRecord *rec, uint32 state)
 	if (licdata_journal_sync)
 	{
 		mark_dirty(f);
+		track_add((char *) rec, rec->lpos, false, 0);
 
 		/*
 		 * A closed record is made durable before the statement's result

@@ -56,7 +56,9 @@
  *	skipped.
  *
  * Durability (licdata.journal_sync = on; journal.c, "Durability"): the
- * backend fdatasyncs its file before any byte of output leaves the server,
+ * backend makes its records durable -- through the WAL (journal_wal.c:
+ * replay writes the images back into the file, never behind the tail) or
+ * by fdatasync of its file -- before any byte of output leaves the server,
  * so a record is durable before its statement's first result bytes (open,
  * with the rows counted so far) and, closed, before the rest of its result
  * and ReadyForQuery.  The flusher may read and move a record before it is

@@ -18,6 +18,7 @@
 #include "miscadmin.h"
 
 #include "hooks.h"
+#include "journal_wal.h"
 #include "keys.h"
 #include "licdata.h"
 #include "meter.h"
@@ -38,6 +39,8 @@ _PG_init(void)
 		return;
 	licdata_preloaded = true;
 
+	/* first: it defines a licdata.* setting, and define_gucs reserves the prefix */
+	licdata_journal_wal_init();	/* the WAL resource manager (journal_wal.c) */
 	licdata_define_gucs();
 	licdata_shmem_init();
 	licdata_replica_node_init();

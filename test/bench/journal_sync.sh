@@ -9,7 +9,13 @@
 #                                 any user that may run initdb
 # Settings: LICDATA_BENCH_CLIENTS ("1 2 4 8"), LICDATA_BENCH_ROUNDS (3),
 # LICDATA_BENCH_SECONDS (5 per run), LICDATA_BENCH_ROWS (100000 here),
-# LICDATA_BENCH_KEEP=1, LICDATA_BENCH_BUILD (see lib-bench.sh).
+# LICDATA_BENCH_KEEP=1, LICDATA_BENCH_BUILD (see lib-bench.sh),
+# LICDATA_BENCH_SYNC_METHODS ("wal fdatasync": the licdata.journal_sync_method
+# values measured, each against the same INSERT runs),
+# LICDATA_BENCH_SLOW_FLUSH_US (unset: the disk as it is; N: every fdatasync
+# and fsync of the server first waits N microseconds, one flush at a time
+# across all processes -- test/bench/slowflush.c, an LD_PRELOAD shim: a
+# model of a slow disk that stays the same for the whole run).
 #
 # Workloads, pgbench -n -M prepared -c C -j min(C,2) -T SECONDS:
 #   insert    PostgreSQL without licdata (shared_preload_libraries = ''), the
@@ -26,7 +32,10 @@
 #                 \set id random(1, ROWS)
 #                 SELECT * FROM pd.people WHERE person_id = :id;
 #             Every statement's journal record is durable before its result
-#             is sent (the point of journal_sync = on).
+#             is sent (the point of journal_sync = on): with
+#             journal_sync_method = wal through a WAL flush that concurrent
+#             statements share, with fdatasync by one fdatasync of the
+#             backend's own journal file per statement.
 # Both run on the same file system (the cluster's data directory holds the
 # WAL and pg_licdata/journal).
 #
@@ -53,10 +62,17 @@ bench_enter "$SELF" "$@"
 START=$(date +%s)
 SU=$(id -un)
 CLIENTS=${LICDATA_BENCH_CLIENTS:-1 2 4 8}
+METHODS=${LICDATA_BENCH_SYNC_METHODS:-wal fdatasync}
 
 echo "== journal_sync: pgbench -n -M prepared -c {$CLIENTS} -T $BENCH_SECONDS, $BENCH_ROUNDS rounds, pd.people $BENCH_ROWS rows"
 echo "== machine: $(bench_machine)"
 echo "== file system of the cluster: $(df -T /tmp | awk 'NR == 2 { print $2 }')"
+if [ -n "${LICDATA_BENCH_SLOW_FLUSH_US:-}" ]; then
+	cc -shared -fPIC -O2 -o "$BENCH_DIR/slowflush.so" "$TOP/test/bench/slowflush.c" -ldl
+	export LICDATA_BENCH_SLOW_FLUSH_LOCK="$BENCH_DIR/slowflush.lock"
+	export LD_PRELOAD="$BENCH_DIR/slowflush.so${LD_PRELOAD:+ $LD_PRELOAD}"
+	echo "== flushes made slow: each fdatasync/fsync waits ${LICDATA_BENCH_SLOW_FLUSH_US} us first, one at a time (test/bench/slowflush.c)"
+fi
 bench_cluster_start
 echo "== loading pd.people and licences"
 bench_load_people
@@ -114,13 +130,15 @@ declare -A R F
 # one_run MODE CLIENTS ROUND: restart in MODE, warm up, measure.
 one_run()
 {
-	local mode=$1 c=$2 r=$3
-	if [ "$mode" = licdata ]; then
+	local mode=$1 c=$2 r=$3 m
+	if [ "${mode%%:*}" = licdata ]; then
+		m=${mode#licdata:}
 		bench_restart licdata
+		psql -X -q -c "ALTER SYSTEM SET licdata.journal_sync_method = '$m'" -c "SELECT pg_reload_conf()" >/dev/null
 		bench_prewarm
 		pgb 1 bank_a bench_sync "$BENCH_DIR/point.sql" >/dev/null # warm-up
-		read -r R["licdata,$c,$r"] F["licdata,$c,$r"] <<<"$(pgb "$c" bank_a bench_sync "$BENCH_DIR/point.sql")"
-		echo "   round $r -c $c licdata (journal_sync = on): ${R[licdata,$c,$r]} statements/s, ${F[licdata,$c,$r]} device flushes per statement"
+		read -r R["$m,$c,$r"] F["$m,$c,$r"] <<<"$(pgb "$c" bank_a bench_sync "$BENCH_DIR/point.sql")"
+		echo "   round $r -c $c licdata (journal_sync = on, method $m): ${R[$m,$c,$r]} statements/s, ${F[$m,$c,$r]} device flushes per statement"
 	else
 		bench_restart plain
 		psql -X -q -c "TRUNCATE bench_t" >/dev/null
@@ -138,23 +156,25 @@ for ((r = 1; r <= BENCH_ROUNDS; r++)); do
 	for c in $CLIENTS; do
 		k=$((k + 1))
 		if [ $((k % 2)) -eq 1 ]; then
-			one_run licdata "$c" "$r"
+			for m in $METHODS; do one_run "licdata:$m" "$c" "$r"; done
 			one_run insert "$c" "$r"
 		else
 			one_run insert "$c" "$r"
-			one_run licdata "$c" "$r"
+			for m in $METHODS; do one_run "licdata:$m" "$c" "$r"; done
 		fi
 	done
 done
 bench_restart licdata
 
 echo
-echo "Statements per second: licdata licensee lookups (journal_sync = on) vs PostgreSQL sync-commit INSERTs"
+for m in $METHODS; do
+echo
+echo "Statements per second: licdata licensee lookups (journal_sync = on, journal_sync_method = $m) vs PostgreSQL sync-commit INSERTs"
 printf '%-8s %-7s %12s %12s %8s\n' clients round "licdata/s" "insert/s" ratio
 for c in $CLIENTS; do
 	ratios=()
 	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
-		l=${R[licdata,$c,$r]}
+		l=${R[$m,$c,$r]}
 		p=${R[insert,$c,$r]}
 		if [ "$l" = failed ] || [ "$p" = failed ]; then
 			printf '%-8s %-7s %12s\n' "$c" "$r" failed
@@ -167,6 +187,7 @@ for c in $CLIENTS; do
 	if [ "${#ratios[@]}" -gt 0 ]; then
 		printf '%-8s %-7s %12s %12s %8s\n' "$c" median "" "" "$(bench_median "${ratios[@]}")"
 	fi
+done
 done
 echo "goal: ratio >= 1.0 at every concurrency"
 echo "device flushes per statement (machine-wide, from /proc/diskstats): see the per-run lines above"

@@ -7,6 +7,9 @@
 # most the one statement each client had in flight is added (billed as
 # cancelled or ok, never twice).
 #
+# On PostgreSQL 15 on, the syncs of parts 1, 2 and 4 go through the WAL
+# (journal_sync_method = wal), and the crashes of part 4 replay it.
+#
 # A crash here keeps the page cache: what this checks is the sync protocol's
 # bookkeeping (no record lost, doubled or left void) and that the shared
 # and mid-statement sync paths run; power loss itself cannot be staged here.
@@ -78,6 +81,11 @@ my $log = slurp_file($node->logfile, $log_off);
 my @grouped = ($log =~ /one journal sync made ([0-9]+) new records durable/g);
 ok((grep { $_ >= 3 } @grouped), 'one sync covered the three statements of one message')
   or diag("sync lines: @grouped");
+if ($node->safe_psql('postgres', 'SHOW server_version_num') >= 150000)
+{
+	like($log, qr/one journal sync made [0-9]+ new records durable \(a WAL flush\)/,
+		'on PostgreSQL 15 on the sync is a WAL flush (journal_sync_method = wal)');
+}
 
 # 2. A result larger than the send buffer leaves mid-statement: its record
 #    is synced before the first bytes go, and again when it closes.
@@ -96,7 +104,8 @@ is( $node->safe_psql('postgres',
 # 3. A sync that fails: an LD_PRELOAD shim makes fdatasync of journal files
 #    fail (EIO) while a flag file exists.  The statement's result must not
 #    reach the client, the connection closes, and its record is void:
-#    never billed.
+#    never billed.  (journal_sync_method = fdatasync for this part: through
+#    the WAL a statement's sync is no fdatasync of its file.)
 my $tmp = PostgreSQL::Test::Utils::tempdir();
 my $flag = "$tmp/fail-sync";
 my $cc = $ENV{CC} // 'cc';
@@ -141,6 +150,7 @@ SKIP:
 {
 	skip "no C compiler ($cc) for the fdatasync shim", 5 unless $built;
 	$node->stop;
+	$node->append_conf('postgresql.conf', "licdata.journal_sync_method = 'fdatasync'\n");
 	{
 		local $ENV{LD_PRELOAD} = "$tmp/failsync.so";
 		local $ENV{LICDATA_TEST_FAIL_SYNC} = $flag;
@@ -161,6 +171,9 @@ SKIP:
 		qr/could not sync the metering journal file/, 'the failed sync is logged');
 	flush_all();
 	is(usage_of('sync failed'), '0', 'the statement is not billed (its record is void)');
+	# back to the default (through the WAL on PostgreSQL 15 on) for part 4
+	$node->adjust_conf('postgresql.conf', 'licdata.journal_sync_method', "'wal'");
+	$node->reload;
 }
 
 # 4. Concurrent clients, killed.  Each client runs $n statements under its
