@@ -715,11 +715,56 @@ give_back_at_exit(int code, Datum arg)
 }
 
 /*
- * Hand 'n' records to the primary in one call; returns when the primary
- * has committed them.  Raises on any failure (the caller keeps them).
- * 'pending': records this node still holds after these.
+ * The last result of the query sent on conn, waiting at most until
+ * 'deadline'; NULL when the connection broke or the time ran out (the
+ * connection is then unusable: the caller drops it).
  */
-void
+static PGresult *
+await_last_result(TimestampTz deadline, const char **why)
+{
+	PGresult   *res;
+	PGresult   *last = NULL;
+
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			if (GetCurrentTimestamp() > deadline)
+			{
+				if (last)
+					PQclear(last);
+				*why = "the primary did not answer in time";
+				return NULL;
+			}
+			wait_socket(WL_SOCKET_READABLE);
+			if (!PQconsumeInput(conn))
+			{
+				if (last)
+					PQclear(last);
+				*why = "connection lost";
+				return NULL;
+			}
+		}
+		res = PQgetResult(conn);
+		if (res == NULL)
+			break;
+		if (last)
+			PQclear(last);
+		last = res;
+	}
+	return last;
+}
+
+/*
+ * Hand 'n' records to the primary in one call; returns when the primary
+ * has committed them, with a position of the primary's WAL at or past that
+ * commit.  Until this node has replayed the WAL to there, the records are
+ * on the primary but not yet here: were this node promoted now, they would
+ * be on the old timeline only, so the caller keeps them in its journal
+ * until then (worker.c, write_tails).  Raises on any failure (the caller
+ * keeps them).  'pending': records this node still holds after these.
+ */
+XLogRecPtr
 licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending)
 {
 	StringInfoData buf;
@@ -728,9 +773,10 @@ licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending)
 	int			lengths[3];
 	int			formats[3] = {0, 1, 0};
 	char		pend[32];
-	PGresult   *res;
 	PGresult   *last = NULL;
 	TimestampTz deadline;
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+	const char *why = NULL;
 
 	in_hand_over = true;
 	connect_primary();
@@ -768,31 +814,9 @@ licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending)
 		fail(REPLICA_CONNECT_FAILED, "could not send");
 	pfree(buf.data);
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), HAND_OVER_TIMEOUT_MS);
-	for (;;)
-	{
-		while (PQisBusy(conn))
-		{
-			if (GetCurrentTimestamp() > deadline)
-			{
-				if (last)
-					PQclear(last);
-				fail(REPLICA_CONNECT_FAILED, "the primary did not answer in time");
-			}
-			wait_socket(WL_SOCKET_READABLE);
-			if (!PQconsumeInput(conn))
-			{
-				if (last)
-					PQclear(last);
-				fail(REPLICA_CONNECT_FAILED, "connection lost");
-			}
-		}
-		res = PQgetResult(conn);
-		if (res == NULL)
-			break;
-		if (last)
-			PQclear(last);
-		last = res;
-	}
+	last = await_last_result(deadline, &why);
+	if (last == NULL && why != NULL)
+		fail(REPLICA_CONNECT_FAILED, why);
 	if (last == NULL || PQresultStatus(last) != PGRES_TUPLES_OK)
 	{
 		bool		broken = PQstatus(conn) != CONNECTION_OK;
@@ -809,6 +833,27 @@ licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending)
 				 errdetail_log("%s", msg)));
 	}
 	PQclear(last);
+
+	/* where the primary's WAL is now: past the commit of the call */
+	if (n > 0)
+	{
+		uint32		hi;
+		uint32		lo;
+
+		if (!PQsendQuery(conn, "SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text"))
+			fail(REPLICA_CONNECT_FAILED, "could not send");
+		last = await_last_result(deadline, &why);
+		if (last == NULL)
+			fail(REPLICA_CONNECT_FAILED, why ? why : "no answer");
+		if (PQresultStatus(last) != PGRES_TUPLES_OK || PQntuples(last) != 1 ||
+			sscanf(PQgetvalue(last, 0, 0), "%X/%X", &hi, &lo) != 2)
+		{
+			PQclear(last);
+			fail(REPLICA_CONNECT_FAILED, "could not read the primary's WAL position");
+		}
+		lsn = ((uint64) hi << 32) | lo;
+		PQclear(last);
+	}
 	in_hand_over = false;
 	pg_atomic_write_u64(&licdata_shared->replica_ok_at, (uint64) GetCurrentTimestamp());
 	set_cause(REPLICA_OK);
@@ -833,6 +878,7 @@ licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending)
 	}
 	if (!licdata_lease_give_back(conn, false))
 		drop_conn();
+	return lsn;
 }
 
 /* ---- the primary: receiving ---- */

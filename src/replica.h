@@ -35,6 +35,7 @@
 #ifndef LICDATA_REPLICA_H
 #define LICDATA_REPLICA_H
 
+#include "access/xlogdefs.h"
 #include "journal.h"
 #include "licdata.h"
 
@@ -79,7 +80,7 @@ extern struct pg_result *licdata_replica_exec(struct pg_conn *c, const char *sql
 											  const char *const *values, int timeout_ms, char **why);
 
 /* the flusher on a standby (worker.c); raise on failure */
-extern void licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending);
+extern XLogRecPtr licdata_replica_hand_over(const ReplicaRecord *recs, int n, int64 pending);
 extern void licdata_replica_report_error(void);
 
 /* the flusher on the primary (worker.c) */

@@ -74,6 +74,9 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#if PG_VERSION_NUM >= 150000
+#include "access/xlogrecovery.h"
+#endif
 #include "commands/dbcommands.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -159,7 +162,19 @@ typedef struct FileProgress
 	bool		unlink_failed;	/* warned about once */
 	bool		bad_version;	/* warned about once */
 	bool		foreign;		/* another node's (journal.h, "Whose files") */
+	List	   *unreplayed;		/* a standby's: HandedOver *, oldest first */
 } FileProgress;
+
+/*
+ * On a standby, records handed over whose commit on the primary this node
+ * has not replayed yet: the file's tail stays at 'tail' (where it was
+ * before them) until the replay reaches 'lsn' (replica.c).
+ */
+typedef struct HandedOver
+{
+	XLogRecPtr	lsn;
+	uint64		tail;
+} HandedOver;
 
 static List *progress = NIL;	/* of FileProgress *, in TopMemoryContext */
 
@@ -255,6 +270,7 @@ progress_forget(FileProgress *p)
 {
 	progress = list_delete_ptr(progress, p);
 	list_free_deep(p->pending);
+	list_free_deep(p->unreplayed);
 	pfree(p);
 }
 
@@ -1753,23 +1769,47 @@ write_tail(FileProgress *p, uint64 tail)
 	CloseTransientFile(fd);
 }
 
+/* How far a file's records are moved (or handed over) and committed. */
+static uint64
+file_tail(const FileProgress *p)
+{
+	uint64		tail = p->unsent == 0 ? p->offset : p->committed;
+	ListCell   *pc;
+
+	foreach(pc, p->pending)
+		tail = Min(tail, ((PendingRecord *) lfirst(pc))->offset);
+	return tail;
+}
+
 /* Tell each file's backend how far its records are moved and committed. */
 static void
 write_tails(void)
 {
 	ListCell   *lc;
 
+	XLogRecPtr	replayed = RecoveryInProgress() ? GetXLogReplayRecPtr(NULL) : InvalidXLogRecPtr;
+
 	foreach(lc, progress)
 	{
 		FileProgress *p = lfirst(lc);
 		uint64		tail;
-		ListCell   *pc;
 
 		if (!p->started)
 			continue;
-		tail = p->unsent == 0 ? p->offset : p->committed;
-		foreach(pc, p->pending)
-			tail = Min(tail, ((PendingRecord *) lfirst(pc))->offset);
+		tail = file_tail(p);
+		/* a standby: not past records whose hand-over it has not replayed */
+		while (p->unreplayed != NIL)
+		{
+			HandedOver *h = linitial(p->unreplayed);
+
+			if (RecoveryInProgress() && replayed < h->lsn)
+			{
+				tail = Min(tail, h->tail);
+				break;
+			}
+			p->unreplayed = list_delete_first(p->unreplayed);
+			pfree(h);
+		}
 		if (tail > p->tail_written)
 			write_tail(p, tail);
 	}
@@ -1797,6 +1837,7 @@ static void
 hand_over(int n)
 {
 	ReplicaRecord *rr = palloc(sizeof(ReplicaRecord) * Max(n, 1));
+	XLogRecPtr	lsn;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -1807,7 +1848,26 @@ hand_over(int n)
 		rr[i].r = batch[i].r;
 	}
 	chain_known = false;
-	licdata_replica_hand_over(rr, n, records_held());
+	lsn = licdata_replica_hand_over(rr, n, records_held());
+	if (n == 0 || XLogRecPtrIsInvalid(lsn))
+		return;
+	/* each file of the batch keeps its tail until the replay passes lsn */
+	for (int i = 0; i < n; i++)
+	{
+		FileProgress *p = batch[i].p;
+		HandedOver *h;
+		MemoryContext old;
+
+		if (p == NULL || (p->unreplayed != NIL &&
+						  ((HandedOver *) llast(p->unreplayed))->lsn == lsn))
+			continue;
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		h = palloc(sizeof(HandedOver));
+		h->lsn = lsn;
+		h->tail = file_tail(p);
+		p->unreplayed = lappend(p->unreplayed, h);
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /* In the batch's transaction: the inbox records moved leave the inbox. */
@@ -2537,7 +2597,18 @@ flush_pass(MemoryContext pass_cxt)
 		bool		standby = RecoveryInProgress();
 
 		if (was_standby && !standby)
+		{
 			pg_atomic_write_u32(&licdata_shared->quota_ready, 0);
+
+			/*
+			 * Read every file again from its tail: records handed over whose
+			 * commit this node had not replayed when it was promoted are on
+			 * the old timeline only, and are moved here now (those it had
+			 * replayed meet their ranges in journal_moved and are skipped).
+			 */
+			while (progress != NIL)
+				progress_forget(linitial(progress));
+		}
 		was_standby = standby;
 	}
 
@@ -2648,7 +2719,8 @@ flush_pass(MemoryContext pass_cxt)
 			pfree(p);
 			continue;
 		}
-		if (!p->finished || p->unsent > 0)
+		/* (a standby's: and its hand-overs replayed here, see write_tails) */
+		if (!p->finished || p->unsent > 0 || p->unreplayed != NIL)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", licdata_journal_dir(), p->name);
 		if (unlink(path) != 0 && errno != ENOENT)
