@@ -46,9 +46,12 @@ CREATE TABLE licdata_internal.record_batches (
 	usage_rows			integer NOT NULL,
 	audit				bytea NOT NULL,		-- packed licdata.audit_log rows
 	usage				bytea,				-- packed licdata.usage rows
+	licensees			oid[],				-- of the usage rows (NULL: not known)
 	CHECK (last_seq >= first_seq)
 );
 CREATE INDEX record_batches_max_at ON licdata_internal.record_batches (max_at);
+-- a licensee's own usage (my_usage) skips the batches of others
+CREATE INDEX record_batches_licensees ON licdata_internal.record_batches USING gin (licensees);
 COMMENT ON TABLE licdata_internal.record_batches IS 'Usage and audit records, a batch of the background worker per row, packed; read them through licdata.usage and licdata.audit_log';
 DO $lz4$
 BEGIN
@@ -116,12 +119,18 @@ ALTER VIEW licdata.usage ALTER COLUMN statement_is_hash SET DEFAULT false;
 ALTER VIEW licdata.usage ALTER COLUMN mode SET DEFAULT 'rows';
 ALTER VIEW licdata.usage ALTER COLUMN calls SET DEFAULT 0;
 
--- The views that read the records read the new views.
+-- A licensee's own usage: the rows of before 1.1 and the batches that hold
+-- its records (record_batches.licensees), not every batch.
 CREATE OR REPLACE VIEW licdata.my_usage WITH (security_barrier) AS
 	SELECT u.id, u.at, u.licence_id, u.dataset, u.session_user_name, u.purpose, u.consent_ref,
 		   u.query_id, u.statement, u.rows, u.rows_delivered, u.rows_aggregated, u.duration_ms,
 		   u.outcome, u.sqlstate, u.amount, u.calls
-	  FROM licdata.usage u
+	  FROM (SELECT r.* FROM licdata_internal.usage_rows r
+			UNION ALL
+			SELECT x.* FROM licdata_internal.record_batches b
+			 CROSS JOIN LATERAL licdata_internal._unpack_usage(b.usage) x
+			 WHERE b.licensees IS NULL
+				OR b.licensees OPERATOR(pg_catalog.@>) ARRAY[licdata_internal._my_licensee()::pg_catalog.oid]) u
 	 WHERE u.licensee = licdata_internal._my_licensee();
 
 -- The hash's bytes, for a row of the view.
@@ -248,7 +257,9 @@ BEGIN
 		   audit_rows = cardinality(aa),
 		   usage_rows = coalesce(cardinality(ua), 0),
 		   audit = licdata_internal._pack(aa),
-		   usage = CASE WHEN ua IS NULL THEN NULL ELSE licdata_internal._pack(ua) END
+		   usage = CASE WHEN ua IS NULL THEN NULL ELSE licdata_internal._pack(ua) END,
+		   licensees = (SELECT array_agg(DISTINCT u.licensee::oid) FROM unnest(ua) u
+						 WHERE u.licensee IS NOT NULL)
 	 WHERE r.first_seq = batch;
 END
 $$;

@@ -54,6 +54,12 @@ SELECT count(*) AS noted FROM licdata.audit_log a
    AND EXISTS (SELECT FROM licdata_internal._moved(ARRAY[a.journal_ref]));
 SELECT count(*) AS not_moved FROM licdata_internal._moved(ARRAY['no-such-file@0', 'x@1']);
 SELECT ok FROM licdata.verify_audit();
+-- each batch names the licensees of its usage rows (my_usage reads only those)
+SELECT count(*) AS batches_naming_others FROM licdata_internal.record_batches b
+ WHERE NOT (coalesce(b.licensees, '{}') @> coalesce((SELECT array_agg(DISTINCT u.licensee::oid)
+													  FROM licdata_internal._unpack_usage(b.usage) u), '{}')
+			AND coalesce((SELECT array_agg(DISTINCT u.licensee::oid)
+						   FROM licdata_internal._unpack_usage(b.usage) u), '{}') @> coalesce(b.licensees, '{}'));
 -- the batches' seq ranges do not overlap and follow each other
 SELECT count(*) AS overlapping FROM licdata_internal.record_batches b1
   JOIN licdata_internal.record_batches b2 ON b1.first_seq < b2.first_seq AND b1.last_seq >= b2.first_seq;

@@ -871,13 +871,13 @@ prepare_plans(void)
 	}
 	if (plan_store == NULL)
 	{
-		Oid			t[9] = {INT8OID, INT8OID, BYTEAOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-		INT4OID, INT4OID, BYTEAOID, BYTEAOID};
+		Oid			t[10] = {INT8OID, INT8OID, BYTEAOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		INT4OID, INT4OID, BYTEAOID, BYTEAOID, OIDARRAYOID};
 
 		plan_store = prepare_kept(
 								  "INSERT INTO licdata_internal.record_batches (first_seq, last_seq, last_hash, "
-								  "min_at, max_at, audit_rows, usage_rows, audit, usage) "
-								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", 9, t);
+								  "min_at, max_at, audit_rows, usage_rows, audit, usage, licensees) "
+								  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", 10, t);
 	}
 	if (plan_moved == NULL)
 	{
@@ -995,6 +995,9 @@ struct Sink
 	TimestampTz min_at;			/* of the rows' "at" */
 	TimestampTz max_at;
 	AttrNumber	at_att;
+	AttrNumber	licensee_att;	/* usage: the licensees of its rows */
+	List	   *licensees;		/* of Oid, distinct (in cxt) */
+	MemoryContext cxt;			/* the opener's: outlives the sink */
 };
 
 static const char *const usage_cols[] = {"at", "ended_at", "licence_id", "licensee", "dataset",
@@ -1042,6 +1045,7 @@ sink_open(Sink *k, const char *relname, const char *const *cols, int ncols)
 				 errdetail("The records stay in the journal until they can be moved."),
 				 errhint("Run ALTER EXTENSION licdata UPDATE.")));
 	memset(k, 0, sizeof(*k));
+	k->cxt = CurrentMemoryContext;
 	k->rel = table_open(relid, AccessShareLock);
 	td = RelationGetDescr(k->rel);
 	k->estate = CreateExecutorState();
@@ -1072,6 +1076,7 @@ sink_open(Sink *k, const char *relname, const char *const *cols, int ncols)
 		k->ours[n - 1] = true;
 	}
 	k->at_att = attnameAttNum(k->rel, "at", false);
+	k->licensee_att = strcmp(relname, "usage_rows") == 0 ? attnameAttNum(k->rel, "licensee", false) : 0;
 	for (int i = 0; i < td->natts; i++)
 	{
 		Node	   *def;
@@ -1144,6 +1149,14 @@ sink_put(Sink *k)
 			k->min_at = at;
 		if (k->rows == 0 || at > k->max_at)
 			k->max_at = at;
+	}
+	if (k->licensee_att > 0 && !slot->tts_isnull[k->licensee_att - 1])
+	{
+		MemoryContext old = MemoryContextSwitchTo(k->cxt);
+
+		k->licensees = list_append_unique_oid(k->licensees,
+											  DatumGetObjectId(slot->tts_values[k->licensee_att - 1]));
+		MemoryContextSwitchTo(old);
 	}
 	licdata_pack_row(&k->pack, slot->tts_values, slot->tts_isnull);
 	ResetPerTupleExprContext(k->estate);
@@ -1436,9 +1449,10 @@ due_note(const AuditRow *a)
 static void
 store_batch(int64 first_seq, Sink *ak, Sink *uk)
 {
-	Datum		args[9];
-	char		nulls[9] = "         ";
+	Datum		args[10];
+	char		nulls[10] = "          ";
 	int			nusage = uk ? uk->rows : 0;
+	List	   *licensees = uk ? uk->licensees : NIL;
 	TimestampTz min_at = ak->min_at;
 	TimestampTz max_at = ak->max_at;
 	bytea	   *usage = uk ? sink_close(uk) : NULL;
@@ -1467,6 +1481,16 @@ store_batch(int64 first_seq, Sink *ak, Sink *uk)
 	args[8] = PointerGetDatum(usage);
 	if (usage == NULL)
 		nulls[8] = 'n';
+	/* the licensees of the usage rows, for licdata.my_usage to find */
+	{
+		Datum	   *oids = palloc(sizeof(Datum) * Max(list_length(licensees), 1));
+		int			n = 0;
+		ListCell   *lc;
+
+		foreach(lc, licensees)
+			oids[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+		args[9] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	}
 	rc = SPI_execute_plan(plan_store, args, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not store a record batch: %s", SPI_result_code_string(rc));

@@ -43,10 +43,10 @@ SELECT 1000000000 + u.id, u.at, u.licensee::text, u.licensee::text, u.licensee, 
 -- packed as the flusher stores them: batches of 8,000 records (the rows
 -- inserted through the views went into the row tables of before 1.1)
 INSERT INTO licdata_internal.record_batches
-	(first_seq, last_seq, last_hash, min_at, max_at, audit_rows, usage_rows, audit, usage)
+	(first_seq, last_seq, last_hash, min_at, max_at, audit_rows, usage_rows, audit, usage, licensees)
 SELECT min(a.seq), max(a.seq), '\x00', least(min(a.at), min(u.at)), greatest(max(a.at), max(u.at)),
 	   count(*), count(*), licdata_internal._pack(array_agg(a ORDER BY a.seq)),
-	   licdata_internal._pack(array_agg(u ORDER BY u.id))
+	   licdata_internal._pack(array_agg(u ORDER BY u.id)), array_agg(DISTINCT u.licensee::oid)
   FROM licdata_internal.audit_rows a JOIN licdata_internal.usage_rows u ON u.journal_ref = a.journal_ref
  WHERE a.journal_ref LIKE 'bench-rec-%'
  GROUP BY (a.seq - 1000000001) / 8000;
@@ -74,8 +74,10 @@ SELECT sum(amount) AS total FROM licdata.invoice('bench_rec_3', (:'m')::timestam
 SET auto_explain.log_min_duration = 20;
 SELECT length(licdata.statement_html('bench_rec_3', :'m')) AS html_bytes;
 SET auto_explain.log_min_duration = 0;
-\echo == the own usage of a licensee (what licdata.my_usage reads)
-SELECT count(*) FROM licdata.usage u WHERE u.licensee = 'bench_rec_3'::regrole;
+\echo == the own usage of a licensee (what licdata.my_usage reads: the batches that hold its records)
+SET ROLE bench_rec_3;
+SELECT count(*) FROM licdata.my_usage;
+RESET ROLE;
 \echo == the query of the quota rebuild (today, every licence: the batches of today only)
 SELECT count(*) FROM (SELECT u.licence_id, sum(CASE WHEN u.mode = 'product' THEN u.calls ELSE 1 END)::int8, sum(u.rows)
   FROM licdata_internal._usage_since(date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') u
