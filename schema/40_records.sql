@@ -1,17 +1,17 @@
 /*
  * 40_records.sql -- usage (billing) and audit records, and what reads them.
  *
- * Rows are inserted only by the background worker (src/worker.c), which
- * moves journal records in batches; a trigger refuses every other write,
- * even an operator's.  Each journal record has a unique reference, so a
- * replay after a crash inserts nothing twice: every record gets exactly one
- * audit row, in the same transaction as its usage rows, and
- * audit_log.journal_ref is UNIQUE -- that one check guards both tables
- * (usage has no unique index of its own on the reference).  audit_log is a
- * SHA-256 hash chain: each row's hash covers its content and the previous
- * row's hash (licdata_internal._audit_bytes; the worker computes the same
- * bytes in C).  A record the tables refuse goes to licdata.quarantine, with
- * an audit row (decision 'quarantined') in its place in the chain.
+ * The tables made here hold the records of before 1.1; 85_packed.sql moves
+ * them to licdata_internal (usage_rows, audit_rows) and makes licdata.usage
+ * and licdata.audit_log views over them and the record batches the
+ * background worker (src/worker.c) stores since.  A trigger refuses every
+ * other write, even an operator's.  Each journal record has a unique
+ * reference, and licdata_internal.journal_moved (85_packed.sql) keeps a
+ * replay after a crash from moving anything twice.  audit_log is a SHA-256
+ * hash chain: each row's hash covers its content and the previous row's
+ * hash (licdata_internal._audit_bytes; the worker computes the same bytes in
+ * C).  A record the worker cannot move goes to licdata.quarantine, with an
+ * audit row (decision 'quarantined') in its place in the chain.
  */
 
 CREATE TABLE licdata.usage (

@@ -9,31 +9,34 @@
  * BATCH_RECORDS records (BATCH_BYTES bytes), each batch one transaction:
  *
  *	1. the audit hash chain computed here, in C, over the batch, from the
- *	   chain head kept in memory (read from the table at the start of each
- *	   pass and after any error): the same bytes licdata._audit_bytes()
- *	   builds, so verify_audit() checks old and new rows alike;
- *	2. the audit rows and the usage rows inserted as COPY FROM inserts
- *	   them (see Sink): buffered table_multi_insert with a bulk-insert
- *	   ring, then each row's index entries; constraints and unique checks
- *	   as for an INSERT; the records guard trigger not called (the flusher
- *	   is the writer it lets through); the two tables opened once per
- *	   batch; the checkpoint insert is a prepared statement (SPI_prepare +
- *	   SPI_keepplan), every name schema-qualified, search_path pinned;
+ *	   chain head kept in memory (read from the last batch at the start of
+ *	   each pass and after any error): the same bytes
+ *	   licdata_internal._audit_bytes() builds, so verify_audit() checks old
+ *	   and new rows alike;
+ *	2. the audit rows and the usage rows packed (see Sink; packed.c), each
+ *	   row's defaults and constraints evaluated as for an INSERT, and the
+ *	   batch stored as one row of licdata_internal.record_batches; its
+ *	   records' places noted in licdata_internal.journal_moved (see
+ *	   mark_moved); prepared statements (SPI_prepare + SPI_keepplan), every
+ *	   name schema-qualified, search_path pinned;
  *	3. the audit checkpoints that fell due (each multiple of
  *	   licdata.checkpoint_interval past the last one) signed
  *	   (licdata._audit_sign, authority.c) and inserted;
  *	4. commit; then each file's header gets its new tail (the backend may
  *	   reuse that part of its ring), and finished files are removed.
  *
- * Exactly once: every record gets one audit row, in the same
- * subtransaction as its usage rows, and audit_log.journal_ref is UNIQUE --
- * the one duplicate check (usage has no unique index).  A crash loses at
- * most the batch in flight: it is replayed from the file's tail.  A
- * replayed batch that holds a record already moved fails on that unique
- * key and runs again, once, after a duplicate probe (the audit rows whose
- * journal reference is one of the batch's): those records are skipped
- * *before* any hash is computed, so a record already moved takes no
- * sequence number and the chain head stays where the table has it.
+ * Exactly once: every record gets one audit row, in the same batch row as
+ * its usage rows, and its byte range in its journal file is noted in
+ * journal_moved in the same subtransaction -- a range noted twice is the
+ * one duplicate check.  A crash loses at most the batch in flight: it is
+ * replayed from the file's tail.  A replayed batch that holds a record
+ * already moved fails on that check (unique_violation) and runs again,
+ * once, after a duplicate probe (licdata_internal._moved: the batch's
+ * references): those records are skipped *before* any hash is computed,
+ * so a record already moved takes no sequence number and the chain head
+ * stays where the tables have it.  On a standby, a file's tail does not
+ * pass records handed over until this node has replayed the primary's
+ * commit of them (see HandedOver).
  *
  * Errors: a batch runs in a subtransaction.  When it fails with an error
  * about the data (SQLSTATE classes 22 and 23), its records are retried one
