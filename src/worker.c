@@ -1202,9 +1202,9 @@ usage_rows(Sink *k, const RecView *v)
 	 * A licence and dataset billed twice for one statement (a uses array
 	 * damaged outside the record's CRC): refused as the unique key
 	 * (journal_ref, licence_id, dataset) usage had until 1.1 refused it --
-	 * the record is quarantined.  The key itself is gone: the audit row's
-	 * unique journal_ref, in the same transaction, keeps records from being
-	 * moved twice, and this keeps a record's rows distinct.
+	 * the record is quarantined.  The key itself is gone: the record's
+	 * range in journal_moved, in the same transaction, keeps records from
+	 * being moved twice, and this keeps a record's rows distinct.
 	 */
 	for (int i = 0; i < v->nuses; i++)
 	{
@@ -1948,10 +1948,11 @@ send_batch(void)
 	/*
 	 * Optimistic: no duplicate probe.  A record moved before (a replay
 	 * after a crash between a commit and the tail store, or after an error
-	 * ended a pass) fails the batch on audit_log's unique journal_ref, which
-	 * costs one batch's work once; then the batch runs again with the probe.
-	 * Nothing else checks for duplicates: every record's usage rows go in
-	 * the same subtransaction as its audit row.
+	 * ended a pass) fails the batch when its range is noted in
+	 * journal_moved again (mark_moved), which costs one batch's work once;
+	 * then the batch runs again with the probe.  Nothing else checks for
+	 * duplicates: every record's usage rows go in the same batch row as its
+	 * audit row.
 	 */
 	ndue = 0;
 	err = try_move(0, batch_n, false);
