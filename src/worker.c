@@ -496,6 +496,17 @@ append_text_array(StringInfo buf, char **elems, int n)
 	appendStringInfoChar(buf, '}');
 }
 
+/* 'v' (0 <= v < 10^n) as n decimal digits, zero-padded, at p */
+static inline void
+put_digits(char *p, int v, int n)
+{
+	for (int i = n - 1; i >= 0; i--)
+	{
+		p[i] = '0' + v % 10;
+		v /= 10;
+	}
+}
+
 /* to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') */
 static void
 append_utc_time(StringInfo buf, TimestampTz t)
@@ -507,35 +518,16 @@ append_utc_time(StringInfo buf, TimestampTz t)
 		tm.tm_year >= 1 && tm.tm_year <= 9999 && fsec >= 0)
 	{
 		/* digits by hand: this runs for every audit row the flusher moves */
-		char		d[26];
-		int			f = (int) fsec;
+		char		d[] = "0000-00-00T00:00:00.000000";
 
-		d[0] = '0' + tm.tm_year / 1000;
-		d[1] = '0' + tm.tm_year / 100 % 10;
-		d[2] = '0' + tm.tm_year / 10 % 10;
-		d[3] = '0' + tm.tm_year % 10;
-		d[4] = '-';
-		d[5] = '0' + tm.tm_mon / 10;
-		d[6] = '0' + tm.tm_mon % 10;
-		d[7] = '-';
-		d[8] = '0' + tm.tm_mday / 10;
-		d[9] = '0' + tm.tm_mday % 10;
-		d[10] = 'T';
-		d[11] = '0' + tm.tm_hour / 10;
-		d[12] = '0' + tm.tm_hour % 10;
-		d[13] = ':';
-		d[14] = '0' + tm.tm_min / 10;
-		d[15] = '0' + tm.tm_min % 10;
-		d[16] = ':';
-		d[17] = '0' + tm.tm_sec / 10;
-		d[18] = '0' + tm.tm_sec % 10;
-		d[19] = '.';
-		for (int i = 25; i >= 20; i--)
-		{
-			d[i] = '0' + f % 10;
-			f /= 10;
-		}
-		appendBinaryStringInfo(buf, d, 26);
+		put_digits(d, tm.tm_year, 4);
+		put_digits(d + 5, tm.tm_mon, 2);
+		put_digits(d + 8, tm.tm_mday, 2);
+		put_digits(d + 11, tm.tm_hour, 2);
+		put_digits(d + 14, tm.tm_min, 2);
+		put_digits(d + 17, tm.tm_sec, 2);
+		put_digits(d + 20, (int) fsec, 6);
+		appendBinaryStringInfo(buf, d, sizeof(d) - 1);
 	}
 	else
 	{
@@ -1502,26 +1494,27 @@ store_batch(int64 first_seq, Sink *ak, Sink *uk)
 		pfree(usage);
 }
 
-/* The journal file a batch record came from, and its [off, end). */
-static void
-rec_place(const BatchRec *b, char *file, size_t filesz, uint64 *off, uint64 *end)
+/*
+ * The journal file a batch record came from (its own progress's name, or
+ * a copy of a standby reference's file part), and its [off, end).
+ */
+static const char *
+rec_place(const BatchRec *b, uint64 *off, uint64 *end)
 {
-	if (b->ref)
-	{
-		const char *at = strrchr(b->ref, '@');
+	const char *at;
 
-		if (at == NULL || at == b->ref)
-			elog(ERROR, "journal reference \"%s\" is not valid", b->ref);
-		strlcpy(file, b->ref, Min(filesz, (size_t) (at - b->ref) + 1));
-		*off = strtou64(at + 1, NULL, 10);
-		*end = *off + b->r->length;
-	}
-	else
+	if (b->ref == NULL)
 	{
-		strlcpy(file, b->p->name, filesz);
 		*off = b->off;
 		*end = b->end;
+		return b->p->name;
 	}
+	at = strrchr(b->ref, '@');
+	if (at == NULL || at == b->ref)
+		elog(ERROR, "journal reference \"%s\" is not valid", b->ref);
+	*off = strtou64(at + 1, NULL, 10);
+	*end = *off + b->r->length;
+	return pnstrdup(b->ref, at - b->ref);
 }
 
 static int
@@ -1545,14 +1538,13 @@ static void
 mark_moved(int from, int to, const bool *skip)
 {
 	int			n = to - from;
-	char	  **files = palloc(sizeof(char *) * n);
+	const char **files = palloc(sizeof(char *) * n);
 	uint64	   *offs = palloc(sizeof(uint64) * 2 * n);
 	bool	   *done = palloc0(sizeof(bool) * n);
 
 	for (int i = 0; i < n; i++)
 	{
-		files[i] = palloc(MAXPGPATH);
-		rec_place(&batch[from + i], files[i], MAXPGPATH, &offs[2 * i], &offs[2 * i + 1]);
+		files[i] = rec_place(&batch[from + i], &offs[2 * i], &offs[2 * i + 1]);
 		if (skip && skip[i])
 			done[i] = true;
 	}
