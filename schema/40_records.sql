@@ -93,18 +93,8 @@ CREATE TRIGGER records_guard_truncate BEFORE TRUNCATE ON licdata.audit_log
 
 GRANT SELECT ON licdata.usage, licdata.audit_log TO licdata_operator, licdata_auditor;
 
--- The bytes an audit row's hash covers (with the previous hash in front).
-CREATE FUNCTION licdata_internal._audit_bytes(a licdata.audit_log) RETURNS bytea
-	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-	SELECT a.prev_hash || convert_to(concat_ws('|',
-		a.seq::text,
-		to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
-		quote_nullable(a.role_name::text), quote_nullable(a.session_user_name::text),
-		quote_nullable(a.licensee_name), a.kind, quote_nullable(a.purpose),
-		quote_nullable(a.consent_ref), quote_nullable(a.dataset_names::text),
-		quote_nullable(a.licence_ids::text), a.decision, quote_nullable(a.sqlstate),
-		quote_nullable(a.statement), quote_nullable(a.rows::text), a.journal_ref), 'UTF8')
-$$;
+-- licdata_internal._audit_bytes, the bytes an audit row's hash covers, is
+-- made in 85_packed.sql, for the row type of the view licdata.audit_log.
 
 CREATE FUNCTION licdata.flush(timeout_seconds double precision DEFAULT 30) RETURNS boolean
 	LANGUAGE C AS 'MODULE_PATHNAME', 'licdata_flush';
@@ -178,42 +168,7 @@ CREATE FUNCTION licdata_internal._set_records_writable(boolean) RETURNS boolean
 	LANGUAGE C AS 'MODULE_PATHNAME', 'licdata_set_records_writable';
 REVOKE ALL ON FUNCTION licdata_internal._set_records_writable(boolean) FROM PUBLIC;
 
-/*
- * Retention: delete usage and audit records older than a point in time.
- * The audit chain stays verifiable from its new first row (whose prev_hash
- * is then the anchor); say so when handing the trail to an auditor.
- */
-CREATE FUNCTION licdata.purge_records(older_than timestamptz)
-	RETURNS TABLE (usage_deleted bigint, audit_deleted bigint)
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	u bigint;
-	a bigint;
-BEGIN
-	PERFORM licdata_internal._not_null(older_than, 'older_than');
-	IF older_than > now() - interval '1 day' THEN
-		RAISE EXCEPTION 'records younger than one day cannot be purged'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Pass a point in time at least one day ago.';
-	END IF;
-	-- The write guard is off for this backend only while the deletes run:
-	-- an error (a lock or statement timeout, a cancel) must not leave it off.
-	PERFORM licdata_internal._set_records_writable(true);
-	BEGIN
-		DELETE FROM licdata.usage WHERE at < older_than;
-		GET DIAGNOSTICS u = ROW_COUNT;
-		DELETE FROM licdata.audit_log WHERE at < older_than;
-		GET DIAGNOSTICS a = ROW_COUNT;
-	EXCEPTION WHEN OTHERS OR query_canceled THEN
-		PERFORM licdata_internal._set_records_writable(false);
-		RAISE;
-	END;
-	PERFORM licdata_internal._set_records_writable(false);
-	RETURN QUERY SELECT u, a;
-END
-$$;
-REVOKE ALL ON FUNCTION licdata.purge_records(timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION licdata.purge_records(timestamptz) TO licdata_operator;
+-- licdata.purge_records (retention) is made in 85_packed.sql.
 
 /*
  * Records the flusher could not move (the tables refused them): the record's

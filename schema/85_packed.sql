@@ -133,8 +133,9 @@ CREATE OR REPLACE VIEW licdata.my_usage WITH (security_barrier) AS
 				OR b.licensees OPERATOR(pg_catalog.@>) ARRAY[licdata_internal._my_licensee()::pg_catalog.oid]) u
 	 WHERE u.licensee = licdata_internal._my_licensee();
 
--- The hash's bytes, for a row of the view.
-DROP FUNCTION licdata_internal._audit_bytes(licdata_internal.audit_rows);
+-- The bytes an audit row's hash covers (with the previous hash in front),
+-- for a row of the view (1.0 had it for the table's row type).
+DROP FUNCTION IF EXISTS licdata_internal._audit_bytes(licdata_internal.audit_rows);
 CREATE FUNCTION licdata_internal._audit_bytes(a licdata.audit_log) RETURNS bytea
 	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 	SELECT a.prev_hash || convert_to(concat_ws('|',
@@ -264,9 +265,12 @@ $$;
 REVOKE ALL ON FUNCTION licdata_internal._repack(bigint, timestamptz) FROM PUBLIC;
 
 /*
- * Retention: the records older than a point in time.  A batch goes when its
- * newest record is older; a batch across the point is packed again with the
- * records from the point on (licdata_internal._repack).
+ * Retention: delete usage and audit records older than a point in time.
+ * The audit chain stays verifiable from its new first row (whose prev_hash
+ * is then the anchor); say so when handing the trail to an auditor.  A
+ * batch goes when its newest record is older; a batch across the point is
+ * packed again with the records from the point on (licdata_internal._repack).
+ * (CREATE OR REPLACE: 1.0 had it, deleting rows of the tables.)
  */
 CREATE OR REPLACE FUNCTION licdata.purge_records(older_than timestamptz)
 	RETURNS TABLE (usage_deleted bigint, audit_deleted bigint)
@@ -312,3 +316,5 @@ BEGIN
 	RETURN QUERY SELECT u, a;
 END
 $$;
+REVOKE ALL ON FUNCTION licdata.purge_records(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION licdata.purge_records(timestamptz) TO licdata_operator;
