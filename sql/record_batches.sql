@@ -104,11 +104,23 @@ SELECT rb.try_unpack(overlay(:'real_batch'::bytea PLACING '\xffffff7f'::bytea FR
 \set VERBOSITY default
 
 -- licensees cannot call the unpacker by name (no USAGE on the schema)
+CREATE SCHEMA rb_own AUTHORIZATION rb_user;
 SET SESSION AUTHORIZATION rb_user;
 SELECT * FROM licdata_internal._unpack_usage('\x');
 SELECT count(*) FROM licdata.usage;
 SELECT count(*) AS my_rows FROM licdata.my_usage;
+-- look-alikes of what my_usage runs, first on the licensee's search_path:
+-- operators that would let every batch and every row through
+CREATE FUNCTION rb_own.anyone(oid[], oid[]) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR rb_own.@> (LEFTARG = oid[], RIGHTARG = oid[], FUNCTION = rb_own.anyone);
+CREATE FUNCTION rb_own.always(regrole, regrole) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR rb_own.= (LEFTARG = regrole, RIGHTARG = regrole, FUNCTION = rb_own.always);
+CREATE FUNCTION rb_own.unnest(anyarray) RETURNS SETOF anyelement LANGUAGE sql AS 'SELECT NULL';
+SET search_path = rb_own, pg_catalog, public;
+SELECT count(*) AS my_rows_with_lookalikes, count(DISTINCT id) AS distinct_ids FROM licdata.my_usage;
+RESET search_path;
 RESET SESSION AUTHORIZATION;
+DROP SCHEMA rb_own CASCADE;
 
 -- writes through the views are refused, a superuser's too
 INSERT INTO licdata.audit_log (seq, at, kind, decision, journal_ref, prev_hash, hash)
