@@ -269,12 +269,18 @@ progress_for(const char *name)
 }
 
 static void
-progress_forget(FileProgress *p)
+progress_free(FileProgress *p)
 {
-	progress = list_delete_ptr(progress, p);
 	list_free_deep(p->pending);
 	list_free_deep(p->unreplayed);
 	pfree(p);
+}
+
+static void
+progress_forget(FileProgress *p)
+{
+	progress = list_delete_ptr(progress, p);
+	progress_free(p);
 }
 
 /* ---- reading records ---- */
@@ -2735,8 +2741,7 @@ flush_pass(MemoryContext pass_cxt)
 		{
 			/* gone (removed by someone else): forget it */
 			progress = foreach_delete_current(progress, lc);
-			list_free_deep(p->pending);
-			pfree(p);
+			progress_free(p);
 			continue;
 		}
 		/* (a standby's: and its hand-overs replayed here, see write_tails) */
@@ -2755,8 +2760,7 @@ flush_pass(MemoryContext pass_cxt)
 		if (p->size > 0)
 			pg_atomic_fetch_sub_u64(&licdata_shared->journal_base, p->size);
 		progress = foreach_delete_current(progress, lc);
-		list_free_deep(p->pending);
-		pfree(p);
+		progress_free(p);
 	}
 	if (pass_moved > 0)
 	{
